@@ -1,0 +1,44 @@
+# imgfmt: every target sets up what it needs; on a fresh machine only python3 is required.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+MXNET_VENV := .venv-mxnet
+MXPY := $(MXNET_VENV)/bin/python
+DEMO_DIR := demo
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test test-fast interop lint bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.stamp: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# mxnet 1.9.1 (the reference) in a venv of its own: it needs numpy<1.24, and im2rec needs cv2.
+$(MXNET_VENV)/.stamp:
+	$(PYTHON) -m venv $(MXNET_VENV)
+	$(MXPY) -m pip install --quiet "mxnet==1.9.1" "numpy<1.24" "opencv-python-headless<4.12"
+	touch $@
+
+demo: $(VENV)/.stamp ## Build a sample image folder and run the main flow on it end to end
+	$(PY) scripts/demo.py $(DEMO_DIR)
+
+test: $(VENV)/.stamp $(MXNET_VENV)/.stamp ## Set up and run the whole test suite (interop with mxnet included)
+	IMGFMT_MXNET_PYTHON=$(abspath $(MXPY)) IMGFMT_REQUIRE_INTEROP=1 $(PY) -m pytest -q
+
+test-fast: $(VENV)/.stamp ## Run the suite without the mxnet interop tests
+	$(PY) -m pytest -q -m "not interop"
+
+interop: $(VENV)/.stamp $(MXNET_VENV)/.stamp ## Run only the tests that run mxnet 1.9.1 itself
+	IMGFMT_MXNET_PYTHON=$(abspath $(MXPY)) IMGFMT_REQUIRE_INTEROP=1 $(PY) -m pytest -q -m interop
+
+lint: $(VENV)/.stamp ## ruff and mypy
+	$(VENV)/bin/ruff check imgfmt tests scripts
+	$(VENV)/bin/mypy imgfmt
+
+clean: ## Remove the venvs, the demo output and caches
+	rm -rf $(VENV) $(MXNET_VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis

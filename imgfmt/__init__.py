@@ -1,0 +1,17 @@
+"""imgfmt: image datasets into training-ready formats and back.
+
+The command line (``imgfmt``) is a thin layer over these modules, each usable on its own:
+
+- ``imgfmt.recordio``: MXNet/dmlc RecordIO framing, ``IRHeader``, ``.idx``
+- ``imgfmt.lst``: im2rec ``.lst`` lists, listing and splitting, class maps
+- ``imgfmt.images``: decode / convert / crop / resize / encode (Pillow)
+- ``imgfmt.pack``, ``imgfmt.unpack``: the operations behind the commands
+
+Every error a user can cause is an ``imgfmt.errors.ImgfmtError``.
+"""
+
+from imgfmt.errors import FormatError, ImageError, ImgfmtError, StorageError, UsageError
+
+__version__ = "0.1.0"
+
+__all__ = ["FormatError", "ImageError", "ImgfmtError", "StorageError", "UsageError", "__version__"]

@@ -1,0 +1,54 @@
+"""The one exception family of imgfmt.
+
+Every error a user can cause (bad input, damaged files, missing objects) is an
+``ImgfmtError``. Its ``str()`` is a single line that names the input, where in it
+the problem is, what is wrong, and what to do. Third-party exceptions are wrapped
+once, where they enter, with ``raise ... from err``.
+"""
+
+from __future__ import annotations
+
+
+class ImgfmtError(Exception):
+    """Base class: a one-line, user-facing error.
+
+    ``path`` names the input (file, URI); ``where`` locates the problem in it
+    ("record 3 at byte 1240", "line 7"); ``hint`` says what to do next.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        where: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.where = where
+        self.hint = hint
+
+    def __str__(self) -> str:
+        parts = [p for p in (self.path, self.where) if p]
+        text = ": ".join([*parts, self.message])
+        if self.hint:
+            text += f" ({self.hint})"
+        return text
+
+
+class FormatError(ImgfmtError):
+    """An input is damaged or malformed (RecordIO framing, .idx, .lst, manifest)."""
+
+
+class ImageError(ImgfmtError):
+    """One image cannot be decoded or processed (corrupt, truncated, too large)."""
+
+
+class StorageError(ImgfmtError):
+    """A path or URI cannot be read or written (missing, denied, disk full)."""
+
+
+class UsageError(ImgfmtError):
+    """Options that cannot work together, found by the library rather than by Click."""
