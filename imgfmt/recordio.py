@@ -1,0 +1,540 @@
+"""MXNet/dmlc RecordIO: framing, the image record header, and the ``.idx`` index.
+
+Byte layout (dmlc-core ``include/dmlc/recordio.h``, ``src/recordio.cc``)::
+
+    record  := piece+                       one payload, split where it holds the magic
+    piece   := u32 magic | u32 lrec | data | zero padding to a 4-byte boundary
+    lrec    := cflag << 29 | len(data)      cflag 0 whole, 1 first, 2 middle, 3 last
+
+The writer scans the payload at offsets 0, 4, 8, ... for the magic; at each hit it
+ends a piece (the magic itself is dropped, the reader puts it back). Everything is
+little-endian.
+
+Framing is separate from decoding: ``RecordReader`` yields raw payloads,
+``unpack_image_record`` turns one into an ``IRHeader`` and image bytes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+import os
+import struct
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any, NamedTuple
+
+from imgfmt.errors import FormatError, ImgfmtError, UsageError
+from imgfmt.storage import IO_BUFFER_SIZE, AtomicOutputs, open_input, sibling
+
+log = logging.getLogger(__name__)
+
+#: dmlc ``RecordIOWriter::kMagic``; on disk as bytes ``0a 23 d7 ce``.
+MAGIC = 0xCED7230A
+MAGIC_BYTES = struct.pack("<I", MAGIC)
+#: Piece head: magic, then lrec.
+_HEAD = struct.Struct("<II")
+HEAD_SIZE = _HEAD.size
+#: ``lrec`` keeps the length in its low 29 bits and the continuation flag in the top 3.
+LENGTH_BITS = 29
+LENGTH_MASK = (1 << LENGTH_BITS) - 1
+#: dmlc ``CHECK(size < (1 << 29U))``: the largest payload a record can hold is 2**29 - 1.
+MAX_PAYLOAD = (1 << LENGTH_BITS) - 1
+CFLAG_WHOLE, CFLAG_FIRST, CFLAG_MIDDLE, CFLAG_LAST = 0, 1, 2, 3
+
+#: MXNet ``IRHeader`` (``python/mxnet/recordio.py``: ``_IR_FORMAT = 'IfQQ'``, native order,
+#: little-endian on every platform MXNet ships): flag u32, label f32, id u64, id2 u64.
+_IR = struct.Struct("<IfQQ")
+IR_HEADER_SIZE = _IR.size
+
+#: im2rec and MXNet write the .idx as ``'%s\t%d\n' % (key, offset)``.
+IDX_SUFFIX = ".idx"
+
+
+def _pad(length: int) -> int:
+    return -length % 4
+
+
+# --------------------------------------------------------------------------- framing
+
+
+def encode_record(payload: bytes | bytearray | memoryview) -> list[bytes | memoryview]:
+    """Frame one payload as dmlc ``RecordIOWriter::WriteRecord`` does; returns the chunks.
+
+    The chunks, concatenated, are the record's exact bytes (padding included).
+    """
+    data = memoryview(payload).cast("B")
+    size = len(data)
+    if size > MAX_PAYLOAD:
+        raise ImgfmtError(
+            f"record payload is {size} bytes; RecordIO holds at most {MAX_PAYLOAD} (2**29 - 1)",
+            hint="resize or re-encode the image smaller",
+        )
+    raw = bytes(data) if not isinstance(payload, bytes) else payload
+    chunks: list[bytes | memoryview] = []
+    start = 0  # where the current piece begins
+    hit = raw.find(MAGIC_BYTES)
+    while hit != -1:
+        if hit % 4 == 0:
+            flag = CFLAG_FIRST if start == 0 else CFLAG_MIDDLE
+            chunks.append(_HEAD.pack(MAGIC, (flag << LENGTH_BITS) | (hit - start)))
+            if hit != start:
+                chunks.append(data[start:hit])
+            start = hit + 4
+            hit = raw.find(MAGIC_BYTES, start)
+        else:
+            # Unaligned occurrences are not escaped (a reader never looks there).
+            hit = raw.find(MAGIC_BYTES, hit + 1)
+    flag = CFLAG_LAST if start != 0 else CFLAG_WHOLE
+    chunks.append(_HEAD.pack(MAGIC, (flag << LENGTH_BITS) | (size - start)))
+    if size != start:
+        chunks.append(data[start:])
+    if _pad(size):
+        chunks.append(b"\0" * _pad(size))
+    return chunks
+
+
+class Record(NamedTuple):
+    """One raw record: its number in the file (0-based), byte offset, and payload."""
+
+    number: int
+    offset: int
+    payload: bytes
+
+
+def read_record(stream: IO[bytes], offset: int, number: int, name: str) -> tuple[bytes, int] | None:
+    """Read the record whose first piece starts at ``offset`` (the stream is positioned there).
+
+    Returns ``(payload, next_offset)``, or ``None`` at a clean end of file. Damage raises
+    ``FormatError`` naming ``name``, the record number and the byte offset of the bad piece.
+    """
+    parts: list[bytes] = []
+    pos = offset
+    first = True
+    while True:
+        head = stream.read(HEAD_SIZE)
+        if not head and first:
+            return None
+        # A read through the index does not know the record's number (-1).
+        where = f"record {number} at byte {pos}" if number >= 0 else f"record at byte {pos}"
+        if len(head) < HEAD_SIZE:
+            raise FormatError(
+                f"file ends inside a record head ({len(head)} of {HEAD_SIZE} bytes)",
+                path=name,
+                where=where,
+                hint="the file is truncated; `imgfmt verify` lists the records still intact",
+            )
+        magic, lrec = _HEAD.unpack(head)
+        if magic != MAGIC:
+            raise FormatError(
+                f"bad magic 0x{magic:08x} (expected 0x{MAGIC:08x})",
+                path=name,
+                where=where,
+                hint="not a RecordIO file, or damaged here; `imgfmt verify` resynchronises",
+            )
+        cflag, length = lrec >> LENGTH_BITS, lrec & LENGTH_MASK
+        if first and cflag not in (CFLAG_WHOLE, CFLAG_FIRST):
+            raise FormatError(
+                f"record starts with a continuation piece (cflag {cflag})",
+                path=name,
+                where=where,
+                hint="an index offset or a previous record is damaged",
+            )
+        if not first and cflag not in (CFLAG_MIDDLE, CFLAG_LAST):
+            raise FormatError(
+                f"expected a continuation piece, found cflag {cflag}",
+                path=name,
+                where=where,
+                hint="the record's pieces are out of sequence; the file is damaged",
+            )
+        if cflag > CFLAG_LAST:
+            raise FormatError(f"impossible cflag {cflag}", path=name, where=where)
+        padded = length + _pad(length)
+        data = stream.read(padded) if padded else b""
+        if len(data) < padded:
+            raise FormatError(
+                f"file ends inside a record: piece of {length} bytes has only {len(data)}",
+                path=name,
+                where=where,
+                hint="the file is truncated; `imgfmt verify` lists the records still intact",
+            )
+        parts.append(data[:length] if padded != length else data)
+        pos += HEAD_SIZE + padded
+        if cflag in (CFLAG_WHOLE, CFLAG_LAST):
+            break
+        parts.append(MAGIC_BYTES)
+        first = False
+    payload = parts[0] if len(parts) == 1 else b"".join(parts)
+    return payload, pos
+
+
+# --------------------------------------------------------------------------- index
+
+
+def parse_idx(lines: Iterator[str] | Sequence[str], name: str) -> dict[int, int]:
+    """Parse ``key<TAB>offset`` lines into ``{key: offset}``, in file order.
+
+    Keys must be unique integers (MXNet's reader needs int keys); offsets non-negative
+    multiples of 4 (every record starts aligned).
+    """
+    index: dict[int, int] = {}
+    for number, line in enumerate(lines, start=1):
+        text = line.rstrip("\r\n")
+        if not text.strip():
+            continue
+        fields = text.split("\t")
+        if len(fields) != 2:
+            raise FormatError(
+                f"expected 'key<TAB>offset', found {text[:60]!r}",
+                path=name,
+                where=f"line {number}",
+                hint="rebuild the index with `imgfmt verify --fix-idx`",
+            )
+        try:
+            key, offset = int(fields[0]), int(fields[1])
+        except ValueError as err:
+            raise FormatError(
+                f"key and offset must be integers, found {text[:60]!r}",
+                path=name,
+                where=f"line {number}",
+                hint="rebuild the index with `imgfmt verify --fix-idx`",
+            ) from err
+        if offset < 0 or offset % 4:
+            raise FormatError(
+                f"offset {offset} cannot be a record head (records start at multiples of 4)",
+                path=name,
+                where=f"line {number}",
+                hint="rebuild the index with `imgfmt verify --fix-idx`",
+            )
+        if key in index:
+            raise FormatError(
+                f"key {key} appears twice",
+                path=name,
+                where=f"line {number}",
+                hint="rebuild the index with `imgfmt verify --fix-idx`",
+            )
+        index[key] = offset
+    return index
+
+
+def read_idx(path: str) -> dict[int, int]:
+    with open_input(path, "r") as handle:
+        try:
+            return parse_idx(handle, path)
+        except UnicodeDecodeError as err:
+            raise FormatError(
+                f"not UTF-8 text ({err.reason})",
+                path=path,
+                hint="this is not an index; rebuild it with `imgfmt verify --fix-idx`",
+            ) from err
+
+
+def format_idx_line(key: int, offset: int) -> str:
+    return f"{key}\t{offset}\n"
+
+
+# --------------------------------------------------------------------------- writer
+
+
+class RecordWriter:
+    """Append records to a binary stream, and their index lines to a text stream.
+
+    Framing only: it knows nothing of files, temporary names or images. Keys must be
+    unique; a record without a key gets its record number.
+    """
+
+    def __init__(self, stream: IO[bytes], index: IO[str] | None = None, name: str = "<stream>"):
+        self._stream = stream
+        self._index = index
+        self.name = name
+        self.bytes_written = 0
+        self.records_written = 0
+        self._keys: set[int] = set()
+
+    def write(self, payload: bytes | bytearray | memoryview, key: int | None = None) -> int:
+        """Write one record; returns the byte offset of its head."""
+        if key is None:
+            key = self.records_written
+        if key in self._keys:
+            raise UsageError(
+                f"index key {key} is used twice",
+                path=self.name,
+                hint="keys (the .lst index column) must be unique",
+            )
+        offset = self.bytes_written
+        chunks = encode_record(payload)
+        write = self._stream.write
+        for chunk in chunks:
+            write(chunk)
+            self.bytes_written += len(chunk)
+        if self._index is not None:
+            self._index.write(format_idx_line(key, offset))
+        self._keys.add(key)
+        self.records_written += 1
+        return offset
+
+
+class RecordFileWriter(RecordWriter):
+    """A ``.rec`` and its ``.idx`` that appear at their paths only when complete.
+
+    >>> with RecordFileWriter("train.rec") as out:
+    ...     out.write(pack_image_record(3.0, 0, jpeg_bytes), key=0)
+
+    On an exception, or if no record was written (an empty .idx crashes some readers),
+    neither file is left behind.
+    """
+
+    def __init__(self, path: str, idx_path: str | None = None, *, write_index: bool = True):
+        self.path = path
+        self.idx_path = (idx_path or sibling(path, IDX_SUFFIX)) if write_index else None
+        self._outputs = AtomicOutputs()
+        self._finished = False
+        stream = self._outputs.open(path, "wb")
+        try:
+            index = self._outputs.open(self.idx_path, "w") if self.idx_path else None
+        except BaseException:
+            self._outputs.abort()  # the .rec's temporary file must not stay behind
+            raise
+        super().__init__(stream, index, name=path)
+
+    def close(self) -> None:
+        if self._finished:  # closing twice (close() inside a with block) is harmless
+            return
+        self._finished = True
+        if self.records_written == 0:
+            self._outputs.abort()
+            raise UsageError(
+                "no records to write; refusing to create an empty dataset",
+                path=self.path,
+                hint="check that the input list or folder holds images",
+            )
+        self._outputs.commit()
+
+    def abort(self) -> None:
+        self._finished = True
+        self._outputs.abort()
+
+    def __enter__(self) -> RecordFileWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+# --------------------------------------------------------------------------- reader
+
+
+class RecordReader:
+    """Read a ``.rec`` sequentially, or by key through its ``.idx``.
+
+    Memory stays flat: records are read one at a time through a buffered stream.
+    The file is opened lazily and reopened in a forked or spawned process, so one
+    reader object can be handed to worker processes (pickling drops the handle).
+    """
+
+    def __init__(self, path: str, idx_path: str | None = None, *, use_index: bool = True):
+        self.path = path
+        default_idx = sibling(path, IDX_SUFFIX)
+        if idx_path is None and use_index and os.path.exists(default_idx):
+            idx_path = default_idx
+        self.idx_path = idx_path if use_index else None
+        self._index: dict[int, int] | None = None
+        self._stream: IO[bytes] | None = None
+        self._pid = -1
+
+    # -- process-safe lazy handle
+    def _handle(self) -> IO[bytes]:
+        if self._stream is None or self._pid != os.getpid():
+            self._stream = open_input(self.path, "rb")
+            self._pid = os.getpid()
+        return self._stream
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_stream"] = None
+        state["_pid"] = -1
+        return state
+
+    def close(self) -> None:
+        if self._stream is not None and self._pid == os.getpid():
+            self._stream.close()
+        self._stream = None
+
+    def __enter__(self) -> RecordReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sequential
+    def __iter__(self) -> Iterator[Record]:
+        """Every record in file order. Raises ``FormatError`` at the first damage."""
+        # A private handle, so that iteration and random access do not move each other.
+        with open_input(self.path, "rb") as stream:
+            offset, number = 0, 0
+            while True:
+                result = read_record(stream, offset, number, self.path)
+                if result is None:
+                    return
+                payload, next_offset = result
+                yield Record(number, offset, payload)
+                offset, number = next_offset, number + 1
+
+    # -- random access
+    @property
+    def index(self) -> dict[int, int]:
+        """``{key: offset}`` from the ``.idx``; ``FormatError`` if there is none."""
+        if self._index is None:
+            if self.idx_path is None:
+                raise FormatError(
+                    "no index: random access needs the .idx beside the .rec",
+                    path=self.path,
+                    hint="rebuild it with `imgfmt verify --fix-idx`",
+                )
+            self._index = read_idx(self.idx_path)
+        return self._index
+
+    def keys(self) -> list[int]:
+        return list(self.index)
+
+    def read_at(self, offset: int, number: int = -1) -> bytes:
+        """The payload of the record whose head is at ``offset``."""
+        stream = self._handle()
+        try:
+            stream.seek(offset)
+        except (OSError, ValueError) as err:
+            raise FormatError(f"cannot seek to byte {offset}", path=self.path) from err
+        result = read_record(stream, offset, number, self.path)
+        if result is None:
+            raise FormatError(
+                f"offset {offset} is past the end of the file",
+                path=self.path,
+                where=f"record {number} at byte {offset}" if number >= 0 else f"byte {offset}",
+                hint="the .idx does not match this .rec; rebuild it with `imgfmt verify --fix-idx`",
+            )
+        return result[0]
+
+    def read_key(self, key: int) -> bytes:
+        """The payload of the record indexed under ``key``."""
+        try:
+            offset = self.index[key]
+        except KeyError:
+            raise FormatError(
+                f"no record with key {key} in the index", path=self.idx_path
+            ) from None
+        try:
+            return self.read_at(offset)
+        except FormatError as err:
+            err.where = f"key {key}, {err.where}" if err.where else f"key {key}"
+            raise
+
+    __getitem__ = read_key
+
+
+# --------------------------------------------------------------------------- image header
+
+
+@dataclass(frozen=True)
+class IRHeader:
+    """MXNet's image record header. ``labels`` holds one label, or all of a multi-label record."""
+
+    flag: int
+    labels: tuple[float, ...]
+    id: int
+    id2: int = 0
+
+    @property
+    def label(self) -> float:
+        """The first label (the header's own for single-label records)."""
+        return self.labels[0] if self.labels else 0.0
+
+
+def as_float32(value: float) -> float:
+    """``value`` as it reads back from a float32 field."""
+    return float(struct.unpack("<f", struct.pack("<f", value))[0])
+
+
+def survives_float32(value: float) -> bool:
+    """Whether ``value`` reads back unchanged from a float32 (labels are stored as float32)."""
+    if not math.isfinite(value):
+        return True
+    try:
+        return struct.unpack("<f", struct.pack("<f", value))[0] == value
+    except OverflowError:
+        return False
+
+
+def pack_image_record(
+    labels: float | Sequence[float], id: int, image: bytes, id2: int = 0
+) -> bytes:
+    """Header plus image bytes, as ``mxnet.recordio.pack``.
+
+    A number gives a single-label record (``flag = 0``, label in the header). A sequence
+    gives a multi-label record: ``flag = n``, header label 0.0, and the ``n`` float32
+    labels before the image bytes (even for n = 1, as MXNet does).
+    """
+    # numbers.Real as mxnet (numbers.Number): numpy scalars are single labels too.
+    if isinstance(labels, (int, float, numbers.Real)):
+        try:
+            return _IR.pack(0, labels, id, id2) + image
+        except (struct.error, OverflowError) as err:
+            raise UsageError(f"label {labels!r} does not fit a float32 record header") from err
+    values = tuple(float(v) for v in labels)
+    try:
+        head = _IR.pack(len(values), 0.0, id, id2)
+        return head + struct.pack(f"<{len(values)}f", *values) + image
+    except (struct.error, OverflowError) as err:
+        raise UsageError(f"labels {values!r} (id {id}) do not fit float32 / u64 fields") from err
+
+
+def unpack_image_record(
+    payload: bytes, *, path: str | None = None, where: str | None = None
+) -> tuple[IRHeader, bytes]:
+    """Split a payload into its ``IRHeader`` and the image bytes, as ``mxnet.recordio.unpack``."""
+    if len(payload) < IR_HEADER_SIZE:
+        raise FormatError(
+            f"record of {len(payload)} bytes is shorter than the "
+            f"{IR_HEADER_SIZE}-byte image header",
+            path=path,
+            where=where,
+            hint="this is not an image record (made by im2rec / imgfmt pack)",
+        )
+    flag, label, rec_id, id2 = _IR.unpack_from(payload)
+    if flag == 0:
+        return IRHeader(0, (label,), rec_id, id2), payload[IR_HEADER_SIZE:]
+    end = IR_HEADER_SIZE + 4 * flag
+    if end > len(payload):
+        raise FormatError(
+            f"header says {flag} labels but the record holds only {len(payload) - IR_HEADER_SIZE} "
+            "bytes after the header",
+            path=path,
+            where=where,
+            hint="the header flag is damaged",
+        )
+    labels = struct.unpack_from(f"<{flag}f", payload, IR_HEADER_SIZE)
+    return IRHeader(flag, labels, rec_id, id2), payload[end:]
+
+
+__all__ = [
+    "MAGIC",
+    "MAGIC_BYTES",
+    "MAX_PAYLOAD",
+    "IRHeader",
+    "Record",
+    "RecordFileWriter",
+    "RecordReader",
+    "RecordWriter",
+    "encode_record",
+    "pack_image_record",
+    "parse_idx",
+    "read_idx",
+    "read_record",
+    "as_float32",
+    "survives_float32",
+    "unpack_image_record",
+    "IO_BUFFER_SIZE",
+]
