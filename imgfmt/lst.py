@@ -1,0 +1,542 @@
+"""Image lists (``.lst``) exactly as mxnet 1.9.1's ``tools/im2rec.py`` writes and reads them.
+
+A line is ``index<TAB>label[<TAB>label...]<TAB>relative/path<LF>``; labels are written with
+``%f``. Listing, shuffling and splitting reproduce ``im2rec.py --list`` byte for byte
+(``tests/golden/lst/`` holds its output; ``tests/test_lst_interop.py`` runs it live): the
+same options give the same bytes, except where im2rec's result is surely unintended:
+
+- a malformed line is a ``FormatError`` naming the line, not a printed message and a skip;
+- a directory symlink that points back at one of its own ancestors is not followed (im2rec
+  descends until the OS refuses, listing the same images dozens of times);
+- an empty listing is an error that says what was searched, not an empty ``.lst``;
+- a path a ``.lst`` line cannot hold (tab, line break, leading or trailing white space, not
+  UTF-8) is refused when writing instead of producing a list that reads back differently;
+- extensions are compared case-insensitively on both sides (im2rec lower-cases only the file's
+  suffix, so ``--exts .JPG`` matches nothing there);
+- a prefix ending in ``/`` is refused (im2rec's ``abspath`` turns ``out/`` into ``out.lst``
+  beside the folder);
+- a byte order mark at the start of a list is skipped.
+
+Class names are kept in a class map beside the lists (im2rec only prints them):
+``<prefix>.classes.tsv``, UTF-8, one line per class, ``label<TAB>name<LF>``, sorted by label,
+no header. ``name`` is the class folder relative to the listed root (``cat``,
+``animals/cat``), or the root folder's own name for images directly in the root.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any, NoReturn
+
+from imgfmt.errors import FormatError, StorageError, UsageError
+from imgfmt.storage import AtomicOutputs, atomic_output, describe_os_error, open_input
+
+#: im2rec.py's ``--exts`` default.
+DEFAULT_EXTS = (".jpeg", ".jpg", ".png")
+
+#: im2rec.py's shuffle seed: ``random.seed(100)`` before ``random.shuffle``.
+DEFAULT_SEED = 100
+
+#: File name suffix of the class map written beside a list.
+CLASS_MAP_SUFFIX = ".classes.tsv"
+
+#: Extensions stripped from a dataset path to get its prefix: ``data/train.rec`` -> ``data/train``.
+DATASET_EXTS = (".lst", ".rec", ".idx", ".manifest", ".jsonl", ".json")
+
+#: What im2rec appends to a prefix for splits and chunks: ``_train``, ``_val``, ``_test``, ``_3``.
+SPLIT_SUFFIX = re.compile(r"_(?:train|val|test|\d+)$")
+
+#: The .lst line format, for error hints.
+LST_FORMAT = "a .lst line is index<TAB>label[<TAB>label...]<TAB>relative/path"
+
+#: The class map line format, for error hints.
+CLASS_MAP_FORMAT = "a class map line is label<TAB>name, label a whole number"
+
+#: A byte order mark, as editors on Windows put at the start of a UTF-8 file.
+BOM = "\ufeff"
+
+#: A header ``id`` is a u64 (``IRHeader``), so a list index must fit one.
+MAX_INDEX = 2**64 - 1
+
+#: Longest excerpt of a bad line quoted in an error message.
+QUOTE_LIMIT = 80
+
+
+@dataclass(frozen=True)
+class LstEntry:
+    """One line of a ``.lst``: record index, labels, and image path relative to the root."""
+
+    index: int
+    labels: tuple[float, ...]
+    path: str
+
+
+@dataclass(frozen=True)
+class ListResult:
+    """What :func:`make_lists` wrote.
+
+    ``counts`` maps each list file, in the order written, to its number of lines; a file
+    can hold 0 lines (im2rec writes it all the same). ``unlisted`` counts images that
+    im2rec's split arithmetic leaves out of every file (it truncates ``chunk * ratio``).
+    """
+
+    root: str
+    counts: dict[str, int]
+    class_map_path: str
+    classes: dict[int, str]
+    images: int
+    unlisted: int = 0
+    empty: list[str] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[str]:
+        return list(self.counts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "root": self.root,
+            "images": self.images,
+            "lists": dict(self.counts),
+            "empty_lists": list(self.empty),
+            "unlisted": self.unlisted,
+            "class_map": self.class_map_path,
+            "classes": {str(label): name for label, name in sorted(self.classes.items())},
+        }
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def _normalise_exts(exts: Sequence[str]) -> frozenset[str]:
+    if isinstance(exts, str):  # a lone ".jpg" would otherwise become {".", "j", "p", "g"}
+        exts = (exts,)
+    return frozenset(e.lower() if e.startswith(".") else "." + e.lower() for e in exts if e)
+
+
+def _posix(relpath: str) -> str:
+    return relpath if os.sep == "/" else relpath.replace(os.sep, "/")
+
+
+def _class_name(relpath: str, root: str) -> str:
+    return os.path.basename(root) if relpath == "." else _posix(relpath)
+
+
+def list_images(
+    root: str, *, recursive: bool = False, exts: Sequence[str] = DEFAULT_EXTS
+) -> tuple[list[LstEntry], dict[int, str]]:
+    """List the images under ``root`` as im2rec's ``list_image`` does.
+
+    Recursive: ``os.walk(root, followlinks=True)`` with folders and files sorted by code
+    point; each folder takes the next label when its first image is met. Otherwise the
+    sorted top-level files, all label 0. Returns the entries (indices 0, 1, ... in listing
+    order) and the class map ``{label: class name}``.
+    """
+    root = os.path.abspath(root)
+    if not os.path.isdir(root):
+        reason = "is not a folder" if os.path.exists(root) else "no such folder (check the path)"
+        raise StorageError(reason, path=root)
+    wanted = _normalise_exts(exts)
+    entries: list[LstEntry] = []
+    labels: dict[str, int] = {}  # folder path, as os.walk gives it -> label
+
+    def add(folder: str, fname: str) -> None:
+        fpath = os.path.join(folder, fname)
+        if os.path.splitext(fname)[1].lower() in wanted and os.path.isfile(fpath):
+            label = labels.setdefault(folder, len(labels))
+            relpath = _posix(os.path.relpath(fpath, root))
+            entries.append(LstEntry(len(entries), (float(label),), relpath))
+
+    if recursive:
+        # Real paths of each pending folder's ancestors (itself included): a folder whose
+        # real path is among them is a symlink cycle, and is not entered.
+        chains: dict[str, frozenset[str]] = {root: frozenset([os.path.realpath(root)])}
+        for folder, dirs, files in os.walk(root, onerror=_unreadable, followlinks=True):
+            chain = chains.pop(folder, frozenset())
+            kept = []
+            for name in sorted(dirs):
+                real = os.path.realpath(os.path.join(folder, name))
+                if real not in chain:
+                    kept.append(name)
+                    chains[os.path.join(folder, name)] = chain | {real}
+            dirs[:] = kept
+            for fname in sorted(files):
+                add(folder, fname)
+    else:
+        try:
+            names = sorted(os.listdir(root))
+        except OSError as err:
+            _unreadable(err)
+        for fname in names:
+            add(root, fname)
+
+    if not entries:
+        raise _nothing_found(root, recursive, wanted)
+    classes = {
+        label: _class_name(os.path.relpath(folder, root), root) for folder, label in labels.items()
+    }
+    return entries, classes
+
+
+def _unreadable(err: OSError) -> NoReturn:
+    # im2rec (os.walk's default) skips a folder it cannot read, and with it a whole class.
+    raise StorageError(
+        f"cannot list folder: {describe_os_error(err)}", path=err.filename
+    ) from err
+
+
+def _nothing_found(root: str, recursive: bool, exts: frozenset[str]) -> UsageError:
+    mode = "recursive" if recursive else "top level only"
+    message = f"no images with extensions {', '.join(sorted(exts))} found under {root} ({mode})"
+    hint = None
+    if not recursive:
+        with os.scandir(root) as it:
+            if any(entry.is_dir() for entry in it):
+                hint = "images in class sub-folders need --recursive"
+    return UsageError(message, hint=hint)
+
+
+def shuffle_entries(entries: list[LstEntry], seed: int = DEFAULT_SEED) -> list[LstEntry]:
+    """A shuffled copy, in the order ``random.seed(seed); random.shuffle(entries)`` gives."""
+    shuffled = list(entries)
+    random.Random(seed).shuffle(shuffled)
+    return shuffled
+
+
+# --------------------------------------------------------------------------- splitting
+
+
+def _check_ratios(train_ratio: float, test_ratio: float, chunks: int) -> None:
+    for name, value in (("train ratio", train_ratio), ("test ratio", test_ratio)):
+        if not 0.0 <= value <= 1.0:
+            raise UsageError(f"{name} must be between 0 and 1, got {value}")
+    # 1e-9: float rounding must not turn a sum meant to be exactly 1 into an error.
+    if train_ratio + test_ratio > 1.0 + 1e-9:
+        raise UsageError(
+            f"train ratio {train_ratio} + test ratio {test_ratio} is more than 1",
+            hint="the validation list gets what is left: 1 - train - test",
+        )
+    if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks < 1:
+        raise UsageError(f"chunks must be a whole number of at least 1, got {chunks!r}")
+
+
+def plan_splits(
+    entries: Sequence[LstEntry],
+    prefix: str,
+    *,
+    train_ratio: float = 1.0,
+    test_ratio: float = 0.0,
+    chunks: int = 1,
+) -> dict[str, list[LstEntry]]:
+    """Cut ``entries`` into list files, with im2rec's names and arithmetic: output path -> entries.
+
+    ``chunk_size = ceil(N / chunks)``; each chunk ``i`` (suffix ``_i`` only when
+    ``chunks > 1``) gives ``PREFIX[_i].lst`` when ``train_ratio == 1``, else
+    ``PREFIX[_i]_test.lst`` (if ``test_ratio``), ``PREFIX[_i]_val.lst`` (if
+    ``train_ratio + test_ratio < 1``) and ``PREFIX[_i]_train.lst``, in that order. Both cut
+    points come from ``chunk_size`` (not the chunk's own length) and are truncated.
+
+    Choice: the file set is exactly im2rec's, so a file whose slice is empty (a chunk past
+    the end, a 0-sized split, the last, shorter chunk) is still planned, with no entries;
+    callers report such files (:class:`ListResult` ``empty``) rather than skip them, so a
+    run never leaves a stale list from an earlier run under the same name.
+    """
+    _check_ratios(train_ratio, test_ratio, chunks)
+    items = list(entries)
+    chunk_size = (len(items) + chunks - 1) // chunks
+    plan: dict[str, list[LstEntry]] = {}
+    for i in range(chunks):
+        chunk = items[i * chunk_size : (i + 1) * chunk_size]
+        stem = prefix + (f"_{i}" if chunks > 1 else "")
+        sep = int(chunk_size * train_ratio)
+        sep_test = int(chunk_size * test_ratio)
+        if train_ratio == 1.0:
+            plan[stem + ".lst"] = chunk
+            continue
+        if test_ratio:
+            plan[stem + "_test.lst"] = chunk[:sep_test]
+        if train_ratio + test_ratio < 1.0:  # the same float test as im2rec
+            plan[stem + "_val.lst"] = chunk[sep_test + sep :]
+        plan[stem + "_train.lst"] = chunk[sep_test : sep_test + sep]
+    return plan
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _check_entry(entry: LstEntry) -> None:
+    if not entry.labels:  # a line needs index, label, path: readers refuse 2 fields
+        raise UsageError(f"entry {entry.index} ({entry.path!r}) has no label")
+    path = entry.path
+    bad = None
+    if any(c in path for c in "\t\n\r"):
+        bad = "holds a tab or line break"
+    elif path != path.strip():
+        bad = "starts or ends with white space, which .lst readers strip"
+    else:
+        try:
+            path.encode("utf-8")
+        except UnicodeEncodeError:
+            bad = "is not valid UTF-8"
+    if bad:
+        raise UsageError(
+            f"image path {path!r} (index {entry.index}) {bad}, so a .lst line cannot hold it",
+            hint="rename the file or folder",
+        )
+
+
+def format_lst_line(entry: LstEntry) -> str:
+    """One ``.lst`` line, as im2rec's ``write_list`` formats it (``%d``, ``%f``, path, LF)."""
+    _check_entry(entry)
+    # Printf-style on purpose: these are im2rec's own format strings.
+    line = "%d\t" % entry.index  # noqa: UP031
+    line += "".join("%f\t" % label for label in entry.labels)  # noqa: UP031
+    return line + entry.path + "\n"
+
+
+def write_entries(handle: IO[str], entries: Iterable[LstEntry]) -> int:
+    """Write ``.lst`` lines to an open text handle (from ``AtomicOutputs``); returns the count."""
+    count = 0
+    for entry in entries:
+        handle.write(format_lst_line(entry))
+        count += 1
+    return count
+
+
+def write_lst(path: str, entries: Iterable[LstEntry]) -> int:
+    """Write a ``.lst`` (UTF-8, LF) atomically; returns the number of lines."""
+    with atomic_output(path, "w") as handle:
+        return write_entries(handle, entries)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _quote(text: str) -> str:
+    if len(text) > QUOTE_LIMIT:
+        text = text[:QUOTE_LIMIT] + "..."
+    return repr(text)
+
+
+def _undecodable(text: str) -> bool:
+    # Lines are decoded with errors="surrogateescape": bad bytes become lone surrogates.
+    return any("\udc80" <= c <= "\udcff" for c in text)
+
+
+def parse_lst(lines: Iterable[str], name: str) -> Iterator[LstEntry]:
+    """Parse ``.lst`` lines strictly; ``name`` names the input in errors.
+
+    Fields are split on tabs after stripping the line, and each field is stripped, as
+    im2rec's ``read_list`` does (so a path keeps inner spaces but not leading or trailing
+    ones). Blank lines are skipped. A line with fewer than 3 fields, an index that is not
+    a whole number in 0..2**64-1, a label that is not a number, a repeated index, or bytes
+    that are not UTF-8 raise ``FormatError`` naming the line.
+    """
+    seen: dict[int, int] = {}  # index -> line number
+    for number, raw in enumerate(lines, start=1):
+        where = f"line {number}"
+        if _undecodable(raw):
+            raise FormatError(
+                f"not valid UTF-8: {_quote(raw.rstrip())}",
+                path=name,
+                where=where,
+                hint="save the list as UTF-8",
+            )
+        if number == 1:
+            raw = raw.removeprefix(BOM)
+        line = raw.strip()
+        if not line:
+            continue
+        fields = [f.strip() for f in line.split("\t")]
+        if len(fields) < 3:
+            raise FormatError(
+                f"expected at least 3 tab-separated fields, found {len(fields)}: {_quote(line)}",
+                path=name,
+                where=where,
+                hint=LST_FORMAT,
+            )
+        try:
+            index = int(fields[0])
+        except ValueError:
+            index = -1
+        if not 0 <= index <= MAX_INDEX:
+            raise FormatError(
+                f"index {_quote(fields[0])} is not a whole number from 0 to 2**64-1",
+                path=name,
+                where=where,
+                hint=LST_FORMAT,
+            )
+        labels = []
+        for column, text in enumerate(fields[1:-1], start=2):
+            try:
+                labels.append(float(text))
+            except ValueError:
+                raise FormatError(
+                    f"label {_quote(text)} in field {column} is not a number",
+                    path=name,
+                    where=where,
+                    hint=LST_FORMAT,
+                ) from None
+        if index in seen:
+            raise FormatError(
+                f"index {index} already used on line {seen[index]}",
+                path=name,
+                where=where,
+                hint="every index must be unique",
+            )
+        seen[index] = number
+        yield LstEntry(index, tuple(labels), fields[-1])
+
+
+def read_lst(path: str) -> Iterator[LstEntry]:
+    """The entries of a ``.lst`` file, parsed strictly (see :func:`parse_lst`)."""
+    with open_input(path, "r", errors="surrogateescape") as handle:
+        yield from parse_lst(handle, path)
+
+
+# --------------------------------------------------------------------------- class map
+
+
+def _dataset_stem(path: str) -> str:
+    if path.endswith(CLASS_MAP_SUFFIX):
+        return path[: -len(CLASS_MAP_SUFFIX)]
+    stem, ext = os.path.splitext(path)
+    return stem if ext.lower() in DATASET_EXTS else path
+
+
+def class_map_path(prefix_or_list_path: str) -> str:
+    """Where a prefix's class map lives: ``data/train`` -> ``data/train.classes.tsv``.
+
+    A dataset path loses its extension first (``.lst``, ``.rec``, ``.idx``, ``.manifest``,
+    ``.json``, ``.jsonl``): ``data/train.lst`` -> ``data/train.classes.tsv``.
+    """
+    return _dataset_stem(prefix_or_list_path) + CLASS_MAP_SUFFIX
+
+
+def find_class_map(dataset_path: str) -> str | None:
+    """The class map that belongs to a ``.lst``/``.rec``/``.manifest``, or None.
+
+    Tries ``<stem>.classes.tsv``, then strips im2rec's split and chunk suffixes one at a
+    time and tries again: ``data_0_train.rec`` -> ``data_0_train``, ``data_0``, ``data``.
+    """
+    stem = _dataset_stem(dataset_path)
+    while True:
+        candidate = stem + CLASS_MAP_SUFFIX
+        if os.path.isfile(candidate):
+            return candidate
+        shorter = SPLIT_SUFFIX.sub("", stem)
+        if shorter == stem or not os.path.basename(shorter):
+            return None
+        stem = shorter
+
+
+def write_class_map(path: str, mapping: dict[int, str]) -> None:
+    """Write ``label<TAB>name`` lines sorted by label, atomically."""
+    with atomic_output(path, "w") as handle:
+        write_class_map_to(handle, mapping)
+
+
+def write_class_map_to(handle: IO[str], mapping: dict[int, str]) -> None:
+    """Write class map lines to an open text handle (e.g. from ``AtomicOutputs``)."""
+    for label, name in sorted(mapping.items()):
+        if any(c in name for c in "\t\n\r"):
+            raise UsageError(
+                f"class name {name!r} holds a tab or line break", hint="rename the folder"
+            )
+        handle.write(f"{label}\t{name}\n")
+
+
+def read_class_map(path: str) -> dict[int, str]:
+    """Read a class map strictly: ``FormatError`` with the line number on any bad line."""
+    mapping: dict[int, str] = {}
+    lines: dict[int, int] = {}
+    with open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape") as handle:
+        for number, raw in enumerate(handle, start=1):
+            where = f"line {number}"
+            line = raw.rstrip("\r\n")
+            if _undecodable(line):
+                raise FormatError(f"not valid UTF-8: {_quote(line)}", path=path, where=where)
+            if not line.strip():
+                continue
+            label_text, tab, name = line.partition("\t")
+            try:
+                label = int(label_text) if tab and name else -1
+            except ValueError:
+                label = -1
+            if label < 0:
+                raise FormatError(
+                    f"expected label<TAB>name, found {_quote(line)}",
+                    path=path,
+                    where=where,
+                    hint=CLASS_MAP_FORMAT,
+                )
+            if label in mapping:
+                raise FormatError(
+                    f"label {label} already named on line {lines[label]}", path=path, where=where
+                )
+            mapping[label] = name
+            lines[label] = number
+    return mapping
+
+
+# --------------------------------------------------------------------------- lst-gen
+
+
+def _check_prefix(prefix: str) -> None:
+    # im2rec runs the prefix through abspath, so "out/" silently becomes "out.lst" beside
+    # the folder: the classic prefix/root mix-up. Refuse it rather than guess.
+    if not prefix or prefix.endswith(("/", os.sep)):
+        raise UsageError(
+            f"prefix {prefix!r} names a folder, but lists are written to PREFIX.lst",
+            hint=f"give a file prefix, e.g. {os.path.join(prefix or '.', 'images')}",
+        )
+    folder = os.path.dirname(os.path.abspath(prefix))
+    if not os.path.isdir(folder):
+        raise StorageError(
+            "output folder does not exist", path=folder, hint="create it or choose another prefix"
+        )
+
+
+def make_lists(
+    root: str,
+    prefix: str,
+    *,
+    recursive: bool = False,
+    exts: Sequence[str] = DEFAULT_EXTS,
+    shuffle: bool = True,
+    seed: int = DEFAULT_SEED,
+    train_ratio: float = 1.0,
+    test_ratio: float = 0.0,
+    chunks: int = 1,
+) -> ListResult:
+    """``im2rec.py --list PREFIX ROOT``: list, shuffle, split and write, plus the class map.
+
+    ``prefix`` is relative to the current folder, the paths in the lists relative to
+    ``root``. Every list file and ``PREFIX.classes.tsv`` appear together or not at all.
+    """
+    _check_ratios(train_ratio, test_ratio, chunks)
+    _check_prefix(prefix)
+    entries, classes = list_images(root, recursive=recursive, exts=exts)
+    if shuffle:
+        entries = shuffle_entries(entries, seed)
+    plan = plan_splits(
+        entries, prefix, train_ratio=train_ratio, test_ratio=test_ratio, chunks=chunks
+    )
+    counts: dict[str, int] = {}
+    map_path = prefix + CLASS_MAP_SUFFIX  # find_class_map(PREFIX.lst) looks exactly here
+    with AtomicOutputs() as outputs:
+        for path, part in plan.items():
+            counts[path] = write_entries(outputs.open(path, "w"), part)
+        write_class_map_to(outputs.open(map_path, "w"), classes)
+    return ListResult(
+        root=os.path.abspath(root),
+        counts=counts,
+        class_map_path=map_path,
+        classes=classes,
+        images=len(entries),
+        unlisted=len(entries) - sum(counts.values()),
+        empty=[path for path, count in counts.items() if count == 0],
+    )
