@@ -1,0 +1,459 @@
+"""Decode, orient, convert, crop, resize and encode one image, as im2rec does, with Pillow.
+
+The arithmetic is mxnet 1.9.1 ``tools/im2rec.py`` (``image_encode``) exactly, so output sizes
+match it pixel for pixel:
+
+- ``--center-crop``: the centre square of the upright image, margin ``(long - short) // 2``.
+- ``--resize N``: if height > width the size becomes ``(N, height * N // width)``, else
+  ``(width * N // height, N)``; upscaling included.
+
+Where im2rec decodes with OpenCV we decode with Pillow and follow ``cv2.imread``: ``color=1``
+gives 3-channel colour (alpha dropped without compositing, 16-bit reduced by ``>> 8``) and
+``color=0`` grayscale, both upright by the EXIF orientation; ``color=-1`` keeps the stored
+channels and, like ``cv2.IMREAD_UNCHANGED``, ignores the EXIF orientation. Resizing uses
+Pillow's antialiased bilinear filter (OpenCV's INTER_LINEAR aliases on large reductions), and
+a JPEG that is to shrink by 2x or more is decoded at reduced size by libjpeg (``draft``).
+
+Pillow is imported on first use: importing this module stays cheap for the commands that only
+move bytes. Every failure is an ``ImageError`` naming the image.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from imgfmt.errors import ImageError, UsageError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+# Pillow refuses images above 2 * Image.MAX_IMAGE_PIXELS (2 * 89,478,485: a 24-bit RGB image of
+# about 1 GB decoded) as decompression bombs; we keep that limit, but make it ours and adjustable
+# (--max-pixels). It passes 50-108 MP phone photos and 150 MP medium-format frames.
+DEFAULT_MAX_PIXELS = 2 * 89_478_485
+
+JPEG_ENCODING = ".jpg"
+PNG_ENCODING = ".png"
+JPEG_QUALITY_RANGE = (1, 100)  # libjpeg's quality scale
+PNG_LEVEL_RANGE = (0, 9)  # zlib compression levels
+COLOR_MODES = {1: "color", 0: "grayscale", -1: "unchanged"}  # cv2.imread flags im2rec passes
+JPEG_SUBSAMPLING_420 = 2  # Pillow's code for 4:2:0 chroma subsampling, OpenCV's default too
+
+# A JPEG is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) only while the reduced
+# image keeps at least DRAFT_MARGIN times the target size, so the final resize still filters.
+# With 1.0, outputs stay within 40-48 dB of full decoding (tests/test_images.py) and a
+# 3000x2000 JPEG packs about 2x faster: its decode drops from 20-26 ms to 9-15 ms, the rest
+# being entropy decoding, which no scale avoids.
+DRAFT_MARGIN = 1.0
+
+# Shrinking by REDUCING_GAP * 2 or more first averages whole pixel blocks (Image.reduce), then
+# filters: twice as fast as filtering all the way for a 3000x2000 PNG to 256, and within 0.5 dB.
+REDUCING_GAP = 2.0
+
+EXIF_ORIENTATION_TAG = 0x0112
+_DRAFT_FORMATS = frozenset({"JPEG", "MPO"})  # Pillow formats that decode at reduced size
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+
+
+@dataclass(frozen=True)
+class ImageOptions:
+    """What to do to every image: the im2rec record options (see FORMATS.md section 5)."""
+
+    pass_through: bool = False
+    resize: int = 0
+    center_crop: bool = False
+    quality: int = 95
+    encoding: str = JPEG_ENCODING
+    color: int = 1
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        if self.encoding not in (JPEG_ENCODING, PNG_ENCODING):
+            raise UsageError(f"encoding must be .jpg or .png, not {self.encoding!r}")
+        if self.color not in COLOR_MODES:
+            raise UsageError(f"color must be 1, 0 or -1, not {self.color!r}")
+        low, high = JPEG_QUALITY_RANGE if self.encoding == JPEG_ENCODING else PNG_LEVEL_RANGE
+        if not low <= self.quality <= high:
+            png = self.encoding == PNG_ENCODING
+            what = "PNG compression level" if png else "JPEG quality"
+            raise UsageError(
+                f"quality {self.quality} is out of range for {self.encoding}: the {what} is "
+                f"{low}-{high}",
+                # cv2.imencode clamps the level, so im2rec's default 95 meant 9 with .png.
+                hint="im2rec used 9 for any larger value: pass quality 9 for the same output"
+                if png and self.quality > high
+                else None,
+            )
+        if self.resize < 0:
+            raise UsageError(f"resize must be 0 (keep size) or a positive edge, not {self.resize}")
+        if self.max_pixels is not None and self.max_pixels < 1:
+            raise UsageError(f"max_pixels must be positive or None, not {self.max_pixels}")
+
+
+def process_image(data: bytes, options: ImageOptions, name: str = "<image>") -> bytes:
+    """The record payload for one image file's bytes: decoded, transformed and re-encoded
+    as ``options`` say, or ``data`` itself with ``pass_through``.
+
+    Deterministic: the same bytes and options always give the same output.
+    Raises ``ImageError`` (naming ``name``) for anything that is not a usable image.
+    """
+    if not data:
+        raise ImageError("empty file (0 bytes)", path=name)
+    if options.pass_through:
+        return data
+
+    from PIL import Image
+
+    decode_errors = (OSError, SyntaxError, ValueError, EOFError, struct.error)
+    _check_png_checksums(data, name)
+    image = _open(data, name)
+    try:
+        try:
+            result = _transform(image, options, name)
+        except Image.DecompressionBombError as err:
+            raise ImageError(f"decompression bomb: {err}", path=name) from err
+        except decode_errors as err:
+            raise ImageError(f"truncated or corrupt image data: {_reason(err)}", path=name) from err
+        try:
+            return _encode(result, options)
+        except (OSError, ValueError) as err:
+            raise ImageError(
+                f"cannot encode as {options.encoding}: {_reason(err)}", path=name
+            ) from err
+    finally:
+        image.close()
+
+
+def sniff_extension(data: bytes) -> str | None:
+    """The usual file extension of an encoded image, from its magic bytes; None if unknown."""
+    head = data[:32]
+    if head.startswith(b"\xff\xd8\xff"):
+        return ".jpg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ".png"
+    if head.startswith((b"GIF87a", b"GIF89a")):
+        return ".gif"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return ".webp"
+    if head.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):  # classic, BigTIFF
+        return ".tiff"
+    if head.startswith(b"BM") and head[14:15] and head[14] in (12, 40, 52, 56, 64, 108, 124):
+        return ".bmp"  # the DIB header size that follows the file header tells it from text
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in (b"avif", b"avis"):
+            return ".avif"
+        if brand in (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx"):
+            return ".heic"
+    if head.startswith(b"\x00\x00\x00\x0cjP  \r\n\x87\n") or head.startswith(b"\xffO\xffQ"):
+        return ".jp2"
+    if head.startswith((b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")):
+        return ".jxl"
+    if head.startswith(b"8BPS"):
+        return ".psd"
+    if len(head) >= 3 and head[0:1] == b"P" and head[1:2] in b"123456" and head[2:3].isspace():
+        return {b"1": ".pbm", b"4": ".pbm", b"2": ".pgm", b"5": ".pgm"}.get(head[1:2], ".ppm")
+    return None
+
+
+# --- decoding -------------------------------------------------------------------------------
+
+# Pillow's own bomb check reads the global Image.MAX_IMAGE_PIXELS; ours is per ImageOptions. The
+# global is switched off only while a header is parsed (or a crop made) and restored at once,
+# under a lock, so concurrent calls never see each other's setting and nothing leaks.
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+@contextmanager
+def _pillow_bomb_check_off() -> Iterator[None]:
+    from PIL import Image
+
+    with _PILLOW_LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _open(data: bytes, name: str) -> Image.Image:
+    """The image, opened but not decoded: only its header has been read, whatever its size."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with _pillow_bomb_check_off():
+            return Image.open(io.BytesIO(data))
+    except UnidentifiedImageError as err:
+        raise ImageError(_unidentified_reason(data), path=name) from err
+    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
+        raise ImageError(f"truncated or corrupt image data: {_reason(err)}", path=name) from err
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_png_checksums(data: bytes, name: str) -> None:
+    """Verify the CRC of the critical PNG chunks (IHDR, PLTE, IDAT, IEND), as libpng and so
+    cv2.imread do. Pillow checks only the chunks before the pixels: a damaged IDAT would decode
+    silently to wrong pixels. Damaged ancillary chunks only make libpng warn: they pass here too."""
+    if not data.startswith(PNG_SIGNATURE):
+        return
+    view = memoryview(data)
+    offset = len(PNG_SIGNATURE)
+    while offset + 12 <= len(data):
+        (length,) = struct.unpack_from(">I", data, offset)
+        end = offset + 8 + length
+        if end + 4 > len(data):
+            return  # truncated: Pillow reports it when decoding
+        kind = data[offset + 4 : offset + 8]
+        (stored_crc,) = struct.unpack_from(">I", data, end)
+        critical = not kind[0] & 0x20  # upper-case first letter
+        if critical and stored_crc != zlib.crc32(view[offset + 4 : end]):
+            raise ImageError(
+                f"truncated or corrupt image data: PNG chunk {kind.decode('latin-1')!r} at byte "
+                f"{offset} fails its CRC check",
+                path=name,
+            )
+        if kind == b"IEND":
+            return
+        offset = end + 4
+
+
+def _unidentified_reason(data: bytes) -> str:
+    """Why Pillow could not open ``data``: a damaged header is not the same as a text file."""
+    from PIL import Image
+
+    extension = sniff_extension(data)
+    if extension is None:
+        return "not an image (unrecognised format)"
+    if extension in Image.registered_extensions():
+        kind = extension.lstrip(".").upper()
+        return f"truncated or corrupt image data: the {kind} header cannot be read"
+    return f"unsupported image format ({extension})"
+
+
+def _reason(err: Exception) -> str:
+    """An exception's message on one line (Pillow's occasionally span several)."""
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _pixels_text(count: int) -> str:
+    if count >= 10**9:
+        return f"{count / 1e9:.3g} gigapixels"
+    if count >= 10**6:
+        return f"{count / 1e6:.3g} megapixels"
+    return f"{count:,} pixels"
+
+
+def _check_pixels(width: int, height: int, options: ImageOptions, name: str, what: str) -> None:
+    limit = options.max_pixels
+    if limit is not None and width * height > limit:
+        raise ImageError(
+            f"{what}: {width}x{height} = {_pixels_text(width * height)} exceeds the limit "
+            f"of {_pixels_text(limit)}",
+            path=name,
+            hint="raise it with --max-pixels",
+        )
+
+
+def _center_crop_box(width: int, height: int) -> tuple[int, int, int, int]:
+    """im2rec's centre square: margin (long - short) // 2 from the top or the left."""
+    if height > width:
+        margin = (height - width) // 2
+        return (0, margin, width, margin + width)
+    margin = (width - height) // 2
+    return (margin, 0, margin + height, height)
+
+
+def _resized_size(width: int, height: int, edge: int) -> tuple[int, int]:
+    """im2rec's new (width, height) for --resize: it compares shape[0] > shape[1]."""
+    if height > width:
+        return (edge, height * edge // width)
+    return (width * edge // height, edge)
+
+
+# EXIF orientation value -> the Pillow transpose that turns the stored pixels upright.
+_UPRIGHT_TRANSPOSE = {
+    2: "FLIP_LEFT_RIGHT",
+    3: "ROTATE_180",
+    4: "FLIP_TOP_BOTTOM",
+    5: "TRANSPOSE",
+    6: "ROTATE_270",
+    7: "TRANSVERSE",
+    8: "ROTATE_90",
+}
+
+
+def _orientation(image: Image.Image) -> Image.Transpose | None:
+    """The transpose that turns the stored pixels upright by the EXIF orientation, if any."""
+    from PIL import Image
+
+    try:
+        value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
+    except (OSError, SyntaxError, ValueError, struct.error):
+        return None  # unreadable EXIF: decoders (cv2 included) show the pixels as stored
+    name = _UPRIGHT_TRANSPOSE.get(value) if isinstance(value, int) else None
+    return Image.Transpose[name] if name else None
+
+
+def _swaps_axes(method: Image.Transpose) -> bool:
+    from PIL import Image
+
+    return method in (
+        Image.Transpose.ROTATE_90,
+        Image.Transpose.ROTATE_270,
+        Image.Transpose.TRANSPOSE,
+        Image.Transpose.TRANSVERSE,
+    )
+
+
+def _unrotate_box(
+    box: tuple[int, int, int, int], method: Image.Transpose, upright: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """``box`` of the upright image, mapped back onto the stored image that ``method`` turns
+    upright (``upright`` is the upright image's size)."""
+    from PIL import Image
+
+    t = Image.Transpose
+    width, height = upright
+    inverse = {t.ROTATE_90: t.ROTATE_270, t.ROTATE_270: t.ROTATE_90}.get(method, method)
+
+    def point(x: int, y: int) -> tuple[int, int]:
+        # Where the pixel corner (x, y) of the upright image lands under ``inverse``.
+        return {
+            t.FLIP_LEFT_RIGHT: (width - x, y),
+            t.FLIP_TOP_BOTTOM: (x, height - y),
+            t.ROTATE_180: (width - x, height - y),
+            t.ROTATE_90: (y, width - x),
+            t.ROTATE_270: (height - y, x),
+            t.TRANSPOSE: (y, x),
+            t.TRANSVERSE: (height - y, width - x),
+        }[inverse]
+
+    (ax, ay), (bx, by) = point(box[0], box[1]), point(box[2], box[3])
+    return (min(ax, bx), min(ay, by), max(ax, bx), max(ay, by))
+
+
+def _transform(image: Image.Image, options: ImageOptions, name: str) -> Image.Image:
+    """Decode ``image`` (opened, not loaded) and apply --color, --center-crop and --resize.
+
+    The geometry is planned on the upright image but carried out on the stored one, then the
+    (small) result is turned upright: this lets libjpeg decode only the scale needed.
+    """
+    from PIL import Image
+
+    stored_size = image.size
+    _check_pixels(*stored_size, options, name, "decompression bomb")
+    if image.format not in _DRAFT_FORMATS:
+        image.load()  # now, so that reading EXIF (which may decode a PNG) cannot hide an error
+    method = _orientation(image) if options.color != -1 else None
+    upright = stored_size[::-1] if method is not None and _swaps_axes(method) else stored_size
+
+    box = (0, 0, *upright)
+    if options.center_crop:
+        box = _center_crop_box(*upright)
+    target = None
+    if options.resize:
+        target = _resized_size(box[2] - box[0], box[3] - box[1], options.resize)
+        _check_pixels(*target, options, name, "resized image too large")
+    if method is not None:
+        box = _unrotate_box(box, method, upright)
+        if target and _swaps_axes(method):
+            target = (target[1], target[0])
+
+    # libjpeg can decode straight to grayscale (the Y plane, as cv2 does) and at 1/2..1/8 size.
+    crop_w, crop_h = box[2] - box[0], box[3] - box[1]
+    draft_size = None
+    if target and target[0] * 2 <= crop_w and target[1] * 2 <= crop_h:
+        draft_size = (
+            math.ceil(stored_size[0] * target[0] * DRAFT_MARGIN / crop_w),
+            math.ceil(stored_size[1] * target[1] * DRAFT_MARGIN / crop_h),
+        )
+    drafted = image.draft("L" if options.color == 0 else image.mode, draft_size)
+    scale = drafted[1][2] / stored_size[0] if drafted else 1.0
+    image.load()
+
+    result = _convert(image, options)
+    if target:
+        scaled = (box[0] * scale, box[1] * scale, box[2] * scale, box[3] * scale)
+        result = result.resize(
+            target, Image.Resampling.BILINEAR, box=scaled, reducing_gap=REDUCING_GAP
+        )
+    elif box != (0, 0, *stored_size):
+        with _pillow_bomb_check_off():  # the crop is within the image already allowed
+            result = result.crop(box)
+    if method is not None:
+        result = result.transpose(method)
+    return result
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit (or 32-bit integer) grayscale to 8 bits by keeping the high byte, as libpng's
+    strip_16 does for cv2.imread; Pillow's own convert would clip at 255 instead."""
+    import numpy as np
+    from PIL import Image
+
+    values = np.asarray(image).astype(np.int64).clip(0, 65535)
+    return Image.fromarray((values >> 8).astype(np.uint8), "L")
+
+
+def _to_16bit(image: Image.Image) -> Image.Image:
+    import numpy as np
+    from PIL import Image
+
+    if image.mode == "I;16":
+        return image
+    return Image.fromarray(np.asarray(image).astype(np.int64).clip(0, 65535).astype(np.uint16))
+
+
+# Modes Pillow converts to a few others only: go through these first.
+_CONVERTIBLE_VIA = {"La": "LA", "RGBa": "RGBA", "LAB": "RGB"}
+
+
+def _convert(image: Image.Image, options: ImageOptions) -> Image.Image:
+    """The pixel mode that --color asks for, as far as the encoding can store it."""
+    mode = image.mode
+    if mode in _SIXTEEN_BIT_MODES:
+        if options.color == -1 and options.encoding == PNG_ENCODING:
+            return _to_16bit(image)
+        image, mode = _to_8bit(image), "L"
+    if options.color == 1:
+        target = "RGB"
+    elif options.color == 0:
+        target = "L"
+    else:  # unchanged: keep gray as gray and alpha as alpha (PNG only), like IMREAD_UNCHANGED
+        alpha = mode in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in image.info
+        keep_alpha = alpha and options.encoding == PNG_ENCODING
+        if mode in ("1", "L", "LA", "La", "F"):
+            target = "LA" if keep_alpha else "L"
+        else:
+            target = "RGBA" if keep_alpha else "RGB"
+    if mode == target:
+        return image
+    if mode in _CONVERTIBLE_VIA:
+        image = image.convert(_CONVERTIBLE_VIA[mode])
+    return image.convert(target)
+
+
+# --- encoding -------------------------------------------------------------------------------
+
+
+def _encode(image: Image.Image, options: ImageOptions) -> bytes:
+    """JPEG or PNG bytes with nothing but pixels: no EXIF, ICC profile or text chunks (an
+    orientation tag would turn the already upright pixels again)."""
+    image.info = {}
+    buffer = io.BytesIO()
+    if options.encoding == JPEG_ENCODING:
+        image.save(buffer, format="JPEG", quality=options.quality, subsampling=JPEG_SUBSAMPLING_420)
+    else:
+        image.save(buffer, format="PNG", compress_level=options.quality)
+    return buffer.getvalue()
