@@ -1,0 +1,85 @@
+"""What every command shares: global settings, common options, output and progress."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Exit status of a run that finished but skipped items or found problems.
+EXIT_PROBLEMS = 1
+#: Exit status after Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
+EXIT_INTERRUPTED = 130
+
+
+class Settings:
+    """Global flags, shared with every command through the Click context."""
+
+    def __init__(self, verbose: int = 0, quiet: bool = False) -> None:
+        self.verbose = verbose
+        self.quiet = quiet
+
+
+def json_option(func: F) -> F:
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print a JSON summary on stdout for scripts."
+    )(func)
+
+
+def workers_option(func: F) -> F:
+    return click.option(
+        "-j",
+        "--workers",
+        "--num-thread",
+        "workers",
+        type=click.IntRange(min=1),
+        default=None,
+        help="Parallel workers (im2rec's --num-thread). Default: all cores.",
+    )(func)
+
+
+def emit(as_json: bool, summary: dict[str, Any], human: str) -> None:
+    """Print the run's summary: one JSON object with ``--json``, else the human text."""
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False))
+    else:
+        click.echo(human)
+
+
+@contextmanager
+def progress(
+    ctx: click.Context, unit: str = "img"
+) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+    """``(set_total, advance)`` callbacks driving a tqdm bar on a terminal, or nothing."""
+    settings = ctx.find_object(Settings)
+    if (settings and settings.quiet) or not sys.stderr.isatty():
+        yield (lambda _n: None), (lambda _n: None)
+        return
+    from tqdm import tqdm
+
+    tqdm.monitor_interval = 0  # no monitor thread: worker processes are forked later
+    bar = tqdm(unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+    try:
+
+        def set_total(total: int) -> None:
+            bar.total = total
+            bar.refresh()
+
+        yield set_total, bar.update
+    finally:
+        bar.close()
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"

@@ -1,0 +1,67 @@
+"""Commands on image lists: lst-gen."""
+
+from __future__ import annotations
+
+import click
+
+from imgfmt.cli._common import emit, json_option
+
+
+@click.command("lst-gen")
+@click.argument("root")
+@click.argument("prefix")
+@click.option("--recursive", is_flag=True, help="One class per sub-folder (im2rec --recursive).")
+@click.option(
+    "--exts",
+    default=".jpeg,.jpg,.png",
+    show_default=True,
+    help="Extensions to list, comma-separated (case-insensitive).",
+)
+@click.option("--shuffle/--no-shuffle", default=True, show_default=True, help="Shuffle the list.")
+@click.option(
+    "--seed", type=int, default=100, show_default=True, help="Shuffle seed (im2rec: 100)."
+)
+@click.option("--train-ratio", type=click.FloatRange(0, 1), default=1.0, show_default=True)
+@click.option("--test-ratio", type=click.FloatRange(0, 1), default=0.0, show_default=True)
+@click.option("--chunks", type=click.IntRange(min=1), default=1, show_default=True)
+@json_option
+def lst_gen(
+    root: str,
+    prefix: str,
+    recursive: bool,
+    exts: str,
+    shuffle: bool,
+    seed: int,
+    train_ratio: float,
+    test_ratio: float,
+    chunks: int,
+    as_json: bool,
+) -> None:
+    """List the images under ROOT into PREFIX.lst (im2rec's --list), byte for byte
+    as mxnet's im2rec.py writes it, plus a class map PREFIX.classes.tsv.
+
+    \b
+    Example:
+      imgfmt lst-gen photos/ data/photos --recursive --train-ratio 0.8 --test-ratio 0.1
+      -> data/photos_train.lst, data/photos_val.lst, data/photos_test.lst,
+         data/photos.classes.tsv
+    """
+    from imgfmt import lst
+
+    ext_list = tuple(e.strip().lower() for e in exts.split(",") if e.strip())
+    ext_list = tuple(e if e.startswith(".") else "." + e for e in ext_list)
+    result = lst.make_lists(
+        root,
+        prefix,
+        recursive=recursive,
+        exts=ext_list,
+        shuffle=shuffle,
+        seed=seed,
+        train_ratio=train_ratio,
+        test_ratio=test_ratio,
+        chunks=chunks,
+    )
+    summary = result.to_dict()
+    lines = [f"{path}: {count} images" for path, count in result.counts.items()]
+    lines.append(f"{result.class_map_path}: {len(result.classes)} classes")
+    emit(as_json, summary, "\n".join(lines))

@@ -1,0 +1,207 @@
+"""Commands on RecordIO datasets: pack and unpack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from imgfmt.cli._common import (
+    EXIT_PROBLEMS,
+    emit,
+    human_bytes,
+    json_option,
+    progress,
+    workers_option,
+)
+
+#: im2rec's --quality defaults to 95 for both encodings; OpenCV clamps a PNG level to 0-9, so
+#: 95 means level 9 there. We refuse out-of-range values instead, and default to the same effect.
+DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
+
+
+@click.command("pack")
+@click.argument("source")
+@click.argument("out_rec", metavar="OUT.rec")
+@click.option(
+    "--root",
+    default=None,
+    help="Folder the .lst paths are relative to (default: the list's folder).",
+)
+@click.option("--pass-through", is_flag=True, help="Store each file's bytes unchanged (no decode).")
+@click.option(
+    "--resize", type=click.IntRange(min=0), default=0, help="Shorter edge becomes N pixels."
+)
+@click.option("--center-crop", is_flag=True, help="Crop the centre square before resizing.")
+@click.option(
+    "--quality",
+    type=click.IntRange(0, 100),
+    default=None,
+    help="JPEG quality 1-100 (default 95); with --encoding .png, the PNG compression level "
+    "0-9 (default 9: im2rec's 95, as OpenCV clamps it).",
+)
+@click.option("--encoding", type=click.Choice([".jpg", ".png"]), default=".jpg", show_default=True)
+@click.option(
+    "--color",
+    type=click.Choice(["1", "0", "-1"]),
+    default="1",
+    show_default=True,
+    help="1 colour, 0 grayscale, -1 unchanged (alpha and bit depth kept).",
+)
+@click.option("--pack-label", is_flag=True, help="Store every label of multi-label lines.")
+@click.option(
+    "--chunks",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Cut the list into N parts as im2rec does: OUT_0.rec ... OUT_{N-1}.rec.",
+)
+@click.option(
+    "--shard-size",
+    default=None,
+    metavar="SIZE",
+    help="Roll over to OUT_0.rec, OUT_1.rec, ... of about SIZE each (e.g. 256MB).",
+)
+@click.option(
+    "--shuffle/--no-shuffle",
+    default=True,
+    show_default=True,
+    help="For a folder SOURCE: shuffle the list it makes (seed --seed).",
+)
+@click.option("--seed", type=int, default=100, show_default=True)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Refuse images larger than this many pixels (decompression-bomb guard).",
+)
+@click.option("--allow-skip", is_flag=True, help="Exit 0 even if some images were skipped.")
+@workers_option
+@json_option
+@click.pass_context
+def pack_cmd(
+    ctx: click.Context,
+    source: str,
+    out_rec: str,
+    root: str | None,
+    pass_through: bool,
+    resize: int,
+    center_crop: bool,
+    quality: int | None,
+    encoding: str,
+    color: str,
+    pack_label: bool,
+    chunks: int,
+    shard_size: str | None,
+    shuffle: bool,
+    seed: int,
+    max_pixels: int | None,
+    allow_skip: bool,
+    workers: int | None,
+    as_json: bool,
+) -> None:
+    """Pack SOURCE (a .lst, or an image folder with one sub-folder per class)
+    into OUT.rec and OUT.idx, MXNet RecordIO as im2rec.py writes it.
+
+    Bad images are skipped and reported; the exit status is then 1 unless
+    --allow-skip. Outputs appear only when complete.
+
+    \b
+    Examples:
+      imgfmt pack photos/ data/train.rec --resize 256 --quality 90
+      imgfmt pack data/train.lst data/train.rec --root photos/ --pass-through
+    """
+    from imgfmt import images, pack
+
+    kwargs: dict[str, Any] = {}
+    if max_pixels is not None:
+        kwargs["max_pixels"] = max_pixels
+    options = images.ImageOptions(
+        pass_through=pass_through,
+        resize=resize,
+        center_crop=center_crop,
+        quality=quality if quality is not None else DEFAULT_QUALITY[encoding],
+        encoding=encoding,
+        color=int(color),
+        **kwargs,
+    )
+    size = pack.parse_size(shard_size) if shard_size else None
+    with progress(ctx, "img") as (set_total, advance):
+        result = pack.pack(
+            source,
+            out_rec,
+            root=root,
+            options=options,
+            pack_label=pack_label,
+            workers=workers,
+            shard_size=size,
+            chunks=chunks,
+            shuffle=shuffle,
+            seed=seed,
+            on_start=set_total,
+            on_progress=advance,
+        )
+    human = [f"wrote {path}" for path in result.lists + result.outputs]
+    human.append(
+        f"packed {result.packed}, skipped {len(result.skipped)}, "
+        f"{human_bytes(result.bytes_written)} in {result.seconds:.1f} s"
+    )
+    emit(as_json, result.to_dict(), "\n".join(human))
+    if result.skipped and not allow_skip:
+        if not as_json:
+            click.echo(
+                f"Error: {_count(len(result.skipped), 'image was', 'images were')} skipped "
+                "(listed above); "
+                "pass --allow-skip to accept that",
+                err=True,
+            )
+        ctx.exit(EXIT_PROBLEMS)
+
+
+@click.command("unpack")
+@click.argument("source", metavar="IN.rec")
+@click.argument("outdir")
+@click.option("--ids", default=None, help="Only these record ids, e.g. 3,7,100-200.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N records.")
+@click.option(
+    "--classes",
+    "class_map",
+    default=None,
+    help="Class map (label<TAB>name) to name folders; default: found beside IN.rec.",
+)
+@json_option
+@click.pass_context
+def unpack_cmd(
+    ctx: click.Context,
+    source: str,
+    outdir: str,
+    ids: str | None,
+    limit: int | None,
+    class_map: str | None,
+    as_json: bool,
+) -> None:
+    """Write the images of IN.rec to OUTDIR/<class>/<id>.<ext>, unchanged, and
+    a list OUTDIR/<IN stem>.lst that packs back to the same .rec.
+
+    \b
+    Examples:
+      imgfmt unpack data/train.rec unpacked/
+      imgfmt unpack data/train.rec some/ --ids 3,7,100-200
+      imgfmt pack unpacked/train.lst again.rec --root unpacked/ --pass-through
+    """
+    from imgfmt import unpack
+
+    id_list = unpack.parse_ids(ids) if ids is not None else None
+    with progress(ctx, "img") as (_set_total, advance):
+        result = unpack.unpack(
+            source, outdir, ids=id_list, limit=limit, class_map=class_map, on_progress=advance
+        )
+    human = (
+        f"wrote {result.written} images ({human_bytes(result.bytes_written)}) "
+        f"in {len(result.classes)} folders under {outdir}\nwrote {result.list_path}"
+    )
+    emit(as_json, result.to_dict(), human)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"

@@ -1,0 +1,352 @@
+"""pack: an image list (or folder) into MXNet RecordIO ``.rec`` + ``.idx``.
+
+Pipeline: the list is cut into small batches; workers read and (unless pass-through)
+decode/convert/resize/encode each image; the main process writes the framed records
+in list order. At most ``window`` batches are in flight, so memory does not grow
+with the dataset. Pass-through is I/O bound and runs in threads; anything that
+decodes runs in processes, one per core. Output bytes do not depend on the worker
+count: results are written strictly in list order.
+
+A bad image never stops the run: it is skipped, reported and counted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import islice
+
+from imgfmt import lst
+from imgfmt.errors import ImgfmtError, StorageError, UsageError
+from imgfmt.images import ImageOptions, process_image
+from imgfmt.recordio import (
+    IDX_SUFFIX,
+    IR_HEADER_SIZE,
+    MAX_PAYLOAD,
+    RecordWriter,
+    as_float32,
+    pack_image_record,
+    survives_float32,
+)
+from imgfmt.storage import AtomicOutputs, describe_os_error, sibling
+
+log = logging.getLogger(__name__)
+
+#: Images handed to a worker at once: large enough to amortise inter-process overhead,
+#: small enough that a window of them stays a few MB.
+BATCH_SIZE = 8
+#: Batches in flight per worker: keeps every worker busy while the writer catches up.
+BATCHES_PER_WORKER = 4
+
+
+@dataclass
+class Skipped:
+    path: str
+    reason: str
+
+
+@dataclass
+class PackResult:
+    """What a pack run made; ``to_dict`` is the ``--json`` summary."""
+
+    outputs: list[str] = field(default_factory=list)
+    lists: list[str] = field(default_factory=list)
+    packed: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    bytes_written: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "outputs": self.outputs,
+            "lists": self.lists,
+            "packed": self.packed,
+            "skipped": len(self.skipped),
+            "skipped_items": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "bytes": self.bytes_written,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Everything a worker needs; small and picklable."""
+
+    root: str
+    options: ImageOptions
+    pack_label: bool
+
+
+def _encode_one(job: _Job, entry: lst.LstEntry) -> tuple[bytes | None, str | None]:
+    """Read, process and frame-ready pack one image: ``(payload, None)`` or ``(None, reason)``."""
+    full = os.path.join(job.root, entry.path)
+    try:
+        with open(full, "rb") as handle:
+            data = handle.read()
+    except OSError as err:
+        return None, f"cannot read: {describe_os_error(err)}"
+    try:
+        image = process_image(data, job.options, name=full)
+    except ImgfmtError as err:
+        return None, err.message
+    label: float | tuple[float, ...]
+    if job.pack_label and len(entry.labels) > 1:
+        label = entry.labels
+    else:
+        label = entry.labels[0]
+    extra = 4 * len(entry.labels) if isinstance(label, tuple) else 0
+    if len(image) + IR_HEADER_SIZE + extra > MAX_PAYLOAD:
+        return None, f"{len(image)} bytes is more than one record can hold (2**29 - 1)"
+    try:
+        return pack_image_record(label, entry.index, image), None
+    except ImgfmtError as err:
+        return None, err.message
+
+
+def _encode_batch(job: _Job, batch: list[lst.LstEntry]) -> list[tuple[bytes | None, str | None]]:
+    return [_encode_one(job, entry) for entry in batch]
+
+
+def _batches(entries: Iterable[lst.LstEntry], size: int) -> Iterator[list[lst.LstEntry]]:
+    it = iter(entries)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def _ordered_results(
+    job: _Job, entries: Sequence[lst.LstEntry], workers: int
+) -> Iterator[tuple[lst.LstEntry, bytes | None, str | None]]:
+    """Encode every entry with ``workers`` workers; yield results in list order."""
+    if workers <= 1:
+        for entry in entries:
+            yield (entry, *_encode_one(job, entry))
+        return
+    executor: Executor
+    if job.options.pass_through:
+        # Reading files releases the GIL: threads are enough and avoid pickling bytes.
+        executor = ThreadPoolExecutor(workers)
+    else:
+        # fork is cheap and the parent holds no threads at this point; elsewhere spawn.
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+    window = workers * BATCHES_PER_WORKER
+    batches = _batches(entries, BATCH_SIZE)
+    pending: deque[tuple[list[lst.LstEntry], Future[list[tuple[bytes | None, str | None]]]]]
+    pending = deque()
+    try:
+        for batch in islice(batches, window):
+            pending.append((batch, executor.submit(_encode_batch, job, batch)))
+        while pending:
+            batch, future = pending.popleft()
+            results = future.result()
+            for nxt in islice(batches, 1):
+                pending.append((nxt, executor.submit(_encode_batch, job, nxt)))
+            for entry, (payload, reason) in zip(batch, results):
+                yield entry, payload, reason
+    finally:
+        for _batch, future in pending:
+            future.cancel()
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _check_labels(entries: Sequence[lst.LstEntry], pack_label: bool, name: str) -> None:
+    """Warn once about labels that the record will not hold as the list says."""
+    multi = sum(1 for e in entries if len(e.labels) > 1)
+    if multi and not pack_label:
+        log.warning(
+            "%s: %d entries have several labels; only the first is kept (pass --pack-label "
+            "to store them all)",
+            name,
+            multi,
+        )
+    inexact = [
+        (e, v)
+        for e in entries
+        for v in (e.labels if pack_label else e.labels[:1])
+        if not survives_float32(v)
+    ]
+    if inexact:
+        entry, value = inexact[0]
+        log.warning(
+            "%s: %d labels change when stored as float32 (e.g. index %d: %r reads back as %r); "
+            "keep labels below 2**24",
+            name,
+            len(inexact),
+            entry.index,
+            value,
+            as_float32(value),
+        )
+
+
+def default_workers() -> int:
+    return os.cpu_count() or 1
+
+
+def parse_size(text: str) -> int:
+    """``256MB``, ``1GiB``, ``500k``, ``1000`` -> bytes."""
+    units = {
+        "": 1,
+        "k": 10**3,
+        "m": 10**6,
+        "g": 10**9,
+        "t": 10**12,
+        "ki": 2**10,
+        "mi": 2**20,
+        "gi": 2**30,
+        "ti": 2**40,
+    }
+    raw = text.strip().lower().removesuffix("b")
+    number = raw.rstrip("kmgtib")
+    unit = raw[len(number) :]
+    try:
+        value = float(number)
+    except ValueError:
+        raise UsageError(f"cannot read size {text!r}", hint="write it like 256MB or 1GiB") from None
+    if unit not in units or value <= 0:
+        raise UsageError(f"cannot read size {text!r}", hint="write it like 256MB or 1GiB")
+    return int(value * units[unit])
+
+
+def pack_entries(
+    entries: Sequence[lst.LstEntry],
+    out_rec: str,
+    *,
+    root: str,
+    options: ImageOptions | None = None,
+    pack_label: bool = False,
+    workers: int | None = None,
+    shard_size: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    result: PackResult | None = None,
+    outputs: AtomicOutputs | None = None,
+) -> PackResult:
+    """Pack ``entries`` (paths relative to ``root``) into ``out_rec`` and its ``.idx``.
+
+    With ``shard_size``, records roll over to ``OUT_0.rec``, ``OUT_1.rec``, ... each at
+    most about ``shard_size`` bytes, each with its own ``.idx``. All outputs appear together
+    when the run completes; an error or interruption leaves none of them. Pass ``outputs``
+    to make them part of a larger group that the caller commits.
+    """
+    options = options or ImageOptions()
+    result = result or PackResult()
+    started = time.perf_counter()
+    _check_labels(entries, pack_label, out_rec)
+    job = _Job(root=root, options=options, pack_label=pack_label)
+    stem = os.path.splitext(out_rec)[0]
+
+    owned = outputs is None
+    group = AtomicOutputs() if outputs is None else outputs
+    shards: list[tuple[str, RecordWriter]] = []
+
+    def new_shard() -> RecordWriter:
+        path = f"{stem}_{len(shards)}.rec" if shard_size else out_rec
+        stream = group.open(path, "wb")
+        index = group.open(sibling(path, IDX_SUFFIX), "w")
+        writer = RecordWriter(stream, index, name=path)
+        shards.append((path, writer))
+        return writer
+
+    with group if owned else contextlib.nullcontext(group):
+        writer = new_shard()
+        for entry, payload, reason in _ordered_results(job, entries, workers or default_workers()):
+            if on_progress:
+                on_progress(1)
+            if payload is None:
+                path = os.path.join(root, entry.path)
+                result.skipped.append(Skipped(path, reason or "unknown error"))
+                log.warning("skipped %s: %s", path, reason)
+                continue
+            if shard_size and writer.records_written and writer.bytes_written >= shard_size:
+                writer = new_shard()
+            writer.write(payload, key=entry.index)
+        packed = sum(w.records_written for _p, w in shards)
+        if packed == 0:
+            raise UsageError(
+                f"no image could be packed ({len(result.skipped)} skipped)",
+                path=out_rec,
+                hint="see the reasons above; nothing was written",
+            )
+    result.outputs.extend(p for p, _w in shards)
+    result.packed += packed
+    result.bytes_written += sum(w.bytes_written for _p, w in shards)
+    result.seconds += time.perf_counter() - started
+    return result
+
+
+def pack(
+    source: str,
+    out_rec: str,
+    *,
+    root: str | None = None,
+    options: ImageOptions | None = None,
+    pack_label: bool = False,
+    workers: int | None = None,
+    shard_size: int | None = None,
+    chunks: int = 1,
+    shuffle: bool = True,
+    seed: int = 100,
+    exts: Sequence[str] = lst.DEFAULT_EXTS,
+    on_start: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> PackResult:
+    """The ``pack`` command: ``source`` is a ``.lst`` or an image folder.
+
+    A folder is listed with lst-gen's rules (recursive, shuffled with ``seed`` unless
+    ``shuffle`` is off) and the list and class map are written beside ``out_rec``.
+    With ``chunks > 1`` the list is cut as im2rec cuts it and each chunk packed into
+    ``OUT_i.rec``.
+    """
+    if not out_rec.endswith(".rec"):
+        raise UsageError(f"output {out_rec!r} must end in .rec", hint="e.g. data/train.rec")
+    if chunks < 1:
+        raise UsageError("--chunks must be at least 1")
+    result = PackResult()
+    stem = os.path.splitext(out_rec)[0]
+    # Lists, class map and records are one group: they appear together or not at all.
+    with AtomicOutputs() as outputs:
+        if os.path.isdir(source):
+            root = source if root is None else root
+            entries, classes = lst.list_images(source, recursive=True, exts=exts)
+            if shuffle:
+                entries = lst.shuffle_entries(entries, seed)
+            plan = lst.plan_splits(entries, stem, chunks=chunks)
+            for list_path, chunk in plan.items():
+                lst.write_entries(outputs.open(list_path, "w"), chunk)
+                result.lists.append(list_path)
+            lst.write_class_map_to(outputs.open(lst.class_map_path(stem), "w"), classes)
+        else:
+            if not os.path.exists(source):
+                raise StorageError("no such file or folder", path=source, hint="check the path")
+            root = os.path.dirname(os.path.abspath(source)) if root is None else root
+            entries = list(lst.read_lst(source))
+            plan = lst.plan_splits(entries, stem, chunks=chunks) if chunks > 1 else {out_rec: entries}
+            # The dataset carries its class names along: unpack and manifest-gen look beside it.
+            found = lst.find_class_map(source)
+            target = lst.class_map_path(stem)
+            if found and os.path.abspath(found) != os.path.abspath(target):
+                lst.write_class_map_to(outputs.open(target, "w"), lst.read_class_map(found))
+        if on_start:
+            on_start(sum(len(chunk) for chunk in plan.values()))
+        for list_path, chunk in plan.items():
+            if not chunk:
+                continue
+            pack_entries(
+                chunk,
+                os.path.splitext(list_path)[0] + ".rec",
+                root=root,
+                options=options,
+                pack_label=pack_label,
+                workers=workers,
+                shard_size=shard_size,
+                on_progress=on_progress,
+                result=result,
+                outputs=outputs,
+            )
+    return result

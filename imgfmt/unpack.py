@@ -1,0 +1,203 @@
+"""unpack: a ``.rec`` back into an image folder and a ``.lst``.
+
+Every record's image bytes are written unchanged to ``OUTDIR/<class>/<id><ext>``
+(class name from the class map, else the label; the extension from the bytes'
+real format), plus ``OUTDIR/<stem>.lst`` with paths relative to ``OUTDIR``, so
+``imgfmt pack OUTDIR/<stem>.lst NEW.rec --root OUTDIR --pass-through`` rebuilds
+the original ``.rec`` byte for byte.
+
+Nothing is ever written outside ``OUTDIR``: class names that are absolute, hold
+``..``, NUL or control characters, or are too long fall back to the numeric label.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from imgfmt import lst
+from imgfmt.errors import FormatError, StorageError, UsageError
+from imgfmt.images import sniff_extension
+from imgfmt.recordio import IRHeader, RecordReader, unpack_image_record
+from imgfmt.storage import TEMP_PREFIX, describe_os_error
+
+log = logging.getLogger(__name__)
+
+#: Folder for records with several labels: they belong to no single class.
+MULTI_LABEL_DIR = "_multilabel"
+#: Extension for payloads whose format is not recognised.
+UNKNOWN_EXT = ".bin"
+#: Longest class-name component we use as a folder name (most file systems allow 255 bytes).
+MAX_NAME_BYTES = 200
+
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+@dataclass
+class UnpackResult:
+    outdir: str
+    list_path: str = ""
+    written: int = 0
+    bytes_written: int = 0
+    seconds: float = 0.0
+    classes: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "outdir": self.outdir,
+            "list": self.list_path,
+            "written": self.written,
+            "bytes": self.bytes_written,
+            "seconds": round(self.seconds, 3),
+            "classes": self.classes,
+        }
+
+
+def parse_ids(text: str) -> list[int]:
+    """``"3,7,100-200"`` -> ``[3, 7, 100, ..., 200]`` (ranges inclusive, order kept)."""
+    ids: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part[1:]:
+                cut = part.index("-", 1)
+                low, high = int(part[:cut]), int(part[cut + 1 :])
+                if high < low:
+                    raise ValueError
+                ids.extend(range(low, high + 1))
+            else:
+                ids.append(int(part))
+        except ValueError:
+            raise UsageError(
+                f"cannot read id {part!r}", hint="write ids like 3,7,100-200"
+            ) from None
+    return ids
+
+
+def _label_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def safe_class_dir(name: str) -> str | None:
+    """``name`` as a relative folder path inside the output, or None if it is not safe."""
+    if not name or _UNSAFE_CHARS.search(name) or os.path.isabs(name):
+        return None
+    parts = name.split("/")
+    if any(p in ("", ".", "..") or len(p.encode("utf-8")) > MAX_NAME_BYTES for p in parts):
+        return None
+    return "/".join(parts)
+
+
+def class_dir_for(header: IRHeader, classes: dict[int, str]) -> str:
+    if header.flag > 0:
+        return MULTI_LABEL_DIR
+    label = header.label
+    if float(label).is_integer() and int(label) in classes:
+        safe = safe_class_dir(classes[int(label)])
+        if safe is not None:
+            return safe
+        log.warning("class name %r is not a safe folder name; using the label", classes[int(label)])
+    return _label_text(label)
+
+
+def _select(
+    reader: RecordReader, ids: list[int] | None, limit: int | None
+) -> Iterator[tuple[str, bytes]]:
+    """Yield ``(where, payload)`` for the records asked for."""
+    if ids is not None and reader.idx_path is not None:
+        index = reader.index
+        missing = [i for i in ids if i not in index]
+        if missing:
+            raise UsageError(
+                f"{len(missing)} requested ids are not in the index (e.g. {missing[0]})",
+                path=reader.idx_path,
+            )
+        for count, key in enumerate(ids):
+            if limit is not None and count >= limit:
+                return
+            yield f"record with key {key} at byte {index[key]}", reader.read_at(index[key])
+        return
+    wanted = set(ids) if ids is not None else None
+    count = 0
+    for record in reader:
+        if limit is not None and count >= limit:
+            return
+        where = f"record {record.number} at byte {record.offset}"
+        if wanted is not None:
+            header, _image = unpack_image_record(record.payload, path=reader.path, where=where)
+            if header.id not in wanted:
+                continue
+        count += 1
+        yield where, record.payload
+
+
+def unpack(
+    source: str,
+    outdir: str,
+    *,
+    ids: list[int] | None = None,
+    limit: int | None = None,
+    class_map: str | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> UnpackResult:
+    """Write the images of ``source`` (a ``.rec``) into ``outdir``; see the module doc."""
+    started = time.perf_counter()
+    if not os.path.isfile(source):
+        raise StorageError("no such file", path=source, hint="check the path of the .rec")
+    class_map = class_map or lst.find_class_map(source)
+    classes = lst.read_class_map(class_map) if class_map else {}
+    try:
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as err:
+        raise StorageError(f"cannot create folder: {describe_os_error(err)}", path=outdir) from err
+    root = os.path.realpath(outdir)
+    stem = os.path.splitext(os.path.basename(source))[0]
+    result = UnpackResult(outdir=outdir, list_path=os.path.join(outdir, stem + ".lst"))
+    entries: list[lst.LstEntry] = []
+    made_dirs: set[str] = set()
+    with RecordReader(source) as reader:
+        for where, payload in _select(reader, ids, limit):
+            header, image = unpack_image_record(payload, path=source, where=where)
+            folder = class_dir_for(header, classes)
+            relpath = f"{folder}/{header.id}{sniff_extension(image) or UNKNOWN_EXT}"
+            target = os.path.realpath(os.path.join(root, relpath))
+            if os.path.commonpath([root, target]) != root:  # a symlink inside outdir, say
+                raise FormatError(f"refusing to write outside {outdir}: {relpath}", path=source)
+            if folder not in made_dirs:
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                made_dirs.add(folder)
+            _write_file(target, image)
+            entries.append(lst.LstEntry(header.id, header.labels, relpath))
+            result.written += 1
+            result.bytes_written += len(image)
+            result.classes[folder] = result.classes.get(folder, 0) + 1
+            if on_progress:
+                on_progress(1)
+    if not entries:
+        raise UsageError("no records matched; nothing written", path=source)
+    lst.write_lst(result.list_path, entries)
+    if class_map:
+        lst.write_class_map(lst.class_map_path(result.list_path), classes)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _write_file(target: str, data: bytes) -> None:
+    """Write one image under a temporary name, then rename: never a half-written image."""
+    folder, name = os.path.split(target)
+    temp = os.path.join(folder, TEMP_PREFIX + name)
+    try:
+        with open(temp, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, target)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise StorageError(f"cannot write: {describe_os_error(err)}", path=target) from err

@@ -1,0 +1,42 @@
+"""Small builders shared by the command tests."""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+
+from PIL import Image
+
+
+def image_bytes(
+    width: int, height: int, seed: int = 0, fmt: str = "JPEG", mode: str = "RGB"
+) -> bytes:
+    """A small image with some structure (a gradient plus blocks), so encoders do real work."""
+    rng = random.Random(seed)
+    img = Image.linear_gradient("L").resize((width, height)).convert(mode if mode != "P" else "RGB")
+    for _ in range(4):
+        x0, y0 = rng.randrange(width), rng.randrange(height)
+        box = (x0, y0, min(width, x0 + width // 3 + 1), min(height, y0 + height // 3 + 1))
+        colour = tuple(rng.randrange(256) for _ in range(len(img.getbands())))
+        img.paste(colour if len(colour) > 1 else colour[0], box)
+    if mode == "P":
+        img = img.convert("P")
+    out = io.BytesIO()
+    img.save(out, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    return out.getvalue()
+
+
+def make_tree(root: Path, classes: dict[str, int], size: tuple[int, int] = (64, 48)) -> Path:
+    """``root/<class>/img<i>.jpg`` for each class; returns root."""
+    for c, (name, count) in enumerate(sorted(classes.items())):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            (folder / f"img{i}.jpg").write_bytes(image_bytes(*size, seed=c * 1000 + i))
+    return root
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary files imgfmt left in ``folder`` (there must never be any)."""
+    return sorted(p.name for p in folder.rglob(".imgfmt-tmp-*"))
