@@ -1,0 +1,936 @@
+"""verify: find every problem in a dataset, say where it is, and keep going.
+
+Inputs, chosen by extension: a ``.rec`` (with the ``.idx`` beside it), an ``.idx`` (checks
+its ``.rec``), a ``.lst``, a SageMaker manifest (``.manifest``, ``.jsonl``, ``.json``).
+
+A ``.rec`` is read once, front to back, through a large buffer; payloads are not kept.
+Checks, each with a name used in the report:
+
+- ``framing``: magic, lengths, the cflag sequence of split records, a truncated tail;
+- ``padding``: the bytes after a payload up to the 4-byte boundary are zero;
+- ``header``: the image header is there and its label count fits the payload;
+- ``label``: labels are finite and, with a class map, single labels are classes in it;
+- ``index``: every ``.idx`` line is ``key<TAB>offset``, every offset a record head, keys
+  unique and equal to the header ids, every record indexed;
+- ``image`` (``decode=True``): every image decodes (Pillow), in worker processes.
+
+Resynchronising (FORMATS.md section 1): when a record is damaged at byte X, the scan
+looks for the next record head from X + 4 on (an aligned magic whose next word has
+cflag 0 or 1) and continues there; the skipped bytes are one problem, counted as one
+damaged record, so that with a single damaged record the numbers of the later records
+stay those the writer gave them.
+
+``.lst``: every line parsed (all bad lines reported, not the first), indices unique,
+labels finite (and classes of the class map), every image present under the root.
+Manifests: ``imgfmt.manifest.iter_manifest_problems`` checks each line.
+
+Rebuilding the index (``fix_idx=True``): from the records the scan found intact, one
+``key<TAB>offset`` line each, in file order. Keys are the header ids when every record
+has an image header and the ids are unique (what im2rec and ``imgfmt pack`` write),
+else the record numbers 0, 1, 2, ... The ``.idx`` is replaced atomically, then
+checked again.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import struct
+import sys
+import warnings
+from array import array
+from bisect import bisect_left
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+from imgfmt import lst
+from imgfmt.errors import FormatError, ImgfmtError, UsageError
+from imgfmt.recordio import (
+    CFLAG_FIRST,
+    CFLAG_LAST,
+    CFLAG_MIDDLE,
+    CFLAG_WHOLE,
+    HEAD_SIZE,
+    IDX_SUFFIX,
+    IR_HEADER_SIZE,
+    LENGTH_BITS,
+    LENGTH_MASK,
+    MAGIC,
+    MAGIC_BYTES,
+    format_idx_line,
+    unpack_image_record,
+)
+from imgfmt.storage import atomic_output, open_input, sibling
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ProcessPoolExecutor
+
+#: Problems kept in a report by default; every problem is counted, only these are listed.
+DEFAULT_MAX_PROBLEMS = 100
+
+#: Extensions verify understands, and what each is.
+KINDS = {
+    ".rec": "rec",
+    ".idx": "rec",
+    ".lst": "lst",
+    ".manifest": "manifest",
+    ".jsonl": "manifest",
+    ".json": "manifest",
+}
+
+#: Initial size of the buffer records are read into (it grows to the largest record).
+SCRATCH_SIZE = 1 << 20
+#: Bytes read at once while searching for the next record head after damage.
+RESYNC_CHUNK = 1 << 20
+#: Call ``on_progress`` about this often (in bytes read), not once per record.
+PROGRESS_STEP = 8 << 20
+#: Images per decode job, and jobs in flight per worker (as in ``imgfmt.pack``).
+DECODE_BATCH = 16
+BATCHES_PER_WORKER = 4
+
+_HEAD = struct.Struct("<II")
+#: recordio's ``IRHeader`` layout (flag, label, id, id2), read here directly on the fast path.
+_IR_HEADER = struct.Struct("<IfQQ")
+_ZERO_PADDING = b"\0\0\0"
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem: which file, which check found it, where in the file, and what is wrong.
+
+    ``offset`` (byte position) or ``line`` (1-based) locate it for a program; ``where``
+    says the same for a person ("record 3 at byte 1240", "line 7").
+    """
+
+    path: str
+    check: str
+    where: str
+    message: str
+    offset: int | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return ": ".join(part for part in (self.path, self.where, self.message) if part)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "path": self.path,
+            "check": self.check,
+            "where": self.where,
+            "message": self.message,
+        }
+        if self.offset is not None:
+            out["offset"] = self.offset
+        if self.line is not None:
+            out["line"] = self.line
+        return out
+
+
+@dataclass
+class FileReport:
+    """What was checked in one input, and how many problems each check found."""
+
+    path: str
+    kind: str
+    checked: Counter[str] = field(default_factory=Counter)
+    problems: Counter[str] = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)
+    fixed: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "kind": self.kind,
+            "checked": dict(self.checked),
+            "problems": dict(self.problems),
+            "notes": list(self.notes),
+            "fixed": list(self.fixed),
+        }
+
+
+@dataclass
+class Report:
+    """Every file's counts, and the first ``max_problems`` problems (all are counted)."""
+
+    max_problems: int = DEFAULT_MAX_PROBLEMS
+    files: list[FileReport] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(self, file: FileReport, problem: Problem) -> None:
+        file.problems[problem.check] += 1
+        if len(self.problems) < self.max_problems:
+            self.problems.append(problem)
+
+    @property
+    def problem_count(self) -> int:
+        return sum(self.problems_by_check.values())
+
+    @property
+    def problems_by_check(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for file in self.files:
+            total.update(file.problems)
+        return total
+
+    @property
+    def checked(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for file in self.files:
+            total.update(file.checked)
+        return total
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    def to_dict(self, max_problems: int | None = None) -> dict[str, Any]:
+        """The ``--json`` report: totals, per-file counts, the first problems with locations."""
+        shown = self.problems if max_problems is None else self.problems[:max_problems]
+        return {
+            "ok": self.ok,
+            "problem_count": self.problem_count,
+            "problems_by_check": dict(self.problems_by_check),
+            "checked": dict(self.checked),
+            "files": [file.to_dict() for file in self.files],
+            "problems": [problem.to_dict() for problem in shown],
+            "problems_not_shown": self.problem_count - len(shown),
+        }
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def input_kind(path: str) -> str:
+    """``"rec"``, ``"lst"`` or ``"manifest"`` from the extension; ``UsageError`` otherwise."""
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in KINDS:
+        raise UsageError(
+            f"cannot verify {path!r}: unknown extension {ext or '(none)'!r}",
+            hint=f"verify reads {', '.join(KINDS)} files",
+        )
+    return KINDS[ext]
+
+
+def verify(
+    paths: Sequence[str],
+    *,
+    decode: bool = False,
+    root: str | None = None,
+    classes: str | None = None,
+    fix_idx: bool = False,
+    workers: int | None = None,
+    max_problems: int = DEFAULT_MAX_PROBLEMS,
+    on_progress: Callable[[int], None] | None = None,
+) -> Report:
+    """Check every input in ``paths``; returns the report, never stopping at a problem.
+
+    ``root``: folder a ``.lst``'s paths are relative to (default: the list's folder).
+    ``classes``: a class map to check labels against (default: the one beside each input).
+    ``fix_idx``: rebuild a missing or wrong ``.idx`` from its ``.rec``.
+    ``on_progress`` is called with the number of ``.rec`` bytes read since the last call.
+    Only an unknown extension raises (``UsageError``), before anything is read.
+    """
+    kinds = [input_kind(path) for path in paths]
+    report = Report(max_problems=max_problems)
+    progress = on_progress or (lambda _n: None)
+    for path, kind in zip(paths, kinds):
+        file = FileReport(path, kind)
+        report.files.append(file)
+        first = len(report.problems)
+        if kind == "rec":
+            _RecVerifier(path, file, report, decode, classes, fix_idx, workers, progress).run()
+        elif kind == "lst":
+            _verify_lst(path, file, report, root, classes)
+        else:
+            _verify_manifest(path, file, report)
+        # Decode problems arrive late (from workers): put each file's problems in file order.
+        main_path = file.path
+        report.problems[first:] = sorted(
+            report.problems[first:],
+            key=lambda p: (
+                p.path != main_path,
+                p.line if p.line is not None else sys.maxsize,
+                p.offset if p.offset is not None else -1,
+            ),
+        )
+    return report
+
+
+# --------------------------------------------------------------------------- .rec framing
+
+
+@dataclass(frozen=True)
+class _Damage:
+    """Why a record could not be read, and at which byte (its head, or a later piece's)."""
+
+    offset: int
+    message: str
+    truncated: bool = False
+
+
+class _RecordScanner:
+    """Reads records one after another, tolerantly: a twin of ``recordio.read_record``
+    that also checks the padding, never reads past the end of the file (a damaged length
+    must not allocate 512 MB), and returns the damage instead of raising.
+
+    Whole records are read into one reusable buffer: the payload returned is a view that
+    is only valid until the next ``read``, so the scan allocates nothing per record.
+    """
+
+    def __init__(self, stream: IO[bytes], size: int) -> None:
+        self.stream = stream
+        self.size = size
+        self._scratch = memoryview(bytearray(SCRATCH_SIZE))
+
+    def read(self, start: int) -> tuple[bytes | memoryview, int, int] | _Damage:
+        """The record at ``start`` (the stream is there): ``(payload, next offset, bad
+        padding)`` where ``bad padding`` is the offset of non-zero padding, or -1."""
+        stream = self.stream
+        head = stream.read(HEAD_SIZE)
+        magic, lrec = _HEAD.unpack(head) if len(head) == HEAD_SIZE else (0, 0)
+        if magic == MAGIC and lrec >> LENGTH_BITS == CFLAG_WHOLE:
+            # Fast path, nearly every record: one whole piece that fits the file.
+            length = lrec
+            padded = length + (-length % 4)
+            if padded <= self.size - start - HEAD_SIZE:
+                if padded > len(self._scratch):
+                    # A new buffer, not a resize: the caller may still hold a view of the old.
+                    self._scratch = memoryview(bytearray(padded))
+                view = self._scratch[:padded]
+                # open_input's binary streams are BufferedReaders (typing.IO lacks readinto).
+                if stream.readinto(view) == padded:  # type: ignore[attr-defined]
+                    nxt = start + HEAD_SIZE + padded
+                    if padded == length or view[length:] == _ZERO_PADDING[: padded - length]:
+                        return view[:length], nxt, -1
+                    return view[:length], nxt, start + HEAD_SIZE + length
+        return _read_pieces(stream, start, self.size)
+
+
+def _read_pieces(stream: IO[bytes], start: int, size: int) -> tuple[bytes, int, int] | _Damage:
+    """The general case of ``_RecordScanner.read``: a record split into pieces, or damage."""
+    stream.seek(start)
+    pieces: list[bytes] = []
+    pos = start
+    first = True
+    bad_padding = -1
+    while True:
+        if size - pos < HEAD_SIZE:
+            return _Damage(
+                pos,
+                f"file ends inside a record head ({size - pos} of {HEAD_SIZE} bytes)",
+                truncated=True,
+            )
+        head = stream.read(HEAD_SIZE)
+        if len(head) < HEAD_SIZE:  # the file shrank while we read it
+            return _Damage(pos, "file ends inside a record head", truncated=True)
+        magic, lrec = _HEAD.unpack(head)
+        if magic != MAGIC:
+            return _Damage(pos, f"bad magic 0x{magic:08x} (expected 0x{MAGIC:08x})")
+        cflag, length = lrec >> LENGTH_BITS, lrec & LENGTH_MASK
+        if first and cflag not in (CFLAG_WHOLE, CFLAG_FIRST):
+            return _Damage(pos, f"record starts with cflag {cflag} (expected 0 or 1)")
+        if not first and cflag not in (CFLAG_MIDDLE, CFLAG_LAST):
+            return _Damage(pos, f"continuation piece has cflag {cflag} (expected 2 or 3)")
+        pad = -length % 4
+        left = size - pos - HEAD_SIZE
+        if length + pad > left:
+            return _Damage(
+                pos,
+                f"piece of {length} bytes runs past the end of the file ({left} bytes left)",
+                truncated=True,
+            )
+        data = stream.read(length + pad)
+        if len(data) < length + pad:
+            return _Damage(pos, "file ends inside a record", truncated=True)
+        if pad:
+            if data[length:] != _ZERO_PADDING[:pad] and bad_padding < 0:
+                bad_padding = pos + HEAD_SIZE + length
+            data = data[:length]
+        pieces.append(data)
+        pos += HEAD_SIZE + length + pad
+        if cflag in (CFLAG_WHOLE, CFLAG_LAST):
+            break
+        pieces.append(MAGIC_BYTES)
+        first = False
+    payload = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    return payload, pos, bad_padding
+
+
+def find_record_head(stream: IO[bytes], start: int, size: int) -> int | None:
+    """The first record head at or after ``start``: an aligned magic whose next word has
+    cflag 0 or 1 (FORMATS.md section 1); None if there is none before the end."""
+    window = start + (-start % 4)
+    while window < size:
+        stream.seek(window)
+        # 4 bytes more than the step, so a magic in the window's last word has its lrec.
+        buf = stream.read(RESYNC_CHUNK + 4)
+        hit = buf.find(MAGIC_BYTES)
+        while hit != -1 and hit < RESYNC_CHUNK:
+            if hit % 4 == 0 and hit + HEAD_SIZE <= len(buf):
+                lrec = int.from_bytes(buf[hit + 4 : hit + 8], "little")
+                if lrec >> LENGTH_BITS in (CFLAG_WHOLE, CFLAG_FIRST):
+                    return window + hit
+            hit = buf.find(MAGIC_BYTES, hit + 1)
+        window += RESYNC_CHUNK
+    return None
+
+
+# --------------------------------------------------------------------------- image decoding
+
+
+def decode_problem(data: bytes) -> str | None:
+    """Why ``data`` does not decode as an image (Pillow open + load), or None if it does."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # EXIF and bomb warnings are not failures here
+            with Image.open(io.BytesIO(data)) as image:
+                image.load()
+    except UnidentifiedImageError:
+        return f"not a recognised image format (starts with {data[:8].hex(' ')})"
+    except Image.DecompressionBombError as err:
+        return f"refused to decode: {err}"
+    # Pillow's decoders raise many types on hostile bytes (OSError, SyntaxError,
+    # ValueError, struct.error, ...); in a verifier every one means "does not decode".
+    except Exception as err:  # noqa: BLE001
+        return f"does not decode: {err}"
+    return None
+
+
+def _decode_batch(batch: list[tuple[int, int, bytes]]) -> list[tuple[int, int, str]]:
+    """``(number, offset, image)`` items -> ``(number, offset, reason)`` of the failures."""
+    failed = []
+    for number, offset, data in batch:
+        reason = decode_problem(data)
+        if reason is not None:
+            failed.append((number, offset, reason))
+    return failed
+
+
+class _Decoder:
+    """Decodes images in worker processes, with a bounded window of batches in flight,
+    so memory stays flat however large the file (the pattern of ``imgfmt.pack``)."""
+
+    def __init__(self, workers: int, on_failure: Callable[[int, int, str], None]) -> None:
+        self._on_failure = on_failure
+        self._batch: list[tuple[int, int, bytes]] = []
+        self._pending: deque[tuple[tuple[int, int], Future[list[tuple[int, int, str]]]]]
+        self._pending = deque()
+        self._stopped = False
+        self._window = workers * BATCHES_PER_WORKER
+        self._executor: ProcessPoolExecutor | None = None
+        if workers > 1:
+            # Imported here: only --decode needs them, and they cost a plain verify's start-up.
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            # fork is cheap and the parent holds no threads; elsewhere spawn.
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            self._executor = ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context(method)
+            )
+
+    def submit(self, number: int, offset: int, image: bytes) -> None:
+        self._batch.append((number, offset, image))
+        if len(self._batch) >= DECODE_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, []
+        if not batch or self._stopped:
+            return
+        if self._executor is None:
+            self._report(_decode_batch(batch))
+            return
+        while len(self._pending) >= self._window:
+            self._collect_oldest()
+        if not self._stopped:
+            first = batch[0][:2]  # (number, offset): where to say a dead worker was
+            self._pending.append((first, self._executor.submit(_decode_batch, batch)))
+
+    def _collect_oldest(self) -> None:
+        from concurrent.futures.process import BrokenProcessPool  # loaded with the pool
+
+        (number, offset), future = self._pending.popleft()
+        try:
+            failures = future.result()
+        except BrokenProcessPool:
+            # A decoder crashed or the system killed a worker (out of memory): the pool is
+            # gone. Say so once, where it happened, and stop decoding; the scan goes on.
+            self._stopped = True
+            self._on_failure(
+                number,
+                offset,
+                "a decode worker died on this record or one of the next "
+                f"{DECODE_BATCH - 1} (out of memory, or a crashing decoder); decoding stopped "
+                "here (rerun with -j 1 from a copy to find the image)",
+            )
+            return
+        self._report(failures)
+
+    def _report(self, failures: list[tuple[int, int, str]]) -> None:
+        for number, offset, reason in failures:
+            self._on_failure(number, offset, reason)
+
+    def finish(self) -> None:
+        self._flush()
+        while self._pending and not self._stopped:
+            self._collect_oldest()
+
+    def close(self) -> None:
+        for _where, future in self._pending:
+            future.cancel()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------- .rec and .idx
+
+
+def _where(number: int, offset: int) -> str:
+    return f"record {number} at byte {offset}"
+
+
+def _load_class_map(
+    path: str | None, file: FileReport, report: Report
+) -> tuple[str, dict[int, str]] | None:
+    """The class map at ``path`` (or None); a damaged one is a problem, not a crash."""
+    if path is None:
+        return None
+    try:
+        return path, lst.read_class_map(path)
+    except ImgfmtError as err:
+        report.add(file, Problem(err.path or path, "classes", err.where or "", err.message))
+        return None
+
+
+def _label_problems(
+    labels: Sequence[float], single: bool, classes: dict[int, str] | None, class_path: str
+) -> Iterator[str]:
+    """What is wrong with a record's or a line's labels (``single``: one class label)."""
+    for value in labels:
+        if not math.isfinite(value):
+            yield f"label {value} is not a finite number"
+    if single and classes is not None:
+        (value,) = labels
+        if math.isfinite(value):
+            if value != int(value):
+                yield f"label {value} is not a whole number, so it is no class of {class_path}"
+            elif int(value) not in classes:
+                yield (
+                    f"label {int(value)} is not in the class map {class_path} "
+                    f"({len(classes)} classes)"
+                )
+
+
+class _RecVerifier:
+    """One ``.rec`` and its ``.idx``: scan, check headers (and images), check the index."""
+
+    def __init__(
+        self,
+        path: str,
+        file: FileReport,
+        report: Report,
+        decode: bool,
+        classes: str | None,
+        fix_idx: bool,
+        workers: int | None,
+        progress: Callable[[int], None],
+    ) -> None:
+        if path.lower().endswith(IDX_SUFFIX):
+            self.idx_path, self.path = path, sibling(path, ".rec")
+        else:
+            self.path, self.idx_path = path, sibling(path, IDX_SUFFIX)
+        file.path = self.path
+        self.file = file
+        self.report = report
+        self.decode = decode
+        self.classes_path = classes
+        self.fix_idx = fix_idx
+        self.workers = workers or os.cpu_count() or 1
+        self.progress = progress
+        # What the scan found, kept compact: one entry per intact record, in file order.
+        self.heads = array("q")  # byte offset of each intact record
+        self.ids = array("Q")  # its header id (0 when it has no readable header)
+        self.has_id = bytearray()  # 1 when the record has a readable image header
+        self.damaged: dict[int, int] = {}  # offset of a damaged record -> its number
+
+    def problem(
+        self,
+        check: str,
+        where: str,
+        message: str,
+        offset: int | None = None,
+        line: int | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.report.add(self.file, Problem(path or self.path, check, where, message, offset, line))
+
+    def run(self) -> None:
+        try:
+            stream = open_input(self.path, "rb")
+        except ImgfmtError as err:
+            self.problem("input", "", err.message)
+            return
+        with stream:
+            size = os.fstat(stream.fileno()).st_size
+            found = _load_class_map(
+                self.classes_path or lst.find_class_map(self.path), self.file, self.report
+            )
+            decoder = _Decoder(self.workers, self._decode_failed) if self.decode else None
+            try:
+                self._scan(stream, size, found, decoder)
+                if decoder is not None:
+                    decoder.finish()
+            finally:
+                if decoder is not None:
+                    decoder.close()
+        self._check_index()
+
+    # -- the scan
+    def _scan(
+        self,
+        stream: IO[bytes],
+        size: int,
+        found: tuple[str, dict[int, str]] | None,
+        decoder: _Decoder | None,
+    ) -> None:
+        # Single labels that are fine as they are: the classes, as floats; None: any finite.
+        good_labels = {float(label) for label in found[1]} if found else None
+        checked = self.file.checked
+        checked["bytes"] = size
+        if size == 0:
+            self.problem("framing", "", "empty file: no records", offset=0)
+            return
+        scanner = _RecordScanner(stream, size)
+        pos = number = 0
+        reported = 0  # bytes already passed to the progress callback
+        while pos < size:
+            result = scanner.read(pos)
+            if isinstance(result, _Damage):
+                nxt = self._damaged(stream, pos, number, size, result)
+                number += 1
+                if nxt is None:
+                    break
+                stream.seek(nxt)
+                pos = nxt
+                continue
+            payload, nxt, bad_padding = result
+            self.heads.append(pos)
+            if bad_padding >= 0:
+                self.problem(
+                    "padding",
+                    _where(number, pos),
+                    f"padding at byte {bad_padding} is not zero",
+                    offset=pos,
+                )
+            flag, label, rec_id = -1, 0.0, 0
+            if len(payload) >= IR_HEADER_SIZE:
+                flag, label, rec_id, _id2 = _IR_HEADER.unpack_from(payload)
+            if flag == 0 and (
+                label in good_labels if good_labels is not None else math.isfinite(label)
+            ):
+                # Fast path, nearly every record: a single label that needs no closer look.
+                self.ids.append(rec_id)
+                self.has_id.append(1)
+                if decoder is not None:
+                    decoder.submit(number, pos, bytes(payload[IR_HEADER_SIZE:]))
+            else:
+                self._check_header(number, pos, payload, found, decoder)
+            pos, number = nxt, number + 1
+            if pos - reported >= PROGRESS_STEP:
+                self.progress(pos - reported)
+                reported = pos
+        self.progress(size - reported)
+        checked["records"] = len(self.heads)
+        if self.damaged:
+            checked["damaged_records"] = len(self.damaged)
+        if decoder is not None:
+            checked["images_decoded"] = sum(self.has_id)
+        if not self.heads:
+            self.problem("framing", "", "no intact record in the file", offset=0)
+
+    def _check_header(
+        self,
+        number: int,
+        pos: int,
+        payload: bytes | memoryview,
+        found: tuple[str, dict[int, str]] | None,
+        decoder: _Decoder | None,
+    ) -> None:
+        """The full header and label checks, for records the fast path does not clear."""
+        class_path, classes = found if found else ("", None)
+        where = _where(number, pos)
+        try:
+            header, image = unpack_image_record(bytes(payload))
+        except FormatError as err:
+            self.problem("header", where, err.message, offset=pos)
+            self.ids.append(0)
+            self.has_id.append(0)
+            return
+        self.ids.append(header.id)
+        self.has_id.append(1)
+        for message in _label_problems(header.labels, header.flag == 0, classes, class_path):
+            self.problem("label", where, message, offset=pos)
+        if decoder is not None:
+            decoder.submit(number, pos, image)
+
+    def _damaged(
+        self, stream: IO[bytes], pos: int, number: int, size: int, damage: _Damage
+    ) -> int | None:
+        """Report the damaged record at ``pos``; returns the next record head, if any."""
+        self.damaged[pos] = number
+        nxt = find_record_head(stream, pos + 4, size)
+        message = damage.message
+        if damage.offset != pos:
+            message = f"piece at byte {damage.offset}: {message}"
+        if nxt is None and damage.truncated:
+            message = f"file is truncated: {message}"
+        elif nxt is None:
+            message += f"; no record head in the remaining {size - pos} bytes"
+        else:
+            message += f"; skipped {nxt - pos} bytes to the next record head at byte {nxt}"
+        self.problem("framing", _where(number, pos), message, offset=pos)
+        return nxt
+
+    def _decode_failed(self, number: int, offset: int, reason: str) -> None:
+        self.problem("image", _where(number, offset), reason, offset=offset)
+
+    # -- the index
+    def _check_index(self) -> None:
+        exists = os.path.isfile(self.idx_path)
+        if self.fix_idx and self.heads:
+            if not exists or self._index_problems(count=False):
+                self._rebuild_index()
+                exists = True
+        if not exists:
+            self.file.notes.append(
+                f"no index {self.idx_path} (sequential readers do without; random access "
+                "and DALI need one: --fix-idx writes it)"
+            )
+            return
+        self._index_problems(count=True)
+
+    def _record_number(self, offset: int, guess: int) -> int:
+        """Number (among intact records) of the record with head ``offset``, or -1.
+
+        ``guess`` is tried first: an index usually lists the records in file order.
+        """
+        if guess < len(self.heads) and self.heads[guess] == offset:
+            return guess
+        i = bisect_left(self.heads, offset)
+        return i if i < len(self.heads) and self.heads[i] == offset else -1
+
+    def _index_problems(self, count: bool) -> bool:
+        """Check the .idx against the scan; with ``count`` False only say whether it is wrong."""
+        idx = self.idx_path
+        found_any = False
+
+        def problem(
+            where: str, message: str, offset: int | None = None, line: int | None = None
+        ) -> None:
+            nonlocal found_any
+            found_any = True
+            if count:
+                self.problem("index", where, message, offset=offset, line=line, path=idx)
+
+        try:
+            handle = open_input(idx, "r", errors="replace")
+        except ImgfmtError as err:
+            problem("", err.message)
+            return True
+        covered = array("q", bytes(8 * len(self.heads)))  # line number indexing each record
+        keys: dict[int, int] = {}  # key -> line number
+        entries = guess = 0
+        with handle:
+            for line_no, raw in enumerate(handle, start=1):
+                text = raw.rstrip("\r\n")
+                if not text.strip():
+                    continue
+                entries += 1
+                where = f"line {line_no}"
+                key_text, tab, offset_text = text.partition("\t")
+                try:
+                    key, offset = int(key_text), int(offset_text)
+                except ValueError:
+                    tab = ""
+                if not tab:
+                    problem(
+                        where,
+                        f"expected 'key<TAB>offset' integers, found {text[:60]!r}",
+                        line=line_no,
+                    )
+                    continue
+                if key in keys:
+                    problem(where, f"key {key} already used on line {keys[key]}", line=line_no)
+                else:
+                    keys[key] = line_no
+                number = self._record_number(offset, guess)
+                guess = number + 1
+                if number < 0:
+                    if offset in self.damaged:
+                        reason = f"the damaged record {self.damaged[offset]}"
+                    else:
+                        reason = "no record head"
+                    problem(where, f"offset {offset} (key {key}) points at {reason}", line=line_no)
+                    continue
+                if covered[number]:
+                    problem(
+                        where,
+                        f"offset {offset} already indexed on line {covered[number]}",
+                        line=line_no,
+                    )
+                covered[number] = line_no
+                if self.has_id[number] and self.ids[number] != key:
+                    problem(
+                        where,
+                        f"key {key} but the record at byte {offset} has header id "
+                        f"{self.ids[number]}",
+                        line=line_no,
+                    )
+        if count:
+            self.file.checked["index_entries"] = entries
+        if entries == 0:
+            problem("", "empty index: no entries (some readers crash on it)")
+        elif self.heads:
+            damaged = sorted(self.damaged)
+            for i, line_no in enumerate(covered):
+                if not line_no:
+                    offset = self.heads[i]
+                    number = i + bisect_left(damaged, offset)  # the scan's numbering
+                    problem(
+                        _where(number, offset),
+                        "record has no index entry (readers never see it)",
+                        offset=offset,
+                    )
+        return found_any
+
+    def _rebuild_index(self) -> None:
+        use_ids = all(self.has_id) and len(set(self.ids)) == len(self.ids)
+        try:
+            with atomic_output(self.idx_path, "w") as handle:
+                for number, offset in enumerate(self.heads):
+                    handle.write(format_idx_line(self.ids[number] if use_ids else number, offset))
+        except ImgfmtError as err:
+            self.problem(
+                "index", "", f"cannot rebuild the index: {err.message}", path=self.idx_path
+            )
+            return
+        keys = "header ids" if use_ids else "record numbers (header ids missing or repeated)"
+        self.file.fixed.append(self.idx_path)
+        self.file.notes.append(
+            f"rebuilt {self.idx_path}: {len(self.heads)} entries, keys are {keys}"
+        )
+
+
+# --------------------------------------------------------------------------- .lst
+
+
+def _verify_lst(
+    path: str,
+    file: FileReport,
+    report: Report,
+    root: str | None,
+    classes: str | None,
+) -> None:
+    def problem(check: str, where: str, message: str, line: int | None = None) -> None:
+        report.add(file, Problem(path, check, where, message, line=line))
+
+    try:
+        handle = open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape")
+    except ImgfmtError as err:
+        problem("input", "", err.message)
+        return
+    found = _load_class_map(classes or lst.find_class_map(path), file, report)
+    class_path, class_map = found if found else ("", None)
+    folder = root if root is not None else os.path.dirname(os.path.abspath(path))
+    remote = folder.startswith("s3://")
+    if remote:
+        file.notes.append(f"files under {folder} were not checked (s3:// is not supported yet)")
+    seen: dict[int, int] = {}  # index -> line number
+    lines = entries = present = 0
+    with handle:
+        for line_no, raw in enumerate(handle, start=1):
+            lines += 1
+            where = f"line {line_no}"
+            try:
+                parsed = list(lst.parse_lst([raw], path))
+            except FormatError as err:
+                problem("lst", where, err.message, line=line_no)
+                continue
+            if not parsed:
+                continue  # a blank line
+            entry = parsed[0]
+            entries += 1
+            if entry.index in seen:
+                problem(
+                    "lst",
+                    where,
+                    f"index {entry.index} already used on line {seen[entry.index]}",
+                    line=line_no,
+                )
+            else:
+                seen[entry.index] = line_no
+            for message in _label_problems(
+                entry.labels, len(entry.labels) == 1, class_map, class_path
+            ):
+                problem("label", where, message, line=line_no)
+            if not remote:
+                full = os.path.join(folder, entry.path)
+                if os.path.isfile(full):
+                    present += 1
+                else:
+                    problem("file", where, f"image not found: {full}", line=line_no)
+    file.checked["lst_lines"] = lines
+    file.checked["lst_entries"] = entries
+    if not remote:
+        file.checked["files_found"] = present
+    if entries == 0:
+        problem("lst", "", "no entries: the list is empty")
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+def _verify_manifest(path: str, file: FileReport, report: Report) -> None:
+    from imgfmt.manifest import iter_manifest_problems
+
+    try:
+        handle = open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape")
+    except ImgfmtError as err:
+        report.add(file, Problem(path, "input", "", err.message))
+        return
+    lines = entries = 0
+
+    def counted(stream: Iterable[str]) -> Iterator[str]:
+        nonlocal lines, entries
+        for text in stream:
+            lines += 1
+            entries += bool(text.strip())
+            yield text
+
+    with handle:
+        for line_no, check, message in iter_manifest_problems(counted(handle), path):
+            report.add(file, Problem(path, check, f"line {line_no}", message, line=line_no))
+    file.checked["manifest_lines"] = lines
+    if entries == 0:
+        report.add(file, Problem(path, "manifest", "", "no entries: the manifest is empty"))
+
+
+__all__ = [
+    "DEFAULT_MAX_PROBLEMS",
+    "FileReport",
+    "Problem",
+    "Report",
+    "decode_problem",
+    "find_record_head",
+    "input_kind",
+    "verify",
+]
