@@ -1,0 +1,103 @@
+"""The split command: a .lst, .rec or manifest into train/val/test."""
+
+from __future__ import annotations
+
+import click
+
+from imgfmt.cli._common import emit, json_option, progress
+
+#: Beyond this many classes the human summary gives counts per split only (--json has all).
+MAX_CLASSES_SHOWN = 20
+
+
+@click.command("split")
+@click.argument("source", metavar="IN")
+@click.argument("out_prefix", metavar="OUT_PREFIX")
+@click.option(
+    "--train-ratio",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.8,
+    show_default=True,
+    help="Share of each class for OUT_PREFIX_train.",
+)
+@click.option(
+    "--test-ratio",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share for OUT_PREFIX_test (written only if > 0); the rest goes to OUT_PREFIX_val.",
+)
+@click.option("--seed", type=int, default=100, show_default=True, help="Shuffle seed.")
+@click.option(
+    "--stratify/--no-stratify",
+    default=True,
+    show_default=True,
+    help="Keep every class's proportion in each split (else cut the shuffled whole).",
+)
+@click.option(
+    "--label-attribute",
+    default=None,
+    metavar="NAME",
+    help="Manifest attribute holding the class (default: the one with a NAME-metadata).",
+)
+@json_option
+@click.pass_context
+def split_cmd(
+    ctx: click.Context,
+    source: str,
+    out_prefix: str,
+    train_ratio: float,
+    test_ratio: float,
+    seed: int,
+    stratify: bool,
+    label_attribute: str | None,
+    as_json: bool,
+) -> None:
+    """Split IN (a .lst, a .rec with its .idx, or a manifest) into
+    OUT_PREFIX_train, OUT_PREFIX_val and OUT_PREFIX_test with IN's extension,
+    as im2rec names them.
+
+    Each class keeps its proportion in every split, within one item. Items are
+    copied unchanged (list and manifest lines byte for byte, .rec records
+    without re-encoding, under their .idx keys) and keep their input order; every
+    item lands in exactly one output. Same input, ratios and seed: same outputs.
+    A class map found beside IN is copied to OUT_PREFIX.classes.tsv.
+
+    \b
+    Examples:
+      imgfmt split data/all.lst data/photos --train-ratio 0.8 --test-ratio 0.1
+      -> data/photos_train.lst, data/photos_val.lst, data/photos_test.lst
+      imgfmt split data/all.rec data/photos    # -> _train/_val .rec + .idx
+      imgfmt split labels.manifest out/labels --label-attribute class
+    """
+    from imgfmt import split
+
+    with progress(ctx, "rec") as (set_total, advance):
+        result = split.split_dataset(
+            source,
+            out_prefix,
+            train_ratio=train_ratio,
+            test_ratio=test_ratio,
+            seed=seed,
+            stratify=stratify,
+            label_attribute=label_attribute,
+            on_start=set_total,
+            on_progress=advance,
+        )
+    lines = []
+    for out in result.outputs:
+        paths = f"{out.path} + {out.index}" if out.index else out.path
+        line = f"wrote {paths}: {out.count}"
+        if len(out.classes) <= MAX_CLASSES_SHOWN:
+            line += " (" + ", ".join(f"{c}: {n}" for c, n in out.classes.items()) + ")"
+        lines.append(line)
+    if result.class_map:
+        lines.append(f"class map: {result.class_map}")
+    per_split = ", ".join(f"{out.split} {out.count}" for out in result.outputs)
+    how = "stratified by class" if result.stratified else "not stratified"
+    lines.append(
+        f"{result.total_in} in, {result.total_out} out: {per_split} "
+        f"({len(result.classes)} classes, {how}, seed {result.seed}); "
+        "nothing lost, nothing duplicated"
+    )
+    emit(as_json, result.to_dict(), "\n".join(lines))
