@@ -14,14 +14,15 @@ help: ## List the targets
 
 $(VENV)/.stamp: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --upgrade pip > $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
+	$(PY) -m pip install -e '.[dev]' >> $(VENV)/install.log 2>&1 || (cat $(VENV)/install.log; exit 1)
 	touch $@
 
 # mxnet 1.9.1 (the reference) in a venv of its own: it needs numpy<1.24, and im2rec needs cv2.
 $(MXNET_VENV)/.stamp:
 	$(PYTHON) -m venv $(MXNET_VENV)
-	$(MXPY) -m pip install --quiet "mxnet==1.9.1" "numpy<1.24" "opencv-python-headless<4.12"
+	$(MXPY) -m pip install "mxnet==1.9.1" "numpy<1.24" "opencv-python-headless<4.12" \
+		> $(MXNET_VENV)/install.log 2>&1 || (cat $(MXNET_VENV)/install.log; exit 1)
 	touch $@
 
 demo: $(VENV)/.stamp ## Build a sample image folder and run the main flow on it end to end

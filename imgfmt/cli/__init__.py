@@ -1,0 +1,96 @@
+"""The ``imgfmt`` command line: parse, make one library call, print a summary.
+
+One module per command family (``lists``, ``records``, ...); this module holds the
+group, the global options and the error boundary.
+
+Exit codes: 0 success; 1 an error, or a run that skipped or found problems;
+2 a usage error; 130 interrupted. Heavy modules (Pillow, numpy, boto3) are imported
+inside the commands, so ``imgfmt --help`` starts fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import traceback
+from typing import Any
+
+import click
+
+from imgfmt.cli._common import EXIT_INTERRUPTED, Settings
+from imgfmt.cli.lists import lst_gen
+from imgfmt.cli.manifests import manifest_gen, manifest_to_lst
+from imgfmt.cli.records import pack_cmd, unpack_cmd
+from imgfmt.cli.split import split_cmd
+from imgfmt.cli.verify import verify_cmd
+from imgfmt.errors import ImgfmtError
+
+
+class ImgfmtGroup(click.Group):
+    """Turns the library's errors into one ``Error: ...`` line (a traceback with ``-v``)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ImgfmtError as err:
+            settings = ctx.find_object(Settings)
+            if settings is not None and settings.verbose:
+                traceback.print_exc()
+            raise click.ClickException(str(err)) from err
+        except KeyboardInterrupt:
+            click.echo("Interrupted; no partial output was left at the destination.", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+
+
+def _configure_logging(verbose: int, quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger = logging.getLogger("imgfmt")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose else logging.WARNING)
+    logging.addLevelName(logging.WARNING, "warning")
+    logging.addLevelName(logging.ERROR, "error")
+
+
+@click.group(cls=ImgfmtGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="imgfmt")
+@click.option("-v", "--verbose", count=True, help="More detail; tracebacks on errors.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, no warnings; errors only.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """Turn image folders into training-ready formats (im2rec .lst, MXNet
+    RecordIO .rec/.idx, SageMaker manifests) and back.
+
+    \b
+    Quick start:
+      imgfmt lst-gen photos/ data/photos --recursive --train-ratio 0.9
+      imgfmt pack data/photos_train.lst data/train.rec --root photos/ --resize 256
+      imgfmt unpack data/train.rec unpacked/
+    """
+    ctx.obj = Settings(verbose, quiet)
+    _configure_logging(verbose, quiet)
+
+
+# One line per command; keep them in the order `imgfmt --help` should show related ones.
+cli.add_command(lst_gen)
+cli.add_command(pack_cmd)
+cli.add_command(unpack_cmd)
+cli.add_command(manifest_gen)
+cli.add_command(manifest_to_lst)
+cli.add_command(split_cmd)
+cli.add_command(verify_cmd)
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    # SIGTERM unwinds like Ctrl-C, so temporary outputs are removed on the way out.
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _terminate)
+    cli.main(args=argv, prog_name="imgfmt")
+
+
+__all__ = ["cli", "main"]
