@@ -32,8 +32,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, NoReturn
 
+from imgfmt import storage
 from imgfmt.errors import FormatError, StorageError, UsageError
-from imgfmt.storage import AtomicOutputs, atomic_output, describe_os_error, open_input
+from imgfmt.storage import AtomicOutputs, atomic_output, describe_os_error, is_s3, open_input
 
 #: im2rec.py's ``--exts`` default.
 DEFAULT_EXTS = (".jpeg", ".jpg", ".png")
@@ -122,7 +123,7 @@ def _posix(relpath: str) -> str:
 
 
 def _class_name(relpath: str, root: str) -> str:
-    return os.path.basename(root) if relpath == "." else _posix(relpath)
+    return storage.basename(root) if relpath == "." else _posix(relpath)
 
 
 def list_images(
@@ -134,7 +135,12 @@ def list_images(
     point; each folder takes the next label when its first image is met. Otherwise the
     sorted top-level files, all label 0. Returns the entries (indices 0, 1, ... in listing
     order) and the class map ``{label: class name}``.
+
+    An ``s3://`` root is listed as the folder tree its keys make (see
+    :func:`imgfmt.storage.walk_s3`), giving the same list as a local copy of it.
     """
+    if is_s3(root):
+        return _list_s3(root, recursive, _normalise_exts(exts))
     root = os.path.abspath(root)
     if not os.path.isdir(root):
         reason = "is not a folder" if os.path.exists(root) else "no such folder (check the path)"
@@ -181,21 +187,47 @@ def list_images(
     return entries, classes
 
 
+def _list_s3(
+    root: str, recursive: bool, wanted: frozenset[str]
+) -> tuple[list[LstEntry], dict[int, str]]:
+    root = storage.abspath(root)
+    entries: list[LstEntry] = []
+    labels: dict[str, int] = {}  # folder relative to root -> label
+    has_folders = has_files = False
+    for folder, dirs, files in storage.walk_s3(root, recursive=recursive):
+        rel = storage.relpath(folder, root)
+        has_folders = has_folders or bool(dirs)
+        has_files = has_files or bool(files)
+        for fname in files:
+            if os.path.splitext(fname)[1].lower() in wanted:
+                label = labels.setdefault(rel, len(labels))
+                path = fname if rel == "." else f"{rel}/{fname}"
+                entries.append(LstEntry(len(entries), (float(label),), path))
+    if not entries:
+        if not has_folders and not has_files:
+            raise storage.missing(root, "no objects under this prefix", "check the prefix")
+        raise _nothing_found(root, recursive, wanted, has_folders=has_folders)
+    classes = {label: _class_name(rel, root) for rel, label in labels.items()}
+    return entries, classes
+
+
 def _unreadable(err: OSError) -> NoReturn:
     # im2rec (os.walk's default) skips a folder it cannot read, and with it a whole class.
-    raise StorageError(
-        f"cannot list folder: {describe_os_error(err)}", path=err.filename
-    ) from err
+    raise StorageError(f"cannot list folder: {describe_os_error(err)}", path=err.filename) from err
 
 
-def _nothing_found(root: str, recursive: bool, exts: frozenset[str]) -> UsageError:
+def _nothing_found(
+    root: str, recursive: bool, exts: frozenset[str], *, has_folders: bool | None = None
+) -> UsageError:
     mode = "recursive" if recursive else "top level only"
     message = f"no images with extensions {', '.join(sorted(exts))} found under {root} ({mode})"
     hint = None
     if not recursive:
-        with os.scandir(root) as it:
-            if any(entry.is_dir() for entry in it):
-                hint = "images in class sub-folders need --recursive"
+        if has_folders is None:
+            with os.scandir(root) as it:
+                has_folders = any(entry.is_dir() for entry in it)
+        if has_folders:
+            hint = "images in class sub-folders need --recursive"
     return UsageError(message, hint=hint)
 
 
@@ -403,7 +435,7 @@ def read_lst(path: str) -> Iterator[LstEntry]:
 def _dataset_stem(path: str) -> str:
     if path.endswith(CLASS_MAP_SUFFIX):
         return path[: -len(CLASS_MAP_SUFFIX)]
-    stem, ext = os.path.splitext(path)
+    stem, ext = storage.splitext(path)
     return stem if ext.lower() in DATASET_EXTS else path
 
 
@@ -425,10 +457,10 @@ def find_class_map(dataset_path: str) -> str | None:
     stem = _dataset_stem(dataset_path)
     while True:
         candidate = stem + CLASS_MAP_SUFFIX
-        if os.path.isfile(candidate):
+        if storage.is_file(candidate):
             return candidate
         shorter = SPLIT_SUFFIX.sub("", stem)
-        if shorter == stem or not os.path.basename(shorter):
+        if shorter == stem or not storage.basename(shorter):
             return None
         stem = shorter
 
@@ -493,11 +525,9 @@ def _check_prefix(prefix: str) -> None:
             f"prefix {prefix!r} names a folder, but lists are written to PREFIX.lst",
             hint=f"give a file prefix, e.g. {os.path.join(prefix or '.', 'images')}",
         )
-    folder = os.path.dirname(os.path.abspath(prefix))
-    if not os.path.isdir(folder):
-        raise StorageError(
-            "output folder does not exist", path=folder, hint="create it or choose another prefix"
-        )
+    if is_s3(prefix) and not storage.s3.split_uri(prefix)[1]:
+        raise UsageError(f"prefix {prefix!r} names a bucket", hint="e.g. s3://bucket/images")
+    storage.check_output_folder(prefix, hint="create it or choose another prefix")
 
 
 def make_lists(
@@ -532,7 +562,7 @@ def make_lists(
             counts[path] = write_entries(outputs.open(path, "w"), part)
         write_class_map_to(outputs.open(map_path, "w"), classes)
     return ListResult(
-        root=os.path.abspath(root),
+        root=storage.abspath(root),
         counts=counts,
         class_map_path=map_path,
         classes=classes,

@@ -48,9 +48,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import IO, Any
 
-from imgfmt import lst
+from imgfmt import lst, storage
 from imgfmt.errors import FormatError, UsageError
-from imgfmt.storage import AtomicOutputs, atomic_output, open_input
+from imgfmt.storage import AtomicOutputs, atomic_output, is_s3, open_input
 
 #: The attribute holding the image's URI; Ground Truth's name for it.
 SOURCE_REF = "source-ref"
@@ -307,11 +307,11 @@ def folder_entries(
     Keys are the image paths relative to ``root`` (default: ``src`` itself), under ``s3_prefix``.
     """
     entries, classes = lst.list_images(src, recursive=True)
-    base = os.path.abspath(src)
-    top = os.path.abspath(root) if root is not None else base
+    base = storage.abspath(src)
+    top = storage.abspath(root) if root is not None else base
     result = []
     for entry in entries:
-        relpath = _posix(os.path.relpath(os.path.join(base, entry.path), top))
+        relpath = _posix(storage.relpath(storage.join(base, entry.path), top))
         if relpath == ".." or relpath.startswith("../"):
             raise UsageError(
                 f"{src} is not inside --root {root}",
@@ -422,18 +422,26 @@ def make_manifest(
     complete or not at all. Every input is read and checked before the first line is written.
     ``root``: for a folder ``src``, the folder ``s3_prefix`` stands for (default ``src``);
     a ``.lst``'s paths are already relative to its root and are used unchanged.
+
+    An ``s3://`` ``src`` needs no ``s3_prefix``: each ``source-ref`` is then the image
+    object's own URI (``root``, default ``src``, for a folder; the list's folder for a
+    ``.lst``).
     """
     check_label_attribute(label_attribute)
     check_job_name(job_name)
-    if src.startswith("s3://"):
-        raise UsageError("reading s3:// sources is not supported yet")
+    remote_folder = is_s3(src) and storage.is_dir(src)
+    if s3_prefix is None and is_s3(src):  # source-ref: each image object's own URI
+        if remote_folder:
+            s3_prefix = storage.abspath(root or src)
+        else:
+            s3_prefix = storage.dirname(storage.abspath(src))
     if s3_prefix is None:
         raise UsageError(
             f"a local source ({src}) needs --s3-prefix: source-ref must be an s3:// URI",
             hint="pass the S3 folder the images are uploaded to, e.g. --s3-prefix s3://bucket/photos",
         )
     prefix = check_s3_prefix(s3_prefix)
-    if os.path.isdir(src):
+    if remote_folder if is_s3(src) else os.path.isdir(src):
         entries, classes = folder_entries(src, prefix, root=root, multi_label=multi_label)
     else:
         entries, classes = lst_entries(src, prefix, multi_label=multi_label)

@@ -16,15 +16,18 @@ Framing is separate from decoding: ``RecordReader`` yields raw payloads,
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import numbers
 import os
 import struct
+from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, NamedTuple
 
+from imgfmt import storage
 from imgfmt.errors import FormatError, ImgfmtError, UsageError
 from imgfmt.storage import IO_BUFFER_SIZE, AtomicOutputs, open_input, sibling
 
@@ -334,15 +337,20 @@ class RecordReader:
     Memory stays flat: records are read one at a time through a buffered stream.
     The file is opened lazily and reopened in a forked or spawned process, so one
     reader object can be handed to worker processes (pickling drops the handle).
+
+    ``path`` may be an ``s3://`` URI: iterating streams one GET; a read through the index
+    is one ranged GET of exactly the record (from its offset to the next offset in the
+    index, or to the end of the object for the last).
     """
 
     def __init__(self, path: str, idx_path: str | None = None, *, use_index: bool = True):
         self.path = path
         default_idx = sibling(path, IDX_SUFFIX)
-        if idx_path is None and use_index and os.path.exists(default_idx):
+        if idx_path is None and use_index and storage.is_file(default_idx):
             idx_path = default_idx
         self.idx_path = idx_path if use_index else None
         self._index: dict[int, int] | None = None
+        self._offsets: list[int] | None = None  # the index's offsets, sorted
         self._stream: IO[bytes] | None = None
         self._pid = -1
 
@@ -401,8 +409,26 @@ class RecordReader:
     def keys(self) -> list[int]:
         return list(self.index)
 
+    def _record_span(self, offset: int) -> int | None:
+        """Bytes from ``offset`` to the next indexed record (None: to the end of the file)."""
+        if self._offsets is None:
+            self._offsets = sorted(set(self.index.values()))
+        following = bisect_right(self._offsets, offset)
+        return self._offsets[following] - offset if following < len(self._offsets) else None
+
     def read_at(self, offset: int, number: int = -1) -> bytes:
         """The payload of the record whose head is at ``offset``."""
+        if storage.is_s3(self.path) and self.idx_path is not None:
+            # One ranged GET of just this record, instead of a stream from here to the end.
+            data = storage.read_range(self.path, offset, self._record_span(offset))
+            try:
+                found = read_record(io.BytesIO(data), offset, number, self.path)
+            except FormatError:
+                found = None
+            if found is not None:
+                return found[0]
+            # The index does not match the file here: read on as a stream, which reports
+            # exactly what is wrong (or finds a record longer than the index says).
         stream = self._handle()
         try:
             stream.seek(offset)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from imgfmt import lst
+from imgfmt import lst, storage
 from imgfmt.errors import FormatError, ImgfmtError, StorageError, UsageError
 from imgfmt.recordio import IDX_SUFFIX, RecordReader, RecordWriter, read_idx, unpack_image_record
 from imgfmt.storage import AtomicOutputs, open_input, sibling
@@ -455,7 +455,7 @@ def _read_rec(path: str, idx_path: str | None) -> _Items:
 
 
 def _kind(path: str) -> tuple[str, str]:
-    ext = os.path.splitext(path)[1]
+    ext = storage.splitext(path)[1]
     lowered = ext.lower()
     for kind, exts in (("lst", LST_EXTS), ("rec", REC_EXTS), ("manifest", MANIFEST_EXTS)):
         if lowered in exts:
@@ -473,19 +473,18 @@ def _prefix(out_prefix: str) -> str:
             f"prefix {out_prefix!r} names a folder, but outputs are PREFIX_train, PREFIX_val, ...",
             hint=f"give a file prefix, e.g. {os.path.join(out_prefix or '.', 'data')}",
         )
-    stem, ext = os.path.splitext(out_prefix)
+    stem, ext = storage.splitext(out_prefix)
     prefix = stem if ext.lower() in lst.DATASET_EXTS else out_prefix
+    if storage.is_s3(prefix):
+        storage.check_output_folder(prefix)
+        return prefix
     folder = os.path.dirname(os.path.abspath(prefix))
     if not os.path.isdir(folder):
         raise StorageError("no such folder (create it first)", path=folder)
     return prefix
 
 
-def _same_file(a: str, b: str) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return os.path.abspath(a) == os.path.abspath(b)
+_same_file = storage.same_path
 
 
 def split_dataset(
@@ -512,13 +511,15 @@ def split_dataset(
     if label_attribute is not None and kind != "manifest":
         raise UsageError("--label-attribute applies to manifests only", path=source)
     prefix = _prefix(out_prefix)
-    if not os.path.isfile(source):
+    if not storage.is_file(source):
+        if storage.is_s3(source):
+            raise storage.missing(source, "no such object", hint="check the path")
         reason = "is a folder, not a file" if os.path.isdir(source) else "no such file"
         raise StorageError(f"{reason} (check the path)", path=source)
     idx_path: str | None = None
     if kind == "rec":
         candidate = sibling(source, IDX_SUFFIX)
-        idx_path = candidate if os.path.isfile(candidate) else None
+        idx_path = candidate if storage.is_file(candidate) else None
 
     outputs = [
         SplitOutput(

@@ -1,26 +1,49 @@
-"""Where bytes come from and go to: local paths (the default) and, later, ``s3://`` URIs.
+"""Where bytes come from and go to: local paths (the default) and ``s3://bucket/key`` URIs.
 
-Outputs are atomic: they are written under a temporary name in the destination
-folder and renamed into place only when complete, so a reader never sees a
-half-written file and an interrupted run leaves nothing at the final path.
+Every command goes through this module for paths, so each works the same on both: the
+path helpers (:func:`join`, :func:`dirname`, :func:`splitext`, ...), the questions
+(:func:`exists`, :func:`is_file`, :func:`is_dir`: for S3, a prefix with keys under it is
+a folder), reading (:func:`open_input`, :func:`read_bytes`, :func:`read_many`) and writing
+(:class:`AtomicOutputs`, :func:`write_file`). ``imgfmt.s3`` does the S3 requests.
+
+Outputs appear complete or not at all. Local files are written under a temporary name in
+the destination folder and renamed into place only when complete, so a reader never sees
+a half-written file and an interrupted run leaves nothing at the final path. S3 objects are
+multipart uploads (or, if small, one PutObject) completed only at commit: S3 shows no
+object until then, and an abort aborts the upload.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
+import posixpath
 import secrets
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from typing import IO, Any
 
+from imgfmt import s3
 from imgfmt.errors import StorageError
+from imgfmt.s3 import NotFound, is_s3
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; each rename is still atomic on its own
+    fcntl = None  # type: ignore[assignment]
 
 #: Prefix of temporary files; hidden, and recognisable for clean-up.
 TEMP_PREFIX = ".imgfmt-tmp-"
 
-#: Buffer for local file streams; large enough that per-call overhead vanishes.
+#: Buffer for local file streams and S3 object streams; large enough that per-call
+#: overhead vanishes (an S3 stream is read in pieces of this size from one GET).
 IO_BUFFER_SIZE = 1 << 20
+
+#: Uploads in flight at once when writing many small objects (``ObjectWriter``).
+MAX_PENDING_UPLOADS = 2 * s3.MAX_CONCURRENCY
 
 
 def describe_os_error(err: OSError) -> str:
@@ -40,8 +63,178 @@ def describe_os_error(err: OSError) -> str:
     return err.strerror or str(err)
 
 
+# --------------------------------------------------------------------------- paths
+
+
+def join(base: str, *parts: str) -> str:
+    """``os.path.join`` for local paths; ``/``-joined keys under an ``s3://`` URI."""
+    if is_s3(base):
+        return posixpath.join(base, *parts)
+    return os.path.join(base, *parts)
+
+
+def _bucket_root(uri: str) -> str:
+    bucket, _key = s3.split_uri(uri)
+    return s3.SCHEME + bucket
+
+
+def abspath(path: str) -> str:
+    """A local path made absolute; an ``s3://`` URI without its trailing ``/``."""
+    if is_s3(path):
+        stripped = path.rstrip("/")
+        return stripped if len(stripped) > len(s3.SCHEME) else path
+    return os.path.abspath(path)
+
+
+def dirname(path: str) -> str:
+    """The folder holding ``path``; the bucket root is its own folder."""
+    if is_s3(path):
+        uri = abspath(path)
+        root = _bucket_root(uri)
+        return root if uri == root else posixpath.dirname(uri)
+    return os.path.dirname(path)
+
+
+def basename(path: str) -> str:
+    if is_s3(path):
+        return posixpath.basename(abspath(path))
+    return os.path.basename(path)
+
+
+def splitext(path: str) -> tuple[str, str]:
+    return posixpath.splitext(path) if is_s3(path) else os.path.splitext(path)
+
+
+def relpath(path: str, start: str) -> str:
+    """``path`` relative to ``start`` (``/``-separated for S3; may begin with ``..``)."""
+    if is_s3(path) or is_s3(start):
+        if not (is_s3(path) and is_s3(start)):
+            return os.path.join("..", path)  # not inside: a local and a remote path
+        base, target = abspath(start), abspath(path)
+        if target == base:
+            return "."
+        if target.startswith(base + "/"):
+            return target[len(base) + 1 :]
+        return "../" + target
+    return os.path.relpath(path, start)
+
+
+def same_path(a: str, b: str) -> bool:
+    """Whether two paths name the same file (or the same object)."""
+    if is_s3(a) or is_s3(b):
+        return abspath(a) == abspath(b)
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(a) == os.path.abspath(b)
+
+
+# --------------------------------------------------------------------------- questions
+
+
+def exists(path: str) -> bool:
+    """A file, folder, object, or prefix with objects under it."""
+    if is_s3(path):
+        return is_file(path) or is_dir(path)
+    return os.path.exists(path)
+
+
+def is_file(path: str) -> bool:
+    if is_s3(path):
+        return s3.object_size(path) is not None
+    return os.path.isfile(path)
+
+
+def is_dir(path: str) -> bool:
+    """A local folder; for S3 a prefix (the bucket, or ``key/``) with objects under it."""
+    if is_s3(path):
+        return s3.is_folder(path)
+    return os.path.isdir(path)
+
+
+def missing(path: str, message: str, hint: str | None = None) -> StorageError:
+    """The error for an input that is not there.
+
+    Local: ``message`` and ``hint`` as given. S3: says whether the bucket itself is missing
+    (or cannot be reached), else that there is no such object or prefix.
+    """
+    if is_s3(path):
+        s3.check_bucket(path)
+        return NotFound(message, path=path, hint=hint or "check the key")
+    return StorageError(message, path=path, hint=hint)
+
+
+def check_output_folder(path: str, hint: str | None = None) -> None:
+    """Raise a ``StorageError`` if outputs cannot go beside ``path``: a missing local folder
+    (named in the error), or an S3 bucket that is missing or out of reach."""
+    if is_s3(path):
+        s3.check_bucket(path)
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise StorageError("output folder does not exist", path=folder, hint=hint)
+
+
+def list_s3(prefix: str) -> Iterator[str]:
+    """Every key under an ``s3://`` prefix, relative to it (paginated ListObjectsV2)."""
+    return s3.list_keys(abspath(prefix))
+
+
+def walk_s3(root: str, *, recursive: bool = True) -> Iterator[tuple[str, list[str], list[str]]]:
+    """The objects under an ``s3://`` prefix as ``os.walk(root)`` would give a copy of them.
+
+    Yields ``(folder, sorted sub-folder names, sorted file names)`` top-down, depth first,
+    sub-folders in code point order; ``folder`` is ``root`` joined with the relative
+    folder. One ListObjectsV2 listing (paginated, any number of keys) without a delimiter
+    builds the whole tree; not ``recursive``: one level, with ``Delimiter="/"``. Folder
+    placeholder keys (ending in ``/``) are folders, not files; keys with empty, ``.`` or
+    ``..`` parts cannot be local paths and are left out.
+    """
+    root = abspath(root)
+    tree: dict[str, tuple[set[str], list[str]]] = {"": (set(), [])}
+    for key in s3.list_keys(root, recursive=recursive):
+        parts = key.split("/")
+        is_folder = parts[-1] == ""
+        if is_folder:
+            parts = parts[:-1]
+        if not parts or any(p in ("", ".", "..") for p in parts):
+            continue
+        folder = ""
+        for name in parts[:-1] if not is_folder else parts:
+            tree[folder][0].add(name)
+            folder = f"{folder}/{name}" if folder else name
+            tree.setdefault(folder, (set(), []))
+        if not is_folder:
+            tree[folder][1].append(parts[-1])
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        dirs, files = tree[rel]
+        names = sorted(dirs)
+        yield (join(root, rel) if rel else root), names, sorted(files)
+        stack.extend(f"{rel}/{name}" if rel else name for name in reversed(names))
+
+
+# --------------------------------------------------------------------------- reading
+
+
 def open_input(path: str | os.PathLike[str], mode: str = "rb", **kwargs: Any) -> IO[Any]:
-    """Open a local file for reading; failures become a one-line StorageError."""
+    """Open a file or object for reading; failures become a one-line StorageError.
+
+    An S3 object is streamed from one GET through a buffer; seeking reopens it at the new
+    position with a ranged GET (see ``imgfmt.s3.Reader``).
+    """
+    if is_s3(path):
+        assert isinstance(path, str)
+        stream = io.BufferedReader(s3.Reader(path), IO_BUFFER_SIZE)
+        if "b" in mode:
+            return stream
+        return io.TextIOWrapper(
+            stream,
+            encoding=kwargs.pop("encoding", "utf-8"),
+            errors=kwargs.pop("errors", None),
+            newline=kwargs.pop("newline", None),
+        )
     try:
         if "b" in mode:
             return open(path, mode, buffering=IO_BUFFER_SIZE, **kwargs)
@@ -50,68 +243,287 @@ def open_input(path: str | os.PathLike[str], mode: str = "rb", **kwargs: Any) ->
         raise StorageError(describe_os_error(err), path=os.fspath(path)) from err
 
 
+def input_size(stream: IO[Any]) -> int:
+    """Size in bytes of the file or object behind a stream from :func:`open_input`."""
+    raw = getattr(stream, "raw", None)
+    if isinstance(raw, s3.Reader):
+        return raw.size
+    return os.fstat(stream.fileno()).st_size
+
+
+def read_bytes(path: str) -> bytes:
+    """The whole file or object (for S3, one GET)."""
+    if is_s3(path):
+        return s3.get_bytes(path)
+    with open_input(path, "rb") as handle:
+        return handle.read()
+
+
+def read_range(path: str, start: int, length: int | None) -> bytes:
+    """``length`` bytes from byte ``start`` (to the end if None); for S3 one ranged GET."""
+    if is_s3(path):
+        return s3.get_bytes(path, start, length)
+    with open_input(path, "rb") as handle:
+        handle.seek(start)
+        return handle.read() if length is None else handle.read(length)
+
+
+def read_many(paths: Sequence[str]) -> list[bytes | StorageError]:
+    """The bytes of each path, or in its place the error that one item cannot be read.
+
+    Local files are read one after another; any ``OSError`` is that item's error. S3
+    objects are fetched concurrently (``imgfmt.s3.MAX_CONCURRENCY`` GETs at once per
+    process); a missing object is that item's error, while a failure that would hit every
+    item (no bucket, no credentials, access denied, no connection) raises.
+    """
+    results: list[bytes | StorageError] = []
+    remote = [p for p in paths if is_s3(p)]
+    fetched = iter(s3.get_many(remote)) if remote else iter(())
+    for path in paths:
+        if is_s3(path):
+            results.append(next(fetched))
+            continue
+        try:
+            with open(path, "rb") as handle:
+                results.append(handle.read())
+        except OSError as err:
+            results.append(StorageError(describe_os_error(err), path=path))
+    return results
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_file(path: str, data: bytes) -> None:
+    """One file that appears whole: a temporary name then a rename; for S3 one PutObject."""
+    if is_s3(path):
+        s3.put_bytes(path, data)
+        return
+    folder, name = os.path.split(path)
+    temp = os.path.join(folder, TEMP_PREFIX + name)
+    try:
+        with open(temp, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise StorageError(f"cannot write: {describe_os_error(err)}", path=path) from err
+
+
+class ObjectWriter:
+    """Writes many small files, each whole (:func:`write_file`); S3 objects are uploaded
+    concurrently, at most :data:`MAX_PENDING_UPLOADS` in flight. Leaving the ``with`` block
+    waits for every upload and raises the first failure.
+    """
+
+    def __init__(self) -> None:
+        self._pending: deque[Future[None]] = deque()
+
+    def write(self, path: str, data: bytes) -> None:
+        if not is_s3(path):
+            write_file(path, data)
+            return
+        while len(self._pending) >= MAX_PENDING_UPLOADS:
+            self._pending.popleft().result()
+        self._pending.append(s3.executor().submit(s3.put_bytes, path, data))
+
+    def wait(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
+
+    def __enter__(self) -> ObjectWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.wait()
+            return
+        for future in self._pending:
+            future.cancel()
+        for future in self._pending:
+            with contextlib.suppress(BaseException):
+                future.result()
+        self._pending.clear()
+
+
+class _GuardedWriter(io.BufferedWriter):
+    """A buffered file whose write failures (disk full, file too large, I/O error) raise
+    :class:`StorageError` naming the output, not a bare ``OSError`` from deep in a writer."""
+
+    final = ""
+
+    def write(self, data: Any) -> int:
+        try:
+            return super().write(data)
+        except OSError as err:
+            raise self._failure(err) from err
+
+    def flush(self) -> None:
+        try:
+            super().flush()
+        except OSError as err:
+            raise self._failure(err) from err
+
+    def _failure(self, err: OSError) -> StorageError:
+        reason = describe_os_error(err)
+        if err.errno == errno.EFBIG:
+            reason = "file too large for this file system or the process's file-size limit"
+        return StorageError(f"cannot write output: {reason}", path=self.final)
+
+
+class _LocalOutput:
+    """A local file written under a temporary name, renamed into place on publish."""
+
+    def __init__(self, final: str, mode: str) -> None:
+        self.final = final
+        folder, name = os.path.split(os.path.abspath(final))
+        self.temp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(4)}-{name}")
+        self.folder = folder
+        try:
+            raw = io.FileIO(self.temp, mode.replace("b", "").replace("t", "") or "w")
+        except OSError as err:
+            raise StorageError(
+                f"cannot create output: {describe_os_error(err)}", path=final
+            ) from err
+        buffered = _GuardedWriter(raw, buffer_size=IO_BUFFER_SIZE)
+        buffered.final = final
+        if "b" in mode:
+            self.handle: IO[Any] = buffered  # type: ignore[assignment]
+        else:
+            self.handle = io.TextIOWrapper(buffered, encoding="utf-8", newline="")
+
+    def finish(self) -> None:
+        try:
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+            self.handle.close()
+        except OSError as err:
+            raise StorageError(
+                f"cannot write output: {describe_os_error(err)}", path=self.final
+            ) from err
+
+    def publish(self) -> None:
+        try:
+            os.replace(self.temp, self.final)
+        except OSError as err:
+            raise StorageError(
+                f"cannot move output into place: {describe_os_error(err)}", path=self.final
+            ) from err
+
+    def retract(self) -> None:
+        """Nothing: a local file already renamed into place stays (as before S3 existed)."""
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError, StorageError):  # closing flushes, which may fail again
+            self.handle.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.temp)
+
+
+class _S3Output:
+    """An S3 object streamed up as a multipart upload, completed on publish."""
+
+    folder = None
+
+    def __init__(self, final: str, mode: str) -> None:
+        self.final = final
+        self.writer = s3.Writer(final)
+        self.handle: IO[Any]
+        if "b" in mode:
+            self.handle = self.writer  # type: ignore[assignment]
+        else:
+            self.handle = io.TextIOWrapper(
+                self.writer,  # type: ignore[type-var]
+                encoding="utf-8",
+                newline="",
+            )
+
+    def finish(self) -> None:
+        self.handle.flush()
+        self.writer.finish()  # every byte is up before any output of the group appears
+
+    def publish(self) -> None:
+        self.writer.complete()
+
+    def retract(self) -> None:
+        with contextlib.suppress(StorageError):
+            s3.delete(self.final)
+
+    def discard(self) -> None:
+        try:
+            self.writer.abort()
+        except StorageError:
+            # S3 drops a forgotten upload's parts only by a bucket lifecycle rule: say so.
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "%s: could not abort the multipart upload; its parts may stay billed until "
+                "a lifecycle rule removes them",
+                self.final,
+            )
+
+
 class AtomicOutputs:
-    """A group of output files that appear at their final paths together, or not at all.
+    """A group of outputs that appear at their final paths together, or not at all.
 
     >>> with AtomicOutputs() as out:
     ...     rec = out.open("data.rec", "wb")
     ...     idx = out.open("data.idx", "w")
     ...     ...  # write; an exception leaves neither file behind
 
-    Files are committed in the order they were opened.
+    Outputs are committed in the order they were opened. Local files and ``s3://`` objects
+    may be mixed. S3 has no transaction over several objects: its uploads are completed one
+    after another at commit, and if one of them fails the objects already completed are
+    deleted again.
     """
 
     def __init__(self) -> None:
-        self._files: list[tuple[str, str, IO[Any]]] = []  # (final, temp, handle)
+        self._files: list[_LocalOutput | _S3Output] = []
+        self._buckets: set[str] = set()
         self._closed = False
 
     def open(self, path: str | os.PathLike[str], mode: str = "wb") -> IO[Any]:
         final = os.fspath(path)
-        folder, name = os.path.split(os.path.abspath(final))
-        temp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(4)}-{name}")
-        try:
-            if "b" in mode:
-                handle: IO[Any] = open(temp, mode, buffering=IO_BUFFER_SIZE)
-            else:
-                handle = open(temp, mode, encoding="utf-8", newline="")
-        except OSError as err:
-            raise StorageError(
-                f"cannot create output: {describe_os_error(err)}", path=final
-            ) from err
-        self._files.append((final, temp, handle))
-        return handle
+        output: _LocalOutput | _S3Output
+        if is_s3(final):
+            bucket = _bucket_root(final)
+            if bucket not in self._buckets:  # fail before the work, not at the commit
+                s3.check_bucket(final)
+                self._buckets.add(bucket)
+            output = _S3Output(final, mode)
+        else:
+            output = _LocalOutput(final, mode)
+        self._files.append(output)
+        return output.handle
 
     def commit(self) -> None:
-        """Flush, sync and rename every file into place."""
+        """Finish every output, then publish each (rename into place; complete the upload).
+
+        The renames happen under an exclusive lock on each destination folder, so two runs
+        writing the same outputs at once cannot interleave: the last to commit wins whole
+        (a .rec never ends up beside the other run's .idx).
+        """
+        published: list[_LocalOutput | _S3Output] = []
         try:
-            for final, _temp, handle in self._files:
-                try:
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                    handle.close()
-                except OSError as err:
-                    raise StorageError(
-                        f"cannot write output: {describe_os_error(err)}", path=final
-                    ) from err
-            for final, temp, _handle in self._files:
-                try:
-                    os.replace(temp, final)
-                except OSError as err:
-                    raise StorageError(
-                        f"cannot move output into place: {describe_os_error(err)}", path=final
-                    ) from err
+            for output in self._files:
+                output.finish()
+            folders = [o.folder for o in self._files if o.folder is not None]
+            with _folder_locks(folders):
+                for output in self._files:
+                    output.publish()
+                    published.append(output)
         except BaseException:
+            for output in published:
+                output.retract()
             self.abort()
             raise
         self._closed = True
 
     def abort(self) -> None:
-        """Close and delete every temporary file; nothing reaches a final path."""
-        for _final, temp, handle in self._files:
-            with contextlib.suppress(OSError):
-                handle.close()
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
+        """Drop every output (temporary files deleted, uploads aborted); nothing is published."""
+        for output in self._files:
+            output.discard()
         self._closed = True
 
     def __enter__(self) -> AtomicOutputs:
@@ -127,6 +539,29 @@ class AtomicOutputs:
 
 
 @contextlib.contextmanager
+def _folder_locks(folders: Iterable[str]) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on each folder (sorted, so two holders cannot deadlock).
+
+    Locking the folder itself leaves no lock file behind in the user's output folder.
+    """
+    with contextlib.ExitStack() as stack:
+        for folder in sorted(set(folders)):
+            try:
+                fd = os.open(folder, os.O_RDONLY)
+            except OSError:
+                continue  # the rename will report the real problem
+            stack.callback(os.close, fd)
+            if fcntl is None:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:
+                continue  # a file system without flock: renames are still atomic one by one
+            stack.callback(fcntl.flock, fd, fcntl.LOCK_UN)
+        yield
+
+
+@contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """One output file that appears at ``path`` only when the block completes."""
     with AtomicOutputs() as outputs:
@@ -135,5 +570,29 @@ def atomic_output(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO
 
 def sibling(path: str, new_suffix: str) -> str:
     """``data/train.rec`` -> ``data/train.idx``: same stem, other suffix."""
-    stem, _ext = os.path.splitext(path)
+    stem, _ext = splitext(path)
     return stem + new_suffix
+
+
+__all__ = [
+    "AtomicOutputs",
+    "NotFound",
+    "ObjectWriter",
+    "StorageError",
+    "abspath",
+    "atomic_output",
+    "basename",
+    "dirname",
+    "exists",
+    "is_dir",
+    "is_file",
+    "is_s3",
+    "join",
+    "list_s3",
+    "open_input",
+    "read_bytes",
+    "read_many",
+    "sibling",
+    "splitext",
+    "walk_s3",
+]

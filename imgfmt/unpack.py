@@ -12,7 +12,6 @@ Nothing is ever written outside ``OUTDIR``: class names that are absolute, hold
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -20,11 +19,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from imgfmt import lst
+from imgfmt import lst, storage
 from imgfmt.errors import FormatError, StorageError, UsageError
 from imgfmt.images import sniff_extension
 from imgfmt.recordio import IRHeader, RecordReader, unpack_image_record
-from imgfmt.storage import TEMP_PREFIX, describe_os_error
+from imgfmt.storage import describe_os_error, is_s3
 
 log = logging.getLogger(__name__)
 
@@ -147,33 +146,48 @@ def unpack(
     class_map: str | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> UnpackResult:
-    """Write the images of ``source`` (a ``.rec``) into ``outdir``; see the module doc."""
+    """Write the images of ``source`` (a ``.rec``) into ``outdir``; see the module doc.
+
+    Either may be an ``s3://`` URI: an S3 ``outdir`` is a prefix, each image one object
+    (uploaded concurrently). With ``ids`` and the ``.idx``, only those records are read,
+    each with one ranged GET on S3.
+    """
     started = time.perf_counter()
-    if not os.path.isfile(source):
-        raise StorageError("no such file", path=source, hint="check the path of the .rec")
+    if not storage.is_file(source):
+        raise storage.missing(source, "no such file", hint="check the path of the .rec")
     class_map = class_map or lst.find_class_map(source)
     classes = lst.read_class_map(class_map) if class_map else {}
-    try:
-        os.makedirs(outdir, exist_ok=True)
-    except OSError as err:
-        raise StorageError(f"cannot create folder: {describe_os_error(err)}", path=outdir) from err
-    root = os.path.realpath(outdir)
-    stem = os.path.splitext(os.path.basename(source))[0]
-    result = UnpackResult(outdir=outdir, list_path=os.path.join(outdir, stem + ".lst"))
+    remote = is_s3(outdir)
+    if remote:
+        root = storage.abspath(outdir)
+        storage.check_output_folder(root)
+    else:
+        try:
+            os.makedirs(outdir, exist_ok=True)
+        except OSError as err:
+            raise StorageError(
+                f"cannot create folder: {describe_os_error(err)}", path=outdir
+            ) from err
+        root = os.path.realpath(outdir)
+    stem = storage.splitext(storage.basename(source))[0]
+    result = UnpackResult(outdir=outdir, list_path=storage.join(outdir, stem + ".lst"))
     entries: list[lst.LstEntry] = []
     made_dirs: set[str] = set()
-    with RecordReader(source) as reader:
+    with RecordReader(source) as reader, storage.ObjectWriter() as writer:
         for where, payload in _select(reader, ids, limit):
             header, image = unpack_image_record(payload, path=source, where=where)
             folder = class_dir_for(header, classes)
             relpath = f"{folder}/{header.id}{sniff_extension(image) or UNKNOWN_EXT}"
-            target = os.path.realpath(os.path.join(root, relpath))
-            if os.path.commonpath([root, target]) != root:  # a symlink inside outdir, say
-                raise FormatError(f"refusing to write outside {outdir}: {relpath}", path=source)
-            if folder not in made_dirs:
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                made_dirs.add(folder)
-            _write_file(target, image)
+            if remote:  # no symlinks in S3: a safe relative path stays inside the prefix
+                target = storage.join(root, relpath)
+            else:
+                target = os.path.realpath(os.path.join(root, relpath))
+                if os.path.commonpath([root, target]) != root:  # a symlink inside outdir
+                    raise FormatError(f"refusing to write outside {outdir}: {relpath}", path=source)
+                if folder not in made_dirs:
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    made_dirs.add(folder)
+            writer.write(target, image)
             entries.append(lst.LstEntry(header.id, header.labels, relpath))
             result.written += 1
             result.bytes_written += len(image)
@@ -187,17 +201,3 @@ def unpack(
         lst.write_class_map(lst.class_map_path(result.list_path), classes)
     result.seconds = time.perf_counter() - started
     return result
-
-
-def _write_file(target: str, data: bytes) -> None:
-    """Write one image under a temporary name, then rename: never a half-written image."""
-    folder, name = os.path.split(target)
-    temp = os.path.join(folder, TEMP_PREFIX + name)
-    try:
-        with open(temp, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, target)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise StorageError(f"cannot write: {describe_os_error(err)}", path=target) from err

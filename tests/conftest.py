@@ -65,3 +65,112 @@ def im2rec_py(mxnet_python: str) -> str:
         check=True,
     ).stdout.strip()
     return os.path.join(out, "tools", "im2rec.py")
+
+
+# --------------------------------------------------------------------------- S3
+# A real HTTP S3 server (moto's, in a child process) behind a counting, fault-injecting
+# proxy (tests/s3_server.py), both on 127.0.0.1 and started here: nothing to run by hand.
+
+#: Fake credentials. The secret must never appear in any output (tests/test_s3.py checks).
+S3_TEST_KEY_ID = "AKIAIMGFMTTESTKEY000"
+S3_TEST_SECRET = "imgfmt-test-secret-Zq8vW2xR9p"
+#: Few, quick retries: a failure that does not recover fails in about a second.
+S3_TEST_MAX_ATTEMPTS = "3"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """The session's S3 endpoint: ``(proxy, moto_url)``; the environment points at nothing else."""
+    from s3_server import Proxy, start_moto
+
+    env = {
+        "AWS_ACCESS_KEY_ID": S3_TEST_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": S3_TEST_SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",  # never ask an instance metadata service
+        "AWS_CONFIG_FILE": os.devnull,  # never read the developer's own ~/.aws
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_MAX_ATTEMPTS": S3_TEST_MAX_ATTEMPTS,
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
+            patch.delenv(name, raising=False)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        proc, port = start_moto()
+        proxy = Proxy(port)
+        try:
+            yield proxy, f"http://127.0.0.1:{port}"
+        finally:
+            proxy.close()
+            assert proc.stdin is not None
+            proc.stdin.close()
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+class S3Fixture:
+    """One test's bucket on the session's server, and a direct client for setting up."""
+
+    _buckets = 0
+
+    def __init__(self, proxy, moto_url: str) -> None:
+        import boto3
+
+        S3Fixture._buckets += 1
+        self.proxy = proxy
+        self.endpoint = proxy.url  # what imgfmt talks to: requests are counted there
+        self.bucket = f"imgfmt-test-{S3Fixture._buckets}"
+        self.client = boto3.client("s3", endpoint_url=moto_url)  # setup: not counted
+        self.client.create_bucket(Bucket=self.bucket)
+
+    def uri(self, key: str = "") -> str:
+        return f"s3://{self.bucket}/{key}" if key else f"s3://{self.bucket}"
+
+    def put(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+
+    def get(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def keys(self, prefix: str = "") -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=prefix
+        )
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", ()))
+
+    def uploads(self) -> list[str]:
+        found = self.client.list_multipart_uploads(Bucket=self.bucket).get("Uploads", [])
+        return [upload["Key"] for upload in found]
+
+    def upload_tree(self, local: Path, prefix: str) -> None:
+        """Copy every file under ``local`` to ``prefix/<relative path>``."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        files = sorted(p for p in local.rglob("*") if p.is_file())
+        with ThreadPoolExecutor(8) as pool:
+            list(
+                pool.map(
+                    lambda p: self.put(
+                        f"{prefix}/{p.relative_to(local).as_posix()}", p.read_bytes()
+                    ),
+                    files,
+                )
+            )
+
+
+@pytest.fixture()
+def s3(s3_server):
+    """A fresh bucket; imgfmt's S3 settings point at the proxy (5 MiB parts) for the test."""
+    from imgfmt import s3 as s3_module
+
+    proxy, moto_url = s3_server
+    fixture = S3Fixture(proxy, moto_url)
+    before = s3_module.settings()
+    s3_module.configure(endpoint_url=proxy.url, part_size=s3_module.MIN_PART_SIZE)
+    proxy.reset()
+    try:
+        yield fixture
+    finally:
+        s3_module.configure(**before.__dict__)
+        proxy.reset()

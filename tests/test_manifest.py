@@ -284,11 +284,6 @@ def test_bad_creation_date_and_job_name_are_usage_errors(photos: Path) -> None:
     assert "is not a SageMaker labeling job name" in error_line(result, code=2)
 
 
-def test_s3_sources_are_not_supported_yet(tmp_path: Path) -> None:
-    result = invoke("manifest-gen", "s3://bucket/photos", "-", "--s3-prefix", PREFIX)
-    assert error_line(result) == "Error: reading s3:// sources is not supported yet"
-
-
 # --------------------------------------------------------------------------- manifest-to-lst
 
 

@@ -1,0 +1,688 @@
+"""Amazon S3 and S3-compatible stores (MinIO, Ceph, ...): the only module that imports boto3.
+
+``imgfmt.storage`` calls into this module for every ``s3://bucket/key`` path; commands never
+do. boto3 and botocore are imported lazily, on the first request, so ``imgfmt --help`` and
+purely local runs never load them.
+
+- Credentials, region and endpoint come the way the AWS CLI finds them (the standard boto3
+  chain, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL``, ``~/.aws/config``), overridden by
+  :func:`configure` (the CLI's global ``--profile``, ``--region``, ``--endpoint-url``).
+- One client per process, made on first use and made again after a fork: worker processes
+  never share their parent's connections.
+- Transient failures (5xx, throttling, dropped connections, timeouts) are retried by
+  botocore's "standard" retry mode with exponential backoff and jitter; a stream that breaks
+  while it is being read is reopened at the byte where it broke.
+- Every botocore exception is turned here, once, into a one-line ``StorageError`` that
+  names the URI and says what to do (``raise ... from err``). Credentials, signatures and
+  query strings never appear in a message.
+
+Reads: :class:`Reader` streams one GET from the start (sequential reads), reopening with a
+``Range`` from wherever it is moved to (a seekable file); :func:`get_bytes` fetches a byte
+range in one GET (random access through an ``.idx``). Writes: :class:`Writer` uploads a
+multipart upload part by part while it is written (memory: one part) and makes the object
+exist only in :meth:`Writer.complete`; :meth:`Writer.abort` aborts the upload. An object
+smaller than one part is a single PutObject at completion.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from imgfmt.errors import StorageError, UsageError
+
+T = TypeVar("T")
+
+#: URIs this module handles start with this.
+SCHEME = "s3://"
+
+MiB = 1 << 20
+#: Multipart part size. S3 requires at least 5 MiB for every part but the last, and allows
+#: at most 10,000 parts; 8 MiB is the AWS CLI's default.
+DEFAULT_PART_SIZE = 8 * MiB
+MIN_PART_SIZE = 5 * MiB
+MAX_PARTS = 10_000
+#: After this many parts the part size doubles, so an upload never runs out of part numbers
+#: (8 MiB parts would stop at 80 GB).
+PARTS_PER_SIZE_STEP = 1_000
+
+#: Attempts per request, first try included (botocore "standard" retry mode: exponential
+#: backoff with jitter on 5xx, throttling, connection errors and timeouts). ``AWS_MAX_ATTEMPTS``
+#: in the environment overrides it, as for the AWS CLI.
+DEFAULT_MAX_ATTEMPTS = 5
+#: Seconds to wait for a connection, and for the next bytes of a response.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_READ_TIMEOUT = 60.0
+#: First pause before reopening a broken stream (doubles each time, with jitter).
+STREAM_RETRY_BASE_DELAY = 0.05
+
+#: Requests one process runs at once (image GETs when packing, PUTs when unpacking); the
+#: connection pool holds as many.
+MAX_CONCURRENCY = 16
+
+#: S3's largest ListObjectsV2 page.
+LIST_PAGE_SIZE = 1000
+
+#: Error codes meaning "this object or bucket is not there" (HEAD requests only get "404").
+_MISSING_KEY = {"NoSuchKey", "404", "NotFound"}
+_DENIED = {"AccessDenied", "403", "AllAccessDisabled", "AccountProblem", "Forbidden"}
+_BAD_CREDENTIALS = {
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "AuthorizationHeaderMalformed",
+}
+_TRANSIENT = {
+    "InternalError",
+    "ServiceUnavailable",
+    "SlowDown",
+    "RequestTimeout",
+    "Throttling",
+    "500",
+    "502",
+    "503",
+    "504",
+}
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """How to reach S3. ``None`` means: as boto3 finds it (environment, ~/.aws, defaults)."""
+
+    profile: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    part_size: int = DEFAULT_PART_SIZE
+    max_attempts: int | None = None
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+
+    @property
+    def attempts(self) -> int:
+        if self.max_attempts is not None:
+            return self.max_attempts
+        try:
+            return max(1, int(os.environ.get("AWS_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS)))
+        except ValueError:
+            return DEFAULT_MAX_ATTEMPTS
+
+
+_settings = S3Settings()
+_lock = threading.Lock()
+_client: tuple[int, S3Settings, Any] | None = None  # (pid, settings it was made with, client)
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def configure(**changes: Any) -> S3Settings:
+    """Change how S3 is reached (fields of :class:`S3Settings`); returns the new settings.
+
+    Fields not named keep their value. Worker processes forked later inherit the settings;
+    a spawned worker must call this itself.
+    """
+    global _settings
+    part_size = changes.get("part_size")
+    if part_size is not None and part_size < MIN_PART_SIZE:
+        raise UsageError(f"S3 part size {part_size} is below S3's minimum of 5 MiB")
+    _settings = replace(_settings, **changes)
+    return _settings
+
+
+def reset() -> None:
+    """Forget this process's client, so the next request finds credentials afresh."""
+    global _client
+    with _lock:
+        _client = None
+
+
+def settings() -> S3Settings:
+    return _settings
+
+
+def adopt(wanted: S3Settings) -> None:
+    """Use ``wanted`` (settings handed to a worker process); cheap when already in use."""
+    global _settings
+    if wanted != _settings:
+        _settings = wanted
+
+
+# --------------------------------------------------------------------------- URIs
+
+
+def is_s3(path: object) -> bool:
+    return isinstance(path, str) and path.startswith(SCHEME)
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/key`` -> ``("bucket", "some/key")``."""
+    bucket, _slash, key = uri[len(SCHEME) :].partition("/")
+    if not bucket:
+        raise UsageError(f"{uri!r} names no bucket", hint="write s3://bucket/key")
+    return bucket, key
+
+
+def _folder_key(key: str) -> str:
+    """The key prefix of everything "inside" ``key``: ``a/b`` -> ``a/b/``; the bucket -> ``""``."""
+    key = key.rstrip("/")
+    return key + "/" if key else ""
+
+
+# --------------------------------------------------------------------------- client
+
+
+def client() -> Any:
+    """This process's S3 client for the current settings (made on first use, and after fork)."""
+    global _client
+    current = _client
+    pid = os.getpid()
+    if current is not None and current[0] == pid and current[1] == _settings:
+        return current[2]
+    with _lock:
+        current = _client
+        if current is not None and current[0] == pid and current[1] == _settings:
+            return current[2]
+        import boto3
+        from botocore.config import Config
+
+        wanted = _settings
+        session = boto3.session.Session(profile_name=wanted.profile, region_name=wanted.region)
+        config = Config(
+            retries={"mode": "standard", "total_max_attempts": wanted.attempts},
+            connect_timeout=wanted.connect_timeout,
+            read_timeout=wanted.read_timeout,
+            max_pool_connections=MAX_CONCURRENCY,
+            user_agent_extra="imgfmt",
+        )
+        made = session.client("s3", endpoint_url=wanted.endpoint_url, config=config)
+        _client = (pid, wanted, made)
+        return made
+
+
+def executor() -> ThreadPoolExecutor:
+    """This process's pool of :data:`MAX_CONCURRENCY` threads for concurrent requests."""
+    global _pool
+    current = _pool
+    if current is not None and current[0] == os.getpid():
+        return current[1]
+    with _lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), ThreadPoolExecutor(MAX_CONCURRENCY, "imgfmt-s3"))
+        return _pool[1]
+
+
+def _endpoint_text() -> str:
+    """The endpoint in use, scheme and host only (never a path or a query string)."""
+    url = (
+        _settings.endpoint_url
+        or os.environ.get("AWS_ENDPOINT_URL_S3")
+        or os.environ.get("AWS_ENDPOINT_URL")
+    )
+    if not url:
+        return "the AWS S3 endpoint"
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else "the configured endpoint"
+
+
+def wrap_error(err: BaseException, uri: str) -> StorageError:
+    """One botocore exception as a one-line ``StorageError`` naming ``uri``, with a fix."""
+    from botocore import exceptions as bex
+
+    attempts = _settings.attempts
+    if isinstance(err, bex.ClientError):
+        error = err.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code == "NoSuchBucket":
+            bucket = split_uri(uri)[0]
+            return NotFound(
+                f"bucket {bucket!r} does not exist",
+                path=uri,
+                hint="check the bucket name, and --endpoint-url / --region",
+            )
+        if code in _MISSING_KEY or status == 404:
+            return NotFound("no such object", path=uri, hint="check the key")
+        if code == "NoSuchUpload":
+            return StorageError(
+                "the multipart upload was aborted by someone else", path=uri, hint="run again"
+            )
+        if code in _DENIED or status == 403:
+            return StorageError(
+                "access denied",
+                path=uri,
+                hint="check that the credentials (--profile, AWS_PROFILE) may use this bucket",
+            )
+        if code in _BAD_CREDENTIALS:
+            return StorageError(
+                f"credentials refused ({code})",
+                path=uri,
+                hint="check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the --profile",
+            )
+        if code in ("InvalidBucketName", "InvalidRange"):
+            return StorageError(str(error.get("Message") or code), path=uri)
+        if code in _TRANSIENT or (status is not None and status >= 500):
+            return StorageError(
+                f"S3 kept failing ({code or status}) after {attempts} attempts",
+                path=uri,
+                hint="try again later; raise AWS_MAX_ATTEMPTS to retry longer",
+            )
+        return StorageError(f"S3 error {code}: {error.get('Message') or status}", path=uri)
+    if isinstance(err, (bex.NoCredentialsError, bex.PartialCredentialsError)):
+        return StorageError(
+            "no AWS credentials found",
+            path=uri,
+            hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or pass "
+            "--profile",
+        )
+    if isinstance(err, bex.ProfileNotFound):
+        return StorageError(
+            f"AWS profile {_settings.profile or os.environ.get('AWS_PROFILE')!r} not found",
+            path=uri,
+            hint="check --profile / AWS_PROFILE against ~/.aws/config",
+        )
+    if isinstance(err, (bex.EndpointConnectionError, bex.ConnectTimeoutError)):
+        return StorageError(
+            f"cannot connect to {_endpoint_text()} (tried {attempts} times)",
+            path=uri,
+            hint="check --endpoint-url / AWS_ENDPOINT_URL and the network",
+        )
+    if isinstance(
+        err,
+        (
+            bex.ReadTimeoutError,
+            bex.ConnectionClosedError,
+            bex.ResponseStreamingError,
+            bex.IncompleteReadError,
+            bex.ConnectionError,
+        ),
+    ):
+        return StorageError(
+            f"connection to {_endpoint_text()} kept failing ({type(err).__name__}) "
+            f"after {attempts} attempts",
+            path=uri,
+            hint="try again; raise AWS_MAX_ATTEMPTS to retry longer",
+        )
+    if isinstance(err, bex.ParamValidationError):
+        return StorageError(f"invalid S3 request: {err}", path=uri)
+    return StorageError(f"S3 error: {type(err).__name__}: {err}", path=uri)
+
+
+def _boto_errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+    from urllib3.exceptions import HTTPError
+
+    return (BotoCoreError, ClientError, HTTPError)
+
+
+def call(uri: str, operation: str, **params: Any) -> Any:
+    """Run one S3 API call (retried by botocore); its failure as a ``StorageError``."""
+    try:
+        return getattr(client(), operation)(**params)
+    except _boto_errors() as err:
+        raise wrap_error(err, uri) from err
+
+
+class NotFound(StorageError):
+    """The bucket or object does not exist."""
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def object_size(uri: str) -> int | None:
+    """The object's size in bytes (HeadObject), or None if there is no such object."""
+    bucket, key = split_uri(uri)
+    if not key:
+        return None
+    try:
+        return int(call(uri, "head_object", Bucket=bucket, Key=key)["ContentLength"])
+    except NotFound:
+        return None
+
+
+def is_folder(uri: str) -> bool:
+    """Whether any object lies under ``uri/`` (one ListObjectsV2 of one key)."""
+    bucket, key = split_uri(uri)
+    page = call(uri, "list_objects_v2", Bucket=bucket, Prefix=_folder_key(key), MaxKeys=1)
+    return bool(page.get("KeyCount") or page.get("Contents") or page.get("CommonPrefixes"))
+
+
+def check_bucket(uri: str) -> None:
+    """Raise a ``StorageError`` unless the bucket of ``uri`` exists and may be reached."""
+    bucket, _key = split_uri(uri)
+    try:
+        call(uri, "head_bucket", Bucket=bucket)
+    except NotFound as err:  # HEAD answers a bare 404, without the NoSuchBucket code
+        raise NotFound(
+            f"bucket {bucket!r} does not exist",
+            path=uri,
+            hint="check the bucket name, and --endpoint-url / --region",
+        ) from err
+
+
+def missing(uri: str, what: str = "object") -> StorageError:
+    """The error for an object that is not there: says whether the bucket is missing too."""
+    check_bucket(uri)  # raises "bucket does not exist", "access denied", ...
+    return NotFound(f"no such {what}", path=uri, hint="check the key")
+
+
+def list_keys(uri: str, *, recursive: bool = True) -> Iterator[str]:
+    """The keys under ``uri/`` relative to it, page by page (ListObjectsV2, 1,000 a page).
+
+    ``recursive`` False lists one level (``Delimiter="/"``): objects directly under ``uri``
+    and, for each deeper folder, its name with a trailing ``/``.
+    """
+    bucket, key = split_uri(uri)
+    prefix = _folder_key(key)
+    params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": LIST_PAGE_SIZE}
+    if not recursive:
+        params["Delimiter"] = "/"
+    while True:
+        page = call(uri, "list_objects_v2", **params)
+        for item in page.get("Contents", ()):
+            yield item["Key"][len(prefix) :]
+        for item in page.get("CommonPrefixes", ()):
+            yield item["Prefix"][len(prefix) :]
+        token = page.get("NextContinuationToken")
+        if not page.get("IsTruncated") or not token:
+            return
+        params["ContinuationToken"] = token
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_body(uri: str, body: Any, amount: int | None = None) -> bytes:
+    try:
+        return body.read(amount) if amount is not None else body.read()
+    except _boto_errors() as err:
+        raise _StreamBroken(wrap_error(err, uri)) from err
+
+
+class _StreamBroken(Exception):
+    """A response body failed while being read; carries the wrapped error."""
+
+    def __init__(self, error: StorageError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _retry_streaming(uri: str, attempt: Callable[[], T]) -> T:
+    """Run ``attempt`` (a GET and the reading of its body); when the body breaks midway,
+    wait (exponential backoff, jitter) and run it again, up to the configured attempts."""
+    tries = _settings.attempts
+    for number in range(tries):
+        try:
+            return attempt()
+        except _StreamBroken as broken:
+            if number == tries - 1:
+                raise broken.error from broken
+            time.sleep(random.random() * STREAM_RETRY_BASE_DELAY * 2**number)
+    raise AssertionError("unreachable")
+
+
+def get_bytes(uri: str, start: int = 0, length: int | None = None) -> bytes:
+    """``length`` bytes from ``start`` (to the end if None) in one ranged GET."""
+    bucket, key = split_uri(uri)
+    params: dict[str, Any] = {"Bucket": bucket, "Key": key}
+    if length is not None and length <= 0:
+        return b""
+    if start or length is not None:
+        end = "" if length is None else str(start + length - 1)
+        params["Range"] = f"bytes={start}-{end}"
+
+    def attempt() -> bytes:
+        response = call(uri, "get_object", **params)
+        return _read_body(uri, response["Body"])
+
+    return _retry_streaming(uri, attempt)
+
+
+def get_many(uris: Sequence[str]) -> list[bytes | NotFound]:
+    """Every object's bytes, fetched concurrently (at most :data:`MAX_CONCURRENCY` at once).
+
+    A missing object gives its ``NotFound`` in its place; any other failure raises.
+    """
+
+    def fetch(uri: str) -> bytes | NotFound:
+        try:
+            return get_bytes(uri)
+        except NotFound as err:
+            return err
+
+    if len(uris) <= 1:
+        return [fetch(uri) for uri in uris]
+    return list(executor().map(fetch, uris))
+
+
+class Reader(io.RawIOBase):
+    """A read-only, seekable file over one object.
+
+    Reading streams the body of one GET (opened at construction, so a missing object fails
+    at once, like ``open``). Seeking elsewhere closes that stream; the next read opens a GET
+    with ``Range: bytes=POS-``. Wrap it in ``io.BufferedReader`` (``storage.open_input``
+    does) for efficient small reads.
+    """
+
+    def __init__(self, uri: str) -> None:
+        super().__init__()
+        self.uri = uri
+        self._bucket, self._key = split_uri(uri)
+        self._pos = 0
+        self._body: Any = None
+        self._body_pos = -1  # where the open body's next byte is
+        self.size = -1
+        _retry_streaming(uri, self._open)
+
+    def _open(self) -> None:
+        params: dict[str, Any] = {"Bucket": self._bucket, "Key": self._key}
+        if self._pos:
+            params["Range"] = f"bytes={self._pos}-"
+        response = call(self.uri, "get_object", **params)
+        if self.size < 0:
+            content_range = response.get("ContentRange")
+            if content_range and "/" in content_range:
+                self.size = int(content_range.rsplit("/", 1)[1])
+            else:
+                self.size = int(response["ContentLength"])
+        self._body = response["Body"]
+        self._body_pos = self._pos
+
+    def _drop_body(self) -> None:
+        if self._body is not None:
+            self._body.close()
+        self._body = None
+        self._body_pos = -1
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            target = offset
+        elif whence == io.SEEK_CUR:
+            target = self._pos + offset
+        elif whence == io.SEEK_END:
+            target = self.size + offset
+        else:
+            raise ValueError(f"invalid whence {whence}")
+        if target < 0:
+            raise ValueError(f"negative seek position {target}")
+        self._pos = target
+        return target
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if not len(view) or self._pos >= self.size:
+            return 0
+
+        def attempt() -> bytes:
+            if self._body is None or self._body_pos != self._pos:
+                self._drop_body()
+                self._open()
+            try:
+                return _read_body(self.uri, self._body, len(view))
+            except _StreamBroken:
+                self._drop_body()
+                raise
+
+        data = _retry_streaming(self.uri, attempt)
+        if not data and self._pos < self.size:  # the object shrank while we read it
+            self._drop_body()
+            return 0
+        view[: len(data)] = data
+        self._pos += len(data)
+        self._body_pos = self._pos
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._drop_body()
+        super().close()
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def put_bytes(uri: str, data: bytes) -> None:
+    """One PutObject: the object appears whole, or not at all."""
+    bucket, key = split_uri(uri)
+    call(uri, "put_object", Bucket=bucket, Key=key, Body=data)
+
+
+def delete(uri: str) -> None:
+    bucket, key = split_uri(uri)
+    call(uri, "delete_object", Bucket=bucket, Key=key)
+
+
+class Writer(io.BufferedIOBase):
+    """Write one object as a multipart upload, a part at a time, while it is written.
+
+    Bytes gather in a buffer; each time it holds a part (``part_size``, at least 5 MiB) that
+    part is uploaded (UploadPart; the upload is created with the first part) and dropped, so
+    memory stays at about one part (plus the largest single write) whatever the object's
+    size. Nothing is visible at the key until :meth:`complete`; :meth:`abort` aborts the
+    upload (S3 then drops its parts). An object that never filled a part is one PutObject in
+    :meth:`complete`.
+
+    ``close`` only closes the file object: it neither completes nor aborts.
+    """
+
+    def __init__(self, uri: str, part_size: int | None = None) -> None:
+        super().__init__()
+        self.uri = uri
+        self._bucket, self._key = split_uri(uri)
+        self.part_size = part_size or _settings.part_size
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self.bytes_written = 0
+        self.done = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        if self.closed or self.done:
+            raise ValueError("write to a finished S3 writer")
+        size = len(memoryview(data).cast("B"))
+        self._buffer += data
+        self.bytes_written += size
+        while len(self._buffer) >= self.part_size:
+            self._upload_part(self.part_size)
+        return size
+
+    def _upload_part(self, size: int | None = None) -> None:
+        """Upload the first ``size`` buffered bytes (all if None) as the next part."""
+        if self._upload_id is None:
+            created = call(self.uri, "create_multipart_upload", Bucket=self._bucket, Key=self._key)
+            self._upload_id = created["UploadId"]
+        number = len(self._parts) + 1
+        response = call(
+            self.uri,
+            "upload_part",
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=bytes(self._buffer[:size]),
+        )
+        self._parts.append({"ETag": response["ETag"], "PartNumber": number})
+        del self._buffer[: len(self._buffer) if size is None else size]
+        if number % PARTS_PER_SIZE_STEP == 0:
+            self.part_size *= 2
+        if number >= MAX_PARTS:
+            raise StorageError(f"more than {MAX_PARTS} parts", path=self.uri)
+
+    @property
+    def parts(self) -> int:
+        return len(self._parts)
+
+    def finish(self) -> None:
+        """Upload what is left as the last part (if a multipart upload was started), so that
+        :meth:`complete` only has to make the object appear."""
+        if self._upload_id is not None and self._buffer and not self.done:
+            self._upload_part()
+
+    def complete(self) -> None:
+        """Make the object exist: complete the multipart upload, or put the object whole."""
+        if self.done:
+            return
+        if self._upload_id is None:
+            put_bytes(self.uri, bytes(self._buffer))
+        else:
+            self.finish()
+            call(
+                self.uri,
+                "complete_multipart_upload",
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+                MultipartUpload={"Parts": self._parts},
+            )
+        self._buffer = bytearray()
+        self.done = True
+
+    def abort(self) -> None:
+        """Drop everything written: abort the multipart upload, if one was started."""
+        self._buffer = bytearray()
+        if self.done:
+            return
+        self.done = True
+        if self._upload_id is not None:
+            call(
+                self.uri,
+                "abort_multipart_upload",
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
+            )
+
+
+__all__ = [
+    "DEFAULT_PART_SIZE",
+    "MIN_PART_SIZE",
+    "NotFound",
+    "Reader",
+    "S3Settings",
+    "Writer",
+    "configure",
+    "get_bytes",
+    "get_many",
+    "is_s3",
+    "list_keys",
+]

@@ -1,0 +1,237 @@
+"""A real S3 endpoint for the tests: moto's server in a subprocess, behind a counting proxy.
+
+``start_moto()`` runs moto (from PyPI, the ``moto[server]`` dev dependency) as an HTTP S3
+server on 127.0.0.1 in a child process. ``Proxy`` is a small threaded HTTP proxy on
+127.0.0.1 in front of it: it records every request (method, path, query, ``Range``) so
+tests can count what a command asked for, and can be told to fail the next N requests
+that match (an error status with an S3 error body, a dropped connection, or a body cut
+short) to show that retries recover and that a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+_MOTO = (
+    "import logging, sys\n"
+    "logging.getLogger('werkzeug').setLevel(logging.ERROR)\n"
+    "from moto.server import ThreadedMotoServer\n"
+    "server = ThreadedMotoServer(ip_address='127.0.0.1', port=0, verbose=False)\n"
+    "server.start()\n"
+    "print(server.get_host_and_port()[1], flush=True)\n"
+    "sys.stdin.read()\n"  # runs until the test session closes our end of the pipe
+)
+
+#: Headers that belong to one hop of a connection, not to the request.
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connection"}
+
+#: S3 error codes for the statuses a rule can return.
+_ERROR_CODES = {403: "AccessDenied", 500: "InternalError", 503: "ServiceUnavailable"}
+
+
+def start_moto() -> tuple[subprocess.Popen[str], int]:
+    """Start moto's S3 server on a free port of 127.0.0.1; returns the process and port."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _MOTO],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.strip().isdigit():
+        proc.kill()
+        raise RuntimeError(f"moto server did not start: {line!r}")
+    return proc, int(line)
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (an endpoint that does not answer)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request as the proxy received it."""
+
+    method: str
+    path: str
+    query: str
+    range: str | None
+
+    def has(self, text: str) -> bool:
+        return text in self.path or text in self.query
+
+
+@dataclass
+class Rule:
+    """Fail the next ``times`` requests matching ``method`` and ``match`` (path or query)."""
+
+    times: int
+    method: str | None = None
+    match: str = ""
+    status: int = 503
+    mode: str = "status"  # "status", "drop" (close, no answer), "cut" (half the body)
+    hits: int = 0
+
+    def applies(self, seen: Seen) -> bool:
+        if self.hits >= self.times:
+            return False
+        if self.method and seen.method != self.method:
+            return False
+        return seen.has(self.match)
+
+
+class Proxy:
+    """A counting, fault-injecting HTTP proxy on 127.0.0.1 in front of ``upstream_port``."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.requests: list[Seen] = []
+        self.rules: list[Rule] = []
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        proxy = self
+
+        class Handler(_Handler):
+            owner = proxy
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests.clear()
+            self.rules.clear()
+
+    def fail(self, times: int, **rule: object) -> Rule:
+        """Fail the next ``times`` matching requests (see :class:`Rule`)."""
+        made = Rule(times, **rule)  # type: ignore[arg-type]
+        with self._lock:
+            self.rules.append(made)
+        return made
+
+    def seen(self, method: str | None = None, match: str = "") -> list[Seen]:
+        with self._lock:
+            return [
+                r for r in self.requests if (method is None or r.method == method) and r.has(match)
+            ]
+
+    def count(self, method: str | None = None, match: str = "") -> int:
+        return len(self.seen(method, match))
+
+    def _record(self, seen: Seen) -> Rule | None:
+        with self._lock:
+            self.requests.append(seen)
+            for rule in self.rules:
+                if rule.applies(seen):
+                    rule.hits += 1
+                    return rule
+        return None
+
+    def upstream(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=60)
+            self._local.conn = conn
+        return conn
+
+    def forget_upstream(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+        self._local.conn = None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    owner: Proxy
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        pass  # quiet: the test output is about imgfmt
+
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            parts = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(parts)
+                parts.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _handle(self) -> None:
+        body = self._body()
+        parts = urlsplit(self.path)
+        seen = Seen(self.command, parts.path, parts.query, self.headers.get("Range"))
+        rule = self.owner._record(seen)
+        if rule is not None and rule.mode == "drop":
+            self.close_connection = True
+            return
+        if rule is not None and rule.mode == "status":
+            code = _ERROR_CODES.get(rule.status, "InternalError")
+            error = (
+                f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+                f"<Message>injected by the test proxy</Message></Error>"
+            ).encode()
+            self.send_response(rule.status)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(error) if self.command != "HEAD" else 0))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(error)
+            return
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+        headers["Content-Length"] = str(len(body))
+        for attempt in range(2):  # a kept-alive upstream connection may have gone stale
+            conn = self.owner.upstream()
+            try:
+                conn.request(self.command, self.path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                break
+            except (http.client.HTTPException, OSError):
+                self.owner.forget_upstream()
+                if attempt:
+                    raise
+        self.send_response(response.status)
+        for key, value in response.getheaders():
+            if key.lower() not in _HOP_BY_HOP and key.lower() != "content-length":
+                self.send_header(key, value)
+        if self.command == "HEAD":
+            self.send_header("Content-Length", response.getheader("Content-Length") or "0")
+            self.end_headers()
+            return
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if rule is not None and rule.mode == "cut":
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(data)
+
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
