@@ -7,7 +7,7 @@ MXPY := $(MXNET_VENV)/bin/python
 DEMO_DIR := demo
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-fast interop lint bench clean
+.PHONY: help demo test test-fast interop lint bench fuzz clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,5 +41,20 @@ lint: $(VENV)/.stamp ## ruff and mypy
 	$(VENV)/bin/ruff check imgfmt tests scripts
 	$(VENV)/bin/mypy imgfmt
 
+bench: $(VENV)/.stamp $(MXNET_VENV)/.stamp ## Benchmark imgfmt against im2rec.py and cat; writes BENCHMARKS.md
+	$(PY) scripts/bench.py --mxnet-python $(abspath $(MXPY))
+
+FUZZ_SECONDS ?= 60
+fuzz: $(VENV)/.stamp ## Fuzz each reader with atheris for FUZZ_SECONDS (default 60) per target
+	$(PY) -c "import atheris" 2>/dev/null || $(PY) -m pip install --quiet atheris >> $(VENV)/install.log 2>&1
+	@for target in $$($(PY) -c "import sys; sys.path.insert(0, 'fuzz'); import targets; print(' '.join(targets.TARGETS))"); do \
+		echo "fuzzing $$target for $(FUZZ_SECONDS) s"; \
+		mkdir -p fuzz/corpus; \
+		$(PY) fuzz/run.py $$target -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			> fuzz/corpus/$$target.log 2>&1; status=$$?; \
+		grep -E "^stat::number_of_executed_units|^==|crash-" fuzz/corpus/$$target.log; \
+		[ $$status -eq 0 ] || { tail -30 fuzz/corpus/$$target.log; exit $$status; }; \
+	done
+
 clean: ## Remove the venvs, the demo output and caches
-	rm -rf $(VENV) $(MXNET_VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(MXNET_VENV) $(DEMO_DIR) fuzz/corpus .pytest_cache .mypy_cache .ruff_cache .hypothesis

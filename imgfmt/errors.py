@@ -30,12 +30,14 @@ class ImgfmtError(Exception):
         self.where = where
         self.hint = hint
 
+    @property
+    def reason(self) -> str:
+        """The message and its hint, without the path: for reports that name the path."""
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
     def __str__(self) -> str:
         parts = [p for p in (self.path, self.where) if p]
-        text = ": ".join([*parts, self.message])
-        if self.hint:
-            text += f" ({self.hint})"
-        return text
+        return ": ".join([*parts, self.reason])
 
 
 class FormatError(ImgfmtError):

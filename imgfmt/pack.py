@@ -23,8 +23,8 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPool
 from dataclasses import dataclass, field
 from itertools import islice
 
-from imgfmt import lst
-from imgfmt.errors import ImgfmtError, StorageError, UsageError
+from imgfmt import lst, s3, storage
+from imgfmt.errors import ImgfmtError, UsageError
 from imgfmt.images import ImageOptions, process_image
 from imgfmt.recordio import (
     IDX_SUFFIX,
@@ -35,7 +35,7 @@ from imgfmt.recordio import (
     pack_image_record,
     survives_float32,
 )
-from imgfmt.storage import AtomicOutputs, describe_os_error, sibling
+from imgfmt.storage import AtomicOutputs, sibling
 
 log = logging.getLogger(__name__)
 
@@ -82,20 +82,21 @@ class _Job:
     root: str
     options: ImageOptions
     pack_label: bool
+    #: How to reach S3: a spawned (not forked) worker does not inherit the CLI's settings.
+    s3_settings: s3.S3Settings | None = None
 
 
-def _encode_one(job: _Job, entry: lst.LstEntry) -> tuple[bytes | None, str | None]:
-    """Read, process and frame-ready pack one image: ``(payload, None)`` or ``(None, reason)``."""
-    full = os.path.join(job.root, entry.path)
-    try:
-        with open(full, "rb") as handle:
-            data = handle.read()
-    except OSError as err:
-        return None, f"cannot read: {describe_os_error(err)}"
+def _encode_one(
+    job: _Job, entry: lst.LstEntry, data: bytes | ImgfmtError
+) -> tuple[bytes | None, str | None]:
+    """Process and frame-ready pack one image: ``(payload, None)`` or ``(None, reason)``."""
+    full = storage.join(job.root, entry.path)
+    if isinstance(data, ImgfmtError):
+        return None, f"cannot read: {data.reason}"
     try:
         image = process_image(data, job.options, name=full)
     except ImgfmtError as err:
-        return None, err.message
+        return None, err.reason
     label: float | tuple[float, ...]
     if job.pack_label and len(entry.labels) > 1:
         label = entry.labels
@@ -107,11 +108,16 @@ def _encode_one(job: _Job, entry: lst.LstEntry) -> tuple[bytes | None, str | Non
     try:
         return pack_image_record(label, entry.index, image), None
     except ImgfmtError as err:
-        return None, err.message
+        return None, err.reason
 
 
 def _encode_batch(job: _Job, batch: list[lst.LstEntry]) -> list[tuple[bytes | None, str | None]]:
-    return [_encode_one(job, entry) for entry in batch]
+    # The batch's images are fetched together: from S3 concurrently, so that a worker waits
+    # for one round trip per batch, not one per image.
+    if job.s3_settings is not None:
+        s3.adopt(job.s3_settings)
+    data = storage.read_many([storage.join(job.root, entry.path) for entry in batch])
+    return [_encode_one(job, entry, item) for entry, item in zip(batch, data)]
 
 
 def _batches(entries: Iterable[lst.LstEntry], size: int) -> Iterator[list[lst.LstEntry]]:
@@ -125,8 +131,8 @@ def _ordered_results(
 ) -> Iterator[tuple[lst.LstEntry, bytes | None, str | None]]:
     """Encode every entry with ``workers`` workers; yield results in list order."""
     if workers <= 1:
-        for entry in entries:
-            yield (entry, *_encode_one(job, entry))
+        for batch in _batches(entries, BATCH_SIZE):
+            yield from ((e, *r) for e, r in zip(batch, _encode_batch(job, batch)))
         return
     executor: Executor
     if job.options.pass_through:
@@ -238,8 +244,8 @@ def pack_entries(
     result = result or PackResult()
     started = time.perf_counter()
     _check_labels(entries, pack_label, out_rec)
-    job = _Job(root=root, options=options, pack_label=pack_label)
-    stem = os.path.splitext(out_rec)[0]
+    job = _Job(root=root, options=options, pack_label=pack_label, s3_settings=s3.settings())
+    stem = storage.splitext(out_rec)[0]
 
     owned = outputs is None
     group = AtomicOutputs() if outputs is None else outputs
@@ -259,7 +265,7 @@ def pack_entries(
             if on_progress:
                 on_progress(1)
             if payload is None:
-                path = os.path.join(root, entry.path)
+                path = storage.join(root, entry.path)
                 result.skipped.append(Skipped(path, reason or "unknown error"))
                 log.warning("skipped %s: %s", path, reason)
                 continue
@@ -307,11 +313,13 @@ def pack(
         raise UsageError(f"output {out_rec!r} must end in .rec", hint="e.g. data/train.rec")
     if chunks < 1:
         raise UsageError("--chunks must be at least 1")
+    if storage.is_s3(out_rec):  # a missing bucket is found before the work, not after it
+        storage.check_output_folder(out_rec)
     result = PackResult()
-    stem = os.path.splitext(out_rec)[0]
+    stem = storage.splitext(out_rec)[0]
     # Lists, class map and records are one group: they appear together or not at all.
     with AtomicOutputs() as outputs:
-        if os.path.isdir(source):
+        if storage.is_dir(source):
             root = source if root is None else root
             entries, classes = lst.list_images(source, recursive=True, exts=exts)
             if shuffle:
@@ -322,15 +330,17 @@ def pack(
                 result.lists.append(list_path)
             lst.write_class_map_to(outputs.open(lst.class_map_path(stem), "w"), classes)
         else:
-            if not os.path.exists(source):
-                raise StorageError("no such file or folder", path=source, hint="check the path")
-            root = os.path.dirname(os.path.abspath(source)) if root is None else root
+            if not storage.exists(source):
+                raise storage.missing(source, "no such file or folder", hint="check the path")
+            root = storage.dirname(storage.abspath(source)) if root is None else root
             entries = list(lst.read_lst(source))
-            plan = lst.plan_splits(entries, stem, chunks=chunks) if chunks > 1 else {out_rec: entries}
+            plan = (
+                lst.plan_splits(entries, stem, chunks=chunks) if chunks > 1 else {out_rec: entries}
+            )
             # The dataset carries its class names along: unpack and manifest-gen look beside it.
             found = lst.find_class_map(source)
             target = lst.class_map_path(stem)
-            if found and os.path.abspath(found) != os.path.abspath(target):
+            if found and storage.abspath(found) != storage.abspath(target):
                 lst.write_class_map_to(outputs.open(target, "w"), lst.read_class_map(found))
         if on_start:
             on_start(sum(len(chunk) for chunk in plan.values()))
@@ -339,7 +349,7 @@ def pack(
                 continue
             pack_entries(
                 chunk,
-                os.path.splitext(list_path)[0] + ".rec",
+                storage.splitext(list_path)[0] + ".rec",
                 root=root,
                 options=options,
                 pack_label=pack_label,

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from imgfmt import lst
+from imgfmt import lst, storage
 from imgfmt.errors import FormatError, ImgfmtError, UsageError
 from imgfmt.recordio import (
     CFLAG_FIRST,
@@ -63,7 +63,7 @@ from imgfmt.recordio import (
     format_idx_line,
     unpack_image_record,
 )
-from imgfmt.storage import atomic_output, open_input, sibling
+from imgfmt.storage import atomic_output, input_size, open_input, sibling
 
 if TYPE_CHECKING:
     from concurrent.futures import Future, ProcessPoolExecutor
@@ -208,7 +208,7 @@ class Report:
 
 def input_kind(path: str) -> str:
     """``"rec"``, ``"lst"`` or ``"manifest"`` from the extension; ``UsageError`` otherwise."""
-    ext = os.path.splitext(path)[1].lower()
+    ext = storage.splitext(path)[1].lower()
     if ext not in KINDS:
         raise UsageError(
             f"cannot verify {path!r}: unknown extension {ext or '(none)'!r}",
@@ -507,7 +507,7 @@ def _load_class_map(
     try:
         return path, lst.read_class_map(path)
     except ImgfmtError as err:
-        report.add(file, Problem(err.path or path, "classes", err.where or "", err.message))
+        report.add(file, Problem(err.path or path, "classes", err.where or "", err.reason))
         return None
 
 
@@ -577,10 +577,10 @@ class _RecVerifier:
         try:
             stream = open_input(self.path, "rb")
         except ImgfmtError as err:
-            self.problem("input", "", err.message)
+            self.problem("input", "", err.reason)
             return
         with stream:
-            size = os.fstat(stream.fileno()).st_size
+            size = input_size(stream)
             found = _load_class_map(
                 self.classes_path or lst.find_class_map(self.path), self.file, self.report
             )
@@ -705,7 +705,7 @@ class _RecVerifier:
 
     # -- the index
     def _check_index(self) -> None:
-        exists = os.path.isfile(self.idx_path)
+        exists = storage.is_file(self.idx_path)
         if self.fix_idx and self.heads:
             if not exists or self._index_problems(count=False):
                 self._rebuild_index()
@@ -744,7 +744,7 @@ class _RecVerifier:
         try:
             handle = open_input(idx, "r", errors="replace")
         except ImgfmtError as err:
-            problem("", err.message)
+            problem("", err.reason)
             return True
         covered = array("q", bytes(8 * len(self.heads)))  # line number indexing each record
         keys: dict[int, int] = {}  # key -> line number
@@ -819,9 +819,7 @@ class _RecVerifier:
                 for number, offset in enumerate(self.heads):
                     handle.write(format_idx_line(self.ids[number] if use_ids else number, offset))
         except ImgfmtError as err:
-            self.problem(
-                "index", "", f"cannot rebuild the index: {err.message}", path=self.idx_path
-            )
+            self.problem("index", "", f"cannot rebuild the index: {err.reason}", path=self.idx_path)
             return
         keys = "header ids" if use_ids else "record numbers (header ids missing or repeated)"
         self.file.fixed.append(self.idx_path)
@@ -846,14 +844,14 @@ def _verify_lst(
     try:
         handle = open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape")
     except ImgfmtError as err:
-        problem("input", "", err.message)
+        problem("input", "", err.reason)
         return
     found = _load_class_map(classes or lst.find_class_map(path), file, report)
     class_path, class_map = found if found else ("", None)
-    folder = root if root is not None else os.path.dirname(os.path.abspath(path))
-    remote = folder.startswith("s3://")
-    if remote:
-        file.notes.append(f"files under {folder} were not checked (s3:// is not supported yet)")
+    folder = root if root is not None else storage.dirname(storage.abspath(path))
+    # Under S3 one listing of the prefix (paginated) answers for every line, not one
+    # request per image.
+    remote_keys = set(storage.list_s3(folder)) if storage.is_s3(folder) else None
     seen: dict[int, int] = {}  # index -> line number
     lines = entries = present = 0
     with handle:
@@ -882,16 +880,14 @@ def _verify_lst(
                 entry.labels, len(entry.labels) == 1, class_map, class_path
             ):
                 problem("label", where, message, line=line_no)
-            if not remote:
-                full = os.path.join(folder, entry.path)
-                if os.path.isfile(full):
-                    present += 1
-                else:
-                    problem("file", where, f"image not found: {full}", line=line_no)
+            full = storage.join(folder, entry.path)
+            if os.path.isfile(full) if remote_keys is None else entry.path in remote_keys:
+                present += 1
+            else:
+                problem("file", where, f"image not found: {full}", line=line_no)
     file.checked["lst_lines"] = lines
     file.checked["lst_entries"] = entries
-    if not remote:
-        file.checked["files_found"] = present
+    file.checked["files_found"] = present
     if entries == 0:
         problem("lst", "", "no entries: the list is empty")
 
@@ -905,7 +901,7 @@ def _verify_manifest(path: str, file: FileReport, report: Report) -> None:
     try:
         handle = open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape")
     except ImgfmtError as err:
-        report.add(file, Problem(path, "input", "", err.message))
+        report.add(file, Problem(path, "input", "", err.reason))
         return
     lines = entries = 0
 

@@ -46,7 +46,13 @@ CASES: dict[str, list[str]] = {
     "custom_exts": ["--recursive", "--exts", ".png", ".gif"],
     # 5 images in chunks of ceil(5 / 4) = 2: 2, 2, 1, and an empty fourth file.
     "chunks_with_empty": [
-        "--recursive", "--no-shuffle", "--exts", ".gif", ".jpeg", "--chunks", "4"
+        "--recursive",
+        "--no-shuffle",
+        "--exts",
+        ".gif",
+        ".jpeg",
+        "--chunks",
+        "4",
     ],
     "top_level_custom_exts": ["--exts", ".gif", ".png"],
 }

@@ -401,7 +401,7 @@ def test_max_problems_lists_fewer_but_counts_all(dataset: tuple[Path, list[int]]
 def test_missing_paths_and_unknown_extensions(tmp_path: Path) -> None:
     assert run("verify", str(tmp_path / "gone.rec"), expect=1) == [
         f"{tmp_path / 'gone.rec'}: no such file or folder (check the path)",
-        "checked 1 file: nothing: 1 problem (input 1)",
+        "checked 1 file: nothing readable: 1 problem (input 1)",
     ]
     result = CliRunner().invoke(cli, ["verify", str(tmp_path / "notes.txt")])
     assert result.exit_code == 2

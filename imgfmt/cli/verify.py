@@ -36,7 +36,7 @@ class VerifiablePath(click.ParamType):
 
 def _count_text(checked: dict[str, int]) -> str:
     parts = [f"{n} {name.replace('_', ' ')}" for name, n in checked.items() if name != "bytes"]
-    return ", ".join(parts) or "nothing"
+    return ", ".join(parts) or "nothing readable"
 
 
 @click.command("verify")

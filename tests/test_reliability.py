@@ -1,0 +1,193 @@
+"""What imgfmt guarantees when things go wrong: write failures, concurrent runs, hostile input.
+
+Each test fails if its guarantee breaks.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from helpers import leftovers, make_tree
+
+from imgfmt.cli import cli
+from imgfmt.recordio import RecordReader, unpack_image_record
+
+
+def imgfmt_proc(*args: str, limit_file_size: int | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real command in a child process; optionally cap the size of any file it writes."""
+
+    def cap() -> None:
+        import resource
+        import signal
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the cap fails with EFBIG
+        assert limit_file_size is not None
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_size, limit_file_size))
+
+    return subprocess.run(
+        [sys.executable, "-m", "imgfmt", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=cap if limit_file_size else None,
+    )
+
+
+def test_disk_full_during_pack_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    # More than the 1 MiB write buffer, so the failure comes mid-run, not only at commit.
+    # Pass-through does not decode, so incompressible stand-ins make the size quickly.
+    photos = tmp_path / "photos"
+    for i in range(80):
+        (photos / "ab"[i % 2]).mkdir(parents=True, exist_ok=True)
+        (photos / "ab"[i % 2] / f"{i}.jpg").write_bytes(os.urandom(40_000))
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = imgfmt_proc(
+        "pack", str(photos), str(out / "x.rec"), "--pass-through", limit_file_size=1536 * 1024
+    )
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
+    assert "x." in lines[0] and "Traceback" not in proc.stderr
+    assert "too large" in lines[0].lower() or "no space" in lines[0].lower()
+    assert sorted(os.listdir(out)) == []
+
+
+def test_read_only_destination_is_one_line(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root ignores folder permissions")
+    photos = make_tree(tmp_path / "photos", {"a": 2})
+    out = tmp_path / "ro"
+    out.mkdir()
+    out.chmod(0o500)
+    try:
+        proc = imgfmt_proc("pack", str(photos), str(out / "x.rec"))
+    finally:
+        out.chmod(0o700)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("Error: ") and "permission denied" in proc.stderr
+
+
+def test_unwritable_destination_is_one_line(tmp_path: Path) -> None:
+    """A destination inside a regular file (works as root too)."""
+    photos = make_tree(tmp_path / "photos", {"a": 2})
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    proc = imgfmt_proc("pack", str(photos), str(blocker / "x.rec"))
+    assert proc.returncode == 1
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("Error: ")
+    assert "Traceback" not in proc.stderr
+
+
+def test_two_concurrent_packs_to_one_output_do_not_interleave(tmp_path: Path) -> None:
+    """Both finish; the .rec and .idx at the destination come from one run, whole."""
+    first = make_tree(tmp_path / "first", {"a": 30, "b": 30}, size=(120, 90))
+    second = make_tree(tmp_path / "second", {"c": 50}, size=(100, 80))
+    out = tmp_path / "x.rec"
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "imgfmt",
+                "pack",
+                str(src),
+                str(out),
+                "--pass-through",
+                "-j",
+                "1",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for src in (first, second)
+    ]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0
+    records = list(RecordReader(str(out)))
+    offsets = [
+        int(line.split("\t")[1]) for line in out.with_suffix(".idx").read_text().split("\n") if line
+    ]
+    assert offsets == [r.offset for r in records]  # the .idx belongs to this .rec
+    assert len(records) in (60, 50)
+    assert leftovers(tmp_path) == []
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A tiny PNG that declares a huge canvas (a decompression bomb's header)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body))
+            + kind
+            + body
+            + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_decompression_bomb_is_refused_with_the_flag_named(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 3})
+    (photos / "a" / "bomb.png").write_bytes(_png_header_only(60000, 60000))
+    result = CliRunner().invoke(
+        cli, ["pack", str(photos), str(tmp_path / "x.rec"), "--resize", "32"]
+    )
+    assert result.exit_code == 1
+    assert "bomb.png" in result.stderr and "--max-pixels" in result.stderr
+    assert "packed 3, skipped 1" in result.stdout
+    # The limit is adjustable: a small cap refuses ordinary images too.
+    result = CliRunner().invoke(
+        cli, ["pack", str(photos), str(tmp_path / "y.rec"), "--max-pixels", "100", "--allow-skip"]
+    )
+    assert "packed 0" in result.output or result.exit_code == 1
+
+
+def test_lst_gen_terminates_on_symlink_cycles(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 2, "b": 1})
+    (photos / "a" / "loop").symlink_to(photos)
+    (photos / "b" / "self").symlink_to(photos / "b")
+    result = CliRunner().invoke(
+        cli, ["lst-gen", str(photos), str(tmp_path / "l"), "--recursive", "--no-shuffle"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = (tmp_path / "l.lst").read_text().splitlines()
+    assert [line.split("\t")[-1] for line in lines] == ["a/img0.jpg", "a/img1.jpg", "b/img0.jpg"]
+
+
+def test_unpack_of_hostile_names_stays_inside_outdir(tmp_path: Path) -> None:
+    from helpers import image_bytes
+
+    from imgfmt.recordio import RecordFileWriter, pack_image_record
+
+    rec = tmp_path / "h.rec"
+    jpg = image_bytes(8, 8)
+    with RecordFileWriter(str(rec)) as out:
+        for label in range(4):
+            out.write(pack_image_record(float(label), label, jpg), key=label)
+    (tmp_path / "h.classes.tsv").write_text(
+        "0\t" + "x" * 300 + "\n1\ta/../../b\n2\t/abs\n3\tfine\n"
+    )
+    outdir = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["unpack", str(rec), str(outdir)])
+    assert result.exit_code == 0, result.output
+    written = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.jpg"))
+    assert written == ["out/0/0.jpg", "out/1/1.jpg", "out/2/2.jpg", "out/fine/3.jpg"]
+    listed = [line.split("\t")[-1] for line in (outdir / "h.lst").read_text().splitlines()]
+    assert listed == ["0/0.jpg", "1/1.jpg", "2/2.jpg", "fine/3.jpg"]
+    for path in listed:
+        header, image = unpack_image_record(RecordReader(str(rec)).read_key(int(path[-5])))
+        assert (outdir / path).read_bytes() == image
