@@ -4,6 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 MXNET_VENV := .venv-mxnet
 MXPY := $(MXNET_VENV)/bin/python
+SM_VENV := .venv-sagemaker
+SMPY := $(SM_VENV)/bin/python
 DEMO_DIR := demo
 
 .DEFAULT_GOAL := help
@@ -25,17 +27,25 @@ $(MXNET_VENV)/.stamp:
 		> $(MXNET_VENV)/install.log 2>&1 || (cat $(MXNET_VENV)/install.log; exit 1)
 	touch $@
 
+# The SageMaker Python SDK (v2: sagemaker.amazon.common) for the RecordIO-protobuf interop tests.
+$(SM_VENV)/.stamp:
+	$(PYTHON) -m venv $(SM_VENV)
+	$(SMPY) -m pip install "sagemaker<3" > $(SM_VENV)/install.log 2>&1 || (cat $(SM_VENV)/install.log; exit 1)
+	touch $@
+
+INTEROP_ENV = IMGFMT_MXNET_PYTHON=$(abspath $(MXPY)) IMGFMT_SAGEMAKER_PYTHON=$(abspath $(SMPY)) IMGFMT_REQUIRE_INTEROP=1
+
 demo: $(VENV)/.stamp ## Build a sample image folder and run the main flow on it end to end
 	$(PY) scripts/demo.py $(DEMO_DIR)
 
-test: $(VENV)/.stamp $(MXNET_VENV)/.stamp ## Set up and run the whole test suite (interop with mxnet included)
-	IMGFMT_MXNET_PYTHON=$(abspath $(MXPY)) IMGFMT_REQUIRE_INTEROP=1 $(PY) -m pytest -q
+test: $(VENV)/.stamp $(MXNET_VENV)/.stamp $(SM_VENV)/.stamp ## Set up and run the whole test suite (interop with mxnet and the SageMaker SDK included)
+	$(INTEROP_ENV) $(PY) -m pytest -q
 
-test-fast: $(VENV)/.stamp ## Run the suite without the mxnet interop tests
+test-fast: $(VENV)/.stamp ## Run the suite without the interop tests (no mxnet, no SageMaker SDK)
 	$(PY) -m pytest -q -m "not interop"
 
-interop: $(VENV)/.stamp $(MXNET_VENV)/.stamp ## Run only the tests that run mxnet 1.9.1 itself
-	IMGFMT_MXNET_PYTHON=$(abspath $(MXPY)) IMGFMT_REQUIRE_INTEROP=1 $(PY) -m pytest -q -m interop
+interop: $(VENV)/.stamp $(MXNET_VENV)/.stamp $(SM_VENV)/.stamp ## Run only the tests that run mxnet 1.9.1 or the SageMaker SDK
+	$(INTEROP_ENV) $(PY) -m pytest -q -m interop
 
 lint: $(VENV)/.stamp ## ruff and mypy
 	$(VENV)/bin/ruff check imgfmt tests scripts
@@ -57,4 +67,4 @@ fuzz: $(VENV)/.stamp ## Fuzz each reader with atheris for FUZZ_SECONDS (default 
 	done
 
 clean: ## Remove the venvs, the demo output and caches
-	rm -rf $(VENV) $(MXNET_VENV) $(DEMO_DIR) fuzz/corpus .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(MXNET_VENV) $(SM_VENV) $(DEMO_DIR) fuzz/corpus .pytest_cache .mypy_cache .ruff_cache .hypothesis

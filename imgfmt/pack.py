@@ -1,4 +1,6 @@
-"""pack: an image list (or folder) into MXNet RecordIO ``.rec`` + ``.idx``.
+"""pack: an image list (or folder) into a dataset: MXNet RecordIO ``.rec`` + ``.idx`` (the
+default), JSON Lines with base64 images (``jsonlines``), or SageMaker RecordIO-protobuf dense
+pixel tensors (``recordio-protobuf``).
 
 Pipeline: the list is cut into small batches; workers read and (unless pass-through)
 decode/convert/resize/encode each image; the main process writes the framed records
@@ -22,8 +24,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import IO
 
-from imgfmt import lst, s3, storage
+from imgfmt import jsonlines, lst, s3, storage
 from imgfmt.errors import ImgfmtError, UsageError
 from imgfmt.images import ImageOptions, process_image
 from imgfmt.recordio import (
@@ -44,6 +47,31 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 8
 #: Batches in flight per worker: keeps every worker busy while the writer catches up.
 BATCHES_PER_WORKER = 4
+
+#: Output formats, and the extension each output must have.
+RECORDIO = "recordio"
+JSONLINES = "jsonlines"
+RECORDIO_PROTOBUF = "recordio-protobuf"
+FORMAT_EXTENSIONS = {RECORDIO: ".rec", JSONLINES: ".jsonl", RECORDIO_PROTOBUF: ".rec"}
+
+
+def format_for(path: str, fmt: str | None = None) -> str:
+    """The output format: ``fmt`` if given, else from the extension (``.jsonl``: jsonlines;
+    anything else: recordio). Checks that the extension fits the format."""
+    ext = storage.splitext(path)[1].lower()
+    if fmt is None:
+        fmt = JSONLINES if ext == ".jsonl" else RECORDIO
+    if fmt not in FORMAT_EXTENSIONS:
+        raise UsageError(
+            f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMAT_EXTENSIONS)}"
+        )
+    want = FORMAT_EXTENSIONS[fmt]
+    if ext != want:
+        raise UsageError(
+            f"output {path!r} must end in {want} for --format {fmt}",
+            hint=f"e.g. data/train{want}",
+        )
+    return fmt
 
 
 @dataclass
@@ -82,6 +110,9 @@ class _Job:
     root: str
     options: ImageOptions
     pack_label: bool
+    fmt: str = RECORDIO
+    #: ``(width, height)`` of recordio-protobuf pixel tensors.
+    size: tuple[int, int] | None = None
     #: How to reach S3: a spawned (not forked) worker does not inherit the CLI's settings.
     s3_settings: s3.S3Settings | None = None
 
@@ -93,15 +124,20 @@ def _encode_one(
     full = storage.join(job.root, entry.path)
     if isinstance(data, ImgfmtError):
         return None, f"cannot read: {data.reason}"
-    try:
-        image = process_image(data, job.options, name=full)
-    except ImgfmtError as err:
-        return None, err.reason
     label: float | tuple[float, ...]
     if job.pack_label and len(entry.labels) > 1:
         label = entry.labels
     else:
         label = entry.labels[0]
+    try:
+        if job.fmt == RECORDIO_PROTOBUF:
+            return _encode_pixels(job, entry, data, label, full), None
+        image = process_image(data, job.options, name=full)
+        if job.fmt == JSONLINES:
+            line = jsonlines.format_jsonl_line(entry.index, label, entry.path, image)
+            return line.encode("utf-8"), None
+    except ImgfmtError as err:
+        return None, err.reason
     extra = 4 * len(entry.labels) if isinstance(label, tuple) else 0
     if len(image) + IR_HEADER_SIZE + extra > MAX_PAYLOAD:
         return None, f"{len(image)} bytes is more than one record can hold (2**29 - 1)"
@@ -109,6 +145,53 @@ def _encode_one(
         return pack_image_record(label, entry.index, image), None
     except ImgfmtError as err:
         return None, err.reason
+
+
+def _encode_pixels(
+    job: _Job, entry: lst.LstEntry, data: bytes, label: float | tuple[float, ...], name: str
+) -> bytes:
+    """One RecordIO-protobuf payload: the decoded, resized pixels and the label(s)."""
+    from imgfmt import rio_protobuf
+
+    assert job.size is not None
+    pixels = rio_protobuf.image_pixels(
+        data, job.size, job.options.color, name, max_pixels=job.options.max_pixels
+    )
+    payload = rio_protobuf.encode_dense(pixels, label, shape=pixels.shape)
+    if len(payload) > MAX_PAYLOAD:
+        raise ImgfmtError(f"{len(payload)} bytes is more than one record can hold (2**29 - 1)")
+    return payload
+
+
+class _PayloadWriter:
+    """Writes pre-encoded payloads of the non-RecordIO formats: JSON lines as they are,
+    protobuf records in the SageMaker SDK's framing. Ids must be unique in JSON Lines."""
+
+    def __init__(self, stream: IO[bytes], path: str, fmt: str) -> None:
+        self.stream = stream
+        self.path = path
+        self.fmt = fmt
+        self.records_written = 0
+        self.bytes_written = 0
+        self._ids: set[int] = set()
+
+    def write(self, payload: bytes, key: int) -> None:
+        if self.fmt == JSONLINES:
+            if key in self._ids:
+                raise UsageError(
+                    f"id {key} is used twice",
+                    path=self.path,
+                    hint="ids (the .lst index column) must be unique",
+                )
+            self._ids.add(key)
+            data = payload
+        else:
+            from imgfmt.rio_protobuf import frame
+
+            data = frame(payload)
+        self.stream.write(data)
+        self.records_written += 1
+        self.bytes_written += len(data)
 
 
 def _encode_batch(job: _Job, batch: list[lst.LstEntry]) -> list[tuple[bytes | None, str | None]]:
@@ -135,7 +218,7 @@ def _ordered_results(
             yield from ((e, *r) for e, r in zip(batch, _encode_batch(job, batch)))
         return
     executor: Executor
-    if job.options.pass_through:
+    if job.options.pass_through and job.fmt != RECORDIO_PROTOBUF:
         # Reading files releases the GIL: threads are enough and avoid pickling bytes.
         executor = ThreadPoolExecutor(workers)
     else:
@@ -232,8 +315,12 @@ def pack_entries(
     on_progress: Callable[[int], None] | None = None,
     result: PackResult | None = None,
     outputs: AtomicOutputs | None = None,
+    fmt: str = RECORDIO,
+    size: tuple[int, int] | None = None,
 ) -> PackResult:
-    """Pack ``entries`` (paths relative to ``root``) into ``out_rec`` and its ``.idx``.
+    """Pack ``entries`` (paths relative to ``root``) into ``out_rec`` and its ``.idx``
+    (``fmt`` recordio), or into a ``.jsonl`` or RecordIO-protobuf file (no ``.idx``; the
+    latter needs ``size``, the ``(width, height)`` of its pixel tensors).
 
     With ``shard_size``, records roll over to ``OUT_0.rec``, ``OUT_1.rec``, ... each at
     most about ``shard_size`` bytes, each with its own ``.idx``. All outputs appear together
@@ -243,19 +330,34 @@ def pack_entries(
     options = options or ImageOptions()
     result = result or PackResult()
     started = time.perf_counter()
+    if fmt == RECORDIO_PROTOBUF and size is None:
+        raise UsageError(
+            "recordio-protobuf needs the pixel size", hint="pass --size WxH, e.g. 28x28"
+        )
     _check_labels(entries, pack_label, out_rec)
-    job = _Job(root=root, options=options, pack_label=pack_label, s3_settings=s3.settings())
-    stem = storage.splitext(out_rec)[0]
+    job = _Job(
+        root=root,
+        options=options,
+        pack_label=pack_label,
+        fmt=fmt,
+        size=size,
+        s3_settings=s3.settings(),
+    )
+    stem, ext = storage.splitext(out_rec)
 
     owned = outputs is None
     group = AtomicOutputs() if outputs is None else outputs
-    shards: list[tuple[str, RecordWriter]] = []
+    shards: list[tuple[str, RecordWriter | _PayloadWriter]] = []
 
-    def new_shard() -> RecordWriter:
-        path = f"{stem}_{len(shards)}.rec" if shard_size else out_rec
+    def new_shard() -> RecordWriter | _PayloadWriter:
+        path = f"{stem}_{len(shards)}{ext}" if shard_size else out_rec
         stream = group.open(path, "wb")
-        index = group.open(sibling(path, IDX_SUFFIX), "w")
-        writer = RecordWriter(stream, index, name=path)
+        writer: RecordWriter | _PayloadWriter
+        if fmt == RECORDIO:
+            index = group.open(sibling(path, IDX_SUFFIX), "w")
+            writer = RecordWriter(stream, index, name=path)
+        else:
+            writer = _PayloadWriter(stream, path, fmt)
         shards.append((path, writer))
         return writer
 
@@ -301,16 +403,19 @@ def pack(
     exts: Sequence[str] = lst.DEFAULT_EXTS,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    fmt: str | None = None,
+    size: tuple[int, int] | None = None,
 ) -> PackResult:
-    """The ``pack`` command: ``source`` is a ``.lst`` or an image folder.
+    """The ``pack`` command: ``source`` is a ``.lst`` or an image folder; ``fmt`` the output
+    format (default: from ``out_rec``'s extension, see :func:`format_for`).
 
     A folder is listed with lst-gen's rules (recursive, shuffled with ``seed`` unless
     ``shuffle`` is off) and the list and class map are written beside ``out_rec``.
     With ``chunks > 1`` the list is cut as im2rec cuts it and each chunk packed into
     ``OUT_i.rec``.
     """
-    if not out_rec.endswith(".rec"):
-        raise UsageError(f"output {out_rec!r} must end in .rec", hint="e.g. data/train.rec")
+    fmt = format_for(out_rec, fmt)
+    ext = FORMAT_EXTENSIONS[fmt]
     if chunks < 1:
         raise UsageError("--chunks must be at least 1")
     if storage.is_s3(out_rec):  # a missing bucket is found before the work, not after it
@@ -349,7 +454,7 @@ def pack(
                 continue
             pack_entries(
                 chunk,
-                storage.splitext(list_path)[0] + ".rec",
+                storage.splitext(list_path)[0] + ext,
                 root=root,
                 options=options,
                 pack_label=pack_label,
@@ -358,5 +463,7 @@ def pack(
                 on_progress=on_progress,
                 result=result,
                 outputs=outputs,
+                fmt=fmt,
+                size=size,
             )
     return result

@@ -1,10 +1,12 @@
-"""split: cut a dataset (``.lst``, ``.rec`` + ``.idx``, or augmented manifest) into train/val/test.
+"""split: cut a dataset (``.lst``, ``.rec`` + ``.idx``, augmented manifest, JSON Lines image
+dataset or RecordIO-protobuf ``.rec``) into train/val/test.
 
 Outputs take im2rec's names, ``PREFIX_train``, ``PREFIX_val``, ``PREFIX_test``, with the
-input's extension. A split only selects: ``.lst`` and manifest lines are copied byte for
-byte, ``.rec`` records are copied payload for payload (never re-encoded) and keep their
-``.idx`` keys. Each output is a stable sub-sequence of the input (input order kept), and the
-outputs together hold every input item exactly once.
+input's extension. A split only selects: ``.lst``, manifest and JSON Lines lines are copied
+byte for byte, ``.rec`` records are copied payload for payload (never re-encoded; MXNet ones
+keep their ``.idx`` keys, RecordIO-protobuf ones keep the SageMaker framing). Each output is
+a stable sub-sequence of the input (input order kept), and the outputs together hold every
+input item exactly once.
 
 Stratified (the default), every class is shuffled on its own with the seed and cut so that
 each split holds ``ratio * class size`` of it rounded down or up, while each split's total is
@@ -24,7 +26,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from imgfmt import lst, storage
+from imgfmt import jsonlines, lst, storage
 from imgfmt.errors import FormatError, ImgfmtError, StorageError, UsageError
 from imgfmt.recordio import IDX_SUFFIX, RecordReader, RecordWriter, read_idx, unpack_image_record
 from imgfmt.storage import AtomicOutputs, open_input, sibling
@@ -408,6 +410,80 @@ def _read_manifest(path: str, label_attribute: str | None) -> _Items:
     return items
 
 
+def _read_jsonl(path: str) -> _Items:
+    """First pass over a JSON Lines image dataset: each line's class (lines not kept: they
+    hold whole images; the copy streams them again)."""
+    items = _Items()
+    with open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape") as handle:
+        for entry in jsonlines.parse_jsonl(handle, path):
+            items.classes.append(label_class(entry.labels))
+    return items
+
+
+def _copy_lines(
+    source: str, assignment: list[int], outputs: list[SplitOutput], group: AtomicOutputs
+) -> list[int]:
+    """Second pass over a JSON Lines dataset: each non-blank line, unchanged, to its split."""
+    handles = [group.open(out.path, "wb") for out in outputs]
+    written = [0] * len(outputs)
+    number = 0
+    with open_input(source, "rb") as stream:
+        for line in stream:
+            if number == 0 and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
+            if not line.strip():
+                continue
+            if number >= len(assignment):
+                raise _changed(source)
+            split = assignment[number]
+            handles[split].write(_with_newline(line))
+            written[split] += 1
+            number += 1
+    return written
+
+
+def _changed(source: str) -> StorageError:
+    return StorageError(
+        "the file changed while it was being split",
+        path=source,
+        hint="run split again when nothing writes to it",
+    )
+
+
+def _read_protobuf(path: str) -> _Items:
+    """First pass over a RecordIO-protobuf file: each record's class and offset."""
+    from imgfmt import rio_protobuf
+
+    items = _Items()
+    for record in rio_protobuf.iter_records(path):
+        items.classes.append(label_class(record.labels) if record.labels else "unlabeled")
+        items.offsets.append(record.offset)
+    return items
+
+
+def _copy_protobuf(
+    source: str,
+    items: _Items,
+    assignment: list[int],
+    outputs: list[SplitOutput],
+    group: AtomicOutputs,
+    on_progress: Callable[[int], None] | None,
+) -> list[int]:
+    """Second pass: every payload, unchanged, to its split, in the SageMaker SDK's framing."""
+    from imgfmt import rio_protobuf
+
+    writers = [
+        rio_protobuf.RioProtobufWriter(group.open(out.path, "wb"), name=out.path) for out in outputs
+    ]
+    for number, offset, payload in rio_protobuf.iter_payloads(source):
+        if number >= len(assignment) or offset != items.offsets[number]:
+            raise _changed(source)
+        writers[assignment[number]].write_payload(payload)
+        if on_progress:
+            on_progress(1)
+    return [writer.records_written for writer in writers]
+
+
 def _read_rec(path: str, idx_path: str | None) -> _Items:
     """First pass over a ``.rec``: each record's offset, key and class; payloads dropped."""
     keys_at: dict[int, int] = {}
@@ -467,6 +543,23 @@ def _kind(path: str) -> tuple[str, str]:
     )
 
 
+def _refine_kind(source: str, kind: str, idx_path: str | None) -> str:
+    """A ``.jsonl`` may be a manifest or an image dataset, a ``.rec`` without an ``.idx`` an
+    MXNet or a RecordIO-protobuf file: the first line or record tells."""
+    if kind == "manifest" and storage.splitext(source)[1].lower() == ".jsonl":
+        with open_input(source, "r", encoding="utf-8-sig", errors="replace") as handle:
+            first = next((line for line in handle if line.strip()), "")
+        return "jsonlines" if jsonlines.looks_like_jsonl_dataset(first) else kind
+    if kind == "rec" and idx_path is None:
+        from imgfmt import rio_protobuf
+
+        try:
+            return "recordio-protobuf" if rio_protobuf.sniff(source) else kind
+        except FormatError:
+            return kind  # the MXNet reader reports the damage, with where
+    return kind
+
+
 def _prefix(out_prefix: str) -> str:
     if not out_prefix or out_prefix.endswith(("/", os.sep)):
         raise UsageError(
@@ -508,8 +601,6 @@ def split_dataset(
     """
     ratios = split_ratios(train_ratio, test_ratio)
     kind, ext = _kind(source)
-    if label_attribute is not None and kind != "manifest":
-        raise UsageError("--label-attribute applies to manifests only", path=source)
     prefix = _prefix(out_prefix)
     if not storage.is_file(source):
         if storage.is_s3(source):
@@ -520,6 +611,9 @@ def split_dataset(
     if kind == "rec":
         candidate = sibling(source, IDX_SUFFIX)
         idx_path = candidate if storage.is_file(candidate) else None
+    kind = _refine_kind(source, kind, idx_path)
+    if label_attribute is not None and kind != "manifest":
+        raise UsageError("--label-attribute applies to manifests only", path=source)
 
     outputs = [
         SplitOutput(
@@ -543,9 +637,13 @@ def split_dataset(
         items = _read_lst(source)
     elif kind == "manifest":
         items = _read_manifest(source, label_attribute)
+    elif kind == "jsonlines":
+        items = _read_jsonl(source)
+    elif kind == "recordio-protobuf":
+        items = _read_protobuf(source)
     else:
         items = _read_rec(source, idx_path)
-    if on_start and kind == "rec":
+    if on_start and kind in ("rec", "recordio-protobuf"):
         on_start(len(items.classes))
     total = len(items.classes)
     if total == 0:
@@ -566,6 +664,10 @@ def split_dataset(
     with AtomicOutputs() as group:
         if kind == "rec":
             written = _copy_records(source, items, assignment, outputs, group, on_progress)
+        elif kind == "recordio-protobuf":
+            written = _copy_protobuf(source, items, assignment, outputs, group, on_progress)
+        elif kind == "jsonlines":
+            written = _copy_lines(source, assignment, outputs, group)
         else:
             handles = [group.open(out.path, "wb") for out in outputs]
             written = [0] * len(outputs)

@@ -1,10 +1,15 @@
-"""unpack: a ``.rec`` back into an image folder and a ``.lst``.
+"""unpack: a dataset back into an image folder and a ``.lst``.
 
-Every record's image bytes are written unchanged to ``OUTDIR/<class>/<id><ext>``
-(class name from the class map, else the label; the extension from the bytes'
-real format), plus ``OUTDIR/<stem>.lst`` with paths relative to ``OUTDIR``, so
-``imgfmt pack OUTDIR/<stem>.lst NEW.rec --root OUTDIR --pass-through`` rebuilds
-the original ``.rec`` byte for byte.
+For a RecordIO ``.rec``, every record's image bytes are written unchanged to
+``OUTDIR/<class>/<id><ext>`` (class name from the class map, else the label; the extension
+from the bytes' real format), plus ``OUTDIR/<stem>.lst`` with paths relative to ``OUTDIR``,
+so ``imgfmt pack OUTDIR/<stem>.lst NEW.rec --root OUTDIR --pass-through`` rebuilds the
+original ``.rec`` byte for byte.
+
+A JSON Lines dataset (``.jsonl``) keeps each image's own relative path (``OUTDIR/<path>``),
+so packing the list back with ``--pass-through`` rebuilds the same ``.jsonl``. A
+RecordIO-protobuf ``.rec`` (recognised by its first record) becomes PNGs of its pixel
+tensors, ``OUTDIR/<class>/<record number>.png``.
 
 Nothing is ever written outside ``OUTDIR``: class names that are absolute, hold
 ``..``, NUL or control characters, or are too long fall back to the numeric label.
@@ -19,16 +24,18 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from imgfmt import lst, storage
+from imgfmt import jsonlines, lst, storage
 from imgfmt.errors import FormatError, StorageError, UsageError
 from imgfmt.images import sniff_extension
-from imgfmt.recordio import IRHeader, RecordReader, unpack_image_record
+from imgfmt.recordio import IDX_SUFFIX, IRHeader, RecordReader, unpack_image_record
 from imgfmt.storage import describe_os_error, is_s3
 
 log = logging.getLogger(__name__)
 
 #: Folder for records with several labels: they belong to no single class.
 MULTI_LABEL_DIR = "_multilabel"
+#: Folder for RecordIO-protobuf records without a label (listed with label 0).
+UNLABELED_DIR = "_unlabeled"
 #: Extension for payloads whose format is not recognised.
 UNKNOWN_EXT = ".bin"
 #: Longest class-name component we use as a folder name (most file systems allow 255 bytes).
@@ -40,6 +47,7 @@ _UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
 @dataclass
 class UnpackResult:
     outdir: str
+    format: str = "recordio"
     list_path: str = ""
     written: int = 0
     bytes_written: int = 0
@@ -49,6 +57,7 @@ class UnpackResult:
     def to_dict(self) -> dict[str, object]:
         return {
             "outdir": self.outdir,
+            "format": self.format,
             "list": self.list_path,
             "written": self.written,
             "bytes": self.bytes_written,
@@ -97,7 +106,10 @@ def safe_class_dir(name: str) -> str | None:
 def class_dir_for(header: IRHeader, classes: dict[int, str]) -> str:
     if header.flag > 0:
         return MULTI_LABEL_DIR
-    label = header.label
+    return _label_dir(header.label, classes)
+
+
+def _label_dir(label: float, classes: dict[int, str]) -> str:
     if float(label).is_integer() and int(label) in classes:
         safe = safe_class_dir(classes[int(label)])
         if safe is not None:
@@ -137,6 +149,105 @@ def _select(
         yield where, record.payload
 
 
+@dataclass(frozen=True)
+class _Item:
+    """One image to write: its path under OUTDIR, its class folder, bytes and list entry."""
+
+    relpath: str
+    folder: str
+    image: bytes
+    entry: lst.LstEntry
+
+
+def _recordio_items(
+    source: str, ids: list[int] | None, limit: int | None, classes: dict[int, str]
+) -> Iterator[_Item]:
+    with RecordReader(source) as reader:
+        for where, payload in _select(reader, ids, limit):
+            header, image = unpack_image_record(payload, path=source, where=where)
+            folder = class_dir_for(header, classes)
+            relpath = f"{folder}/{header.id}{sniff_extension(image) or UNKNOWN_EXT}"
+            yield _Item(relpath, folder, image, lst.LstEntry(header.id, header.labels, relpath))
+
+
+def _wanted(ids: list[int] | None) -> Callable[[int], bool]:
+    wanted = set(ids) if ids is not None else None
+    return lambda key: wanted is None or key in wanted
+
+
+def _jsonl_items(
+    source: str, ids: list[int] | None, limit: int | None, classes: dict[int, str]
+) -> Iterator[_Item]:
+    wanted = _wanted(ids)
+    count = 0
+    for entry in jsonlines.read_jsonl(source):
+        if limit is not None and count >= limit:
+            return
+        if not wanted(entry.index):
+            continue
+        count += 1
+        folder = MULTI_LABEL_DIR if entry.multi_label else _label_dir(entry.labels[0], classes)
+        relpath = safe_class_dir(entry.path)
+        if relpath is None:
+            log.warning("path %r is not a safe relative path; writing under the class", entry.path)
+            relpath = f"{folder}/{entry.index}{sniff_extension(entry.image) or UNKNOWN_EXT}"
+        else:
+            folder = relpath.rpartition("/")[0] or "."
+        yield _Item(relpath, folder, entry.image, lst.LstEntry(entry.index, entry.labels, relpath))
+
+
+def _protobuf_items(
+    source: str, ids: list[int] | None, limit: int | None, classes: dict[int, str]
+) -> Iterator[_Item]:
+    from imgfmt import rio_protobuf
+
+    wanted = _wanted(ids)
+    count = 0
+    for record in rio_protobuf.iter_records(source):
+        if limit is not None and count >= limit:
+            return
+        if not wanted(record.number):
+            continue
+        count += 1
+        shape = record.shape or rio_protobuf.guess_shape(record.values.size)
+        if shape is None:
+            raise FormatError(
+                f"{record.values.size} values with no shape are not a square image",
+                path=source,
+                where=f"record {record.number} at byte {record.offset}",
+                hint="this file holds vectors, not images; nothing to unpack",
+            )
+        try:
+            image = rio_protobuf.pixels_to_png(record.values, shape)
+        except UsageError as err:
+            err.path, err.where = source, f"record {record.number} at byte {record.offset}"
+            raise
+        labels = record.labels
+        if not labels:
+            folder, labels = UNLABELED_DIR, (0.0,)
+        elif len(labels) > 1:
+            folder = MULTI_LABEL_DIR
+        else:
+            folder = _label_dir(labels[0], classes)
+        relpath = f"{folder}/{record.number}.png"
+        yield _Item(relpath, folder, image, lst.LstEntry(record.number, labels, relpath))
+
+
+def source_format(source: str) -> str:
+    """``"jsonlines"`` for a ``.jsonl``; for anything else ``"recordio-protobuf"`` when its
+    first record is a protobuf ``Record``, else ``"recordio"``."""
+    if storage.splitext(source)[1].lower() == ".jsonl":
+        return "jsonlines"
+    if storage.exists(storage.sibling(source, IDX_SUFFIX)):
+        return "recordio"  # only MXNet datasets come with an index; no need to read
+    from imgfmt import rio_protobuf
+
+    try:
+        return "recordio-protobuf" if rio_protobuf.sniff(source) else "recordio"
+    except FormatError:
+        return "recordio"  # damaged from the start: the RecordIO reader says where
+
+
 def unpack(
     source: str,
     outdir: str,
@@ -146,7 +257,8 @@ def unpack(
     class_map: str | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> UnpackResult:
-    """Write the images of ``source`` (a ``.rec``) into ``outdir``; see the module doc.
+    """Write the images of ``source`` (a ``.rec``, RecordIO-protobuf ``.rec`` or ``.jsonl``)
+    into ``outdir``; see the module doc.
 
     Either may be an ``s3://`` URI: an S3 ``outdir`` is a prefix, each image one object
     (uploaded concurrently). With ``ids`` and the ``.idx``, only those records are read,
@@ -173,22 +285,28 @@ def unpack(
     result = UnpackResult(outdir=outdir, list_path=storage.join(outdir, stem + ".lst"))
     entries: list[lst.LstEntry] = []
     made_dirs: set[str] = set()
-    with RecordReader(source) as reader, storage.ObjectWriter() as writer:
-        for where, payload in _select(reader, ids, limit):
-            header, image = unpack_image_record(payload, path=source, where=where)
-            folder = class_dir_for(header, classes)
-            relpath = f"{folder}/{header.id}{sniff_extension(image) or UNKNOWN_EXT}"
+    fmt = source_format(source)
+    items = {
+        "recordio": _recordio_items,
+        "jsonlines": _jsonl_items,
+        "recordio-protobuf": _protobuf_items,
+    }[fmt](source, ids, limit, classes)
+    result.format = fmt
+    with storage.ObjectWriter() as writer:
+        for item in items:
+            relpath, folder, image = item.relpath, item.folder, item.image
             if remote:  # no symlinks in S3: a safe relative path stays inside the prefix
                 target = storage.join(root, relpath)
             else:
                 target = os.path.realpath(os.path.join(root, relpath))
                 if os.path.commonpath([root, target]) != root:  # a symlink inside outdir
                     raise FormatError(f"refusing to write outside {outdir}: {relpath}", path=source)
-                if folder not in made_dirs:
-                    os.makedirs(os.path.dirname(target), exist_ok=True)
-                    made_dirs.add(folder)
+                parent = os.path.dirname(target)
+                if parent not in made_dirs:
+                    os.makedirs(parent, exist_ok=True)
+                    made_dirs.add(parent)
             writer.write(target, image)
-            entries.append(lst.LstEntry(header.id, header.labels, relpath))
+            entries.append(item.entry)
             result.written += 1
             result.bytes_written += len(image)
             result.classes[folder] = result.classes.get(folder, 0) + 1

@@ -48,6 +48,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from imgfmt import lst, storage
 from imgfmt.errors import FormatError, ImgfmtError, UsageError
+from imgfmt.jsonlines import iter_jsonl_problems, looks_like_jsonl_dataset
 from imgfmt.recordio import (
     CFLAG_FIRST,
     CFLAG_LAST,
@@ -206,8 +207,30 @@ class Report:
 # --------------------------------------------------------------------------- entry point
 
 
+def _refine_kind(path: str, kind: str) -> str:
+    """Tell the formats that share an extension apart by their content: a ``.jsonl`` image
+    dataset from a manifest, a RecordIO-protobuf ``.rec`` (no ``.idx``) from an MXNet one.
+    Anything unreadable keeps its kind: that check reports the problem."""
+    try:
+        if kind == "manifest":
+            with open_input(path, "r", encoding="utf-8-sig", errors="replace") as handle:
+                first = next((line for line in handle if line.strip()), "")
+            return "jsonl" if looks_like_jsonl_dataset(first) else kind
+        if kind == "rec" and not path.lower().endswith(IDX_SUFFIX):
+            if storage.exists(sibling(path, IDX_SUFFIX)):
+                return kind
+            from imgfmt import rio_protobuf
+
+            return "recordio-protobuf" if rio_protobuf.sniff(path) else kind
+    except ImgfmtError:
+        pass
+    return kind
+
+
 def input_kind(path: str) -> str:
-    """``"rec"``, ``"lst"`` or ``"manifest"`` from the extension; ``UsageError`` otherwise."""
+    """``"rec"``, ``"lst"`` or ``"manifest"`` from the extension (``verify`` then tells a
+    ``.jsonl`` image dataset and a RecordIO-protobuf ``.rec`` apart by their content);
+    ``UsageError`` for an extension verify does not read."""
     ext = storage.splitext(path)[1].lower()
     if ext not in KINDS:
         raise UsageError(
@@ -243,10 +266,15 @@ def verify(
         file = FileReport(path, kind)
         report.files.append(file)
         first = len(report.problems)
+        kind = file.kind = _refine_kind(path, kind)
         if kind == "rec":
             _RecVerifier(path, file, report, decode, classes, fix_idx, workers, progress).run()
         elif kind == "lst":
             _verify_lst(path, file, report, root, classes)
+        elif kind == "jsonl":
+            _verify_jsonl(path, file, report, decode)
+        elif kind == "recordio-protobuf":
+            _verify_protobuf(path, file, report)
         else:
             _verify_manifest(path, file, report)
         # Decode problems arrive late (from workers): put each file's problems in file order.
@@ -918,6 +946,69 @@ def _verify_manifest(path: str, file: FileReport, report: Report) -> None:
     file.checked["manifest_lines"] = lines
     if entries == 0:
         report.add(file, Problem(path, "manifest", "", "no entries: the manifest is empty"))
+
+
+# --------------------------------------------------------------------------- batch formats
+
+
+def _verify_jsonl(path: str, file: FileReport, report: Report, decode: bool) -> None:
+    """A JSON Lines image dataset: every line's JSON, fields, unique ids and base64; with
+    ``decode``, every image decoded."""
+    try:
+        handle = open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape")
+    except ImgfmtError as err:
+        report.add(file, Problem(path, "input", "", err.reason))
+        return
+
+    def counted(stream: Iterable[str]) -> Iterator[str]:
+        for text in stream:
+            file.checked["jsonl_lines"] += 1
+            yield text
+
+    with handle:
+        bad: set[int] = set()
+        for line_no, check, message in iter_jsonl_problems(counted(handle), path):
+            bad.add(line_no)
+            report.add(file, Problem(path, check, f"line {line_no}", message, line=line_no))
+        if decode:
+            _decode_jsonl(path, file, report, bad)
+    if file.checked["jsonl_lines"] == 0:
+        report.add(file, Problem(path, "jsonl", "", "no lines: the dataset is empty"))
+
+
+def _decode_jsonl(path: str, file: FileReport, report: Report, bad: set[int]) -> None:
+    """Decode the image of every line that parsed (a second, streaming pass)."""
+    import base64
+    import json
+
+    with open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            if line_no in bad or not raw.strip():
+                continue
+            data = base64.b64decode(json.loads(raw)["image"])
+            file.checked["images_decoded"] += 1
+            reason = decode_problem(data)
+            if reason is not None:
+                report.add(file, Problem(path, "decode", f"line {line_no}", reason, line=line_no))
+
+
+def _verify_protobuf(path: str, file: FileReport, report: Report) -> None:
+    """A SageMaker RecordIO-protobuf file: framing, each ``Record``, finite values and labels,
+    the same feature count in every record."""
+    from imgfmt import rio_protobuf
+
+    def counted() -> None:
+        file.checked["records"] += 1
+
+    try:
+        for where, check, message in rio_protobuf.iter_problems(path, counted):
+            offset = int(where.rsplit(" ", 1)[1])
+            report.add(file, Problem(path, check, where, message, offset=offset))
+    except ImgfmtError as err:
+        report.add(file, Problem(path, "input", "", err.reason))
+        return
+    if file.checked["records"] == 0 and not file.problems:
+        report.add(file, Problem(path, "framing", "", "no records: the file is empty"))
 
 
 __all__ = [

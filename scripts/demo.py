@@ -23,6 +23,24 @@ def run(*args: str, check: bool = True) -> int:
     return proc.returncode
 
 
+def simulate_predictions(dataset: Path, output: Path) -> None:
+    """Write what a SageMaker batch transform of an image classifier would return for
+    ``dataset`` (one ``{"prediction": [...]}`` line per input line): right for most images,
+    wrong for every seventh, so the summary has something to show."""
+    import json
+
+    lines = dataset.read_text(encoding="utf-8").splitlines()
+    labels = [int(json.loads(line)["label"]) for line in lines]
+    classes = max(labels) + 1
+    with output.open("w", encoding="utf-8") as out:
+        for number, label in enumerate(labels):
+            guess = (label + 1) % classes if number % 7 == 3 else label
+            probabilities = [round(0.1 / (classes - 1), 4)] * classes
+            probabilities[guess] = 0.9
+            out.write(json.dumps({"prediction": probabilities}) + "\n")
+    print(f"\n(simulated a batch transform of {dataset}: wrote {output})")
+
+
 def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "demo").resolve()
     shutil.rmtree(out, ignore_errors=True)
@@ -72,10 +90,21 @@ def main() -> None:
         "90",
         "--allow-skip",
     )
+    run("verify", "data/train.rec", "data/val.rec", "--decode")
     run("unpack", "data/val.rec", "unpacked")
     run("pack", "unpacked/val.lst", "data/val-again.rec", "--root", "unpacked", "--pass-through")
     same = Path("data/val.rec").read_bytes() == Path("data/val-again.rec").read_bytes()
     print(f"\nround trip unpack -> pack --pass-through is byte-identical: {same}")
+    run("split", "data/train.rec", "data/train-split", "--train-ratio", "0.75")
+    run("manifest-gen", "data/photos_train.lst", "data/train.manifest",
+        "--s3-prefix", "s3://my-bucket/photos")  # fmt: skip
+
+    # Batch inference: the images as JSON Lines, a (simulated) batch transform output, and
+    # the predictions joined back to the images.
+    run("pack", "data/photos_val.lst", "data/val.jsonl", "--root", "photos", "--resize", "128",
+        "--allow-skip")  # fmt: skip
+    simulate_predictions(Path("data/val.jsonl"), Path("data/val.jsonl.out"))
+    run("predictions", "data/val.jsonl.out", "data/val.jsonl", "-o", "data/val-predictions.csv")
     print(f"\nWhat the demo made, under {out}:")
     for path in sorted(Path(".").rglob("*")):
         if path.is_file() and path.parts[0] not in ("photos", "unpacked"):

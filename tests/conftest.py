@@ -1,8 +1,9 @@
 """Shared fixtures.
 
 The interop tests run mxnet 1.9.1 itself, from the separate venv that `make test`
-builds (`.venv-mxnet`). `IMGFMT_MXNET_PYTHON` names its python; when
-`IMGFMT_REQUIRE_INTEROP=1` (as in `make test` and CI) a missing mxnet is a failure,
+builds (`.venv-mxnet`), and the SageMaker Python SDK (`.venv-sagemaker`, sagemaker<3).
+`IMGFMT_MXNET_PYTHON` and `IMGFMT_SAGEMAKER_PYTHON` name their pythons; when
+`IMGFMT_REQUIRE_INTEROP=1` (as in `make test` and CI) a missing one is a failure,
 never a silent skip.
 """
 
@@ -33,6 +34,17 @@ def mxnet_python() -> str:
         if os.environ.get("IMGFMT_REQUIRE_INTEROP") == "1":
             pytest.fail("mxnet venv missing: run `make interop` (it builds .venv-mxnet)")
         pytest.skip("mxnet 1.9.1 venv not built (make interop builds it)")
+    return python
+
+
+@pytest.fixture(scope="session")
+def sagemaker_python() -> str:
+    """Path of a python that can `import sagemaker.amazon.common` (sagemaker<3)."""
+    python = os.environ.get("IMGFMT_SAGEMAKER_PYTHON")
+    if not python:
+        if os.environ.get("IMGFMT_REQUIRE_INTEROP") == "1":
+            pytest.fail("SageMaker SDK venv missing: `make test` builds .venv-sagemaker")
+        pytest.skip("set IMGFMT_SAGEMAKER_PYTHON to a python with sagemaker<3 to run the SDK")
     return python
 
 

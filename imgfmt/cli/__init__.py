@@ -21,6 +21,7 @@ import click
 from imgfmt.cli._common import EXIT_INTERRUPTED, Settings
 from imgfmt.cli.lists import lst_gen
 from imgfmt.cli.manifests import manifest_gen, manifest_to_lst
+from imgfmt.cli.predictions import predictions_cmd
 from imgfmt.cli.records import pack_cmd, unpack_cmd
 from imgfmt.cli.split import split_cmd
 from imgfmt.cli.verify import verify_cmd
@@ -58,18 +59,44 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 @click.version_option(package_name="imgfmt")
 @click.option("-v", "--verbose", count=True, help="More detail; tracebacks on errors.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no warnings; errors only.")
+@click.option(
+    "--profile",
+    default=None,
+    metavar="NAME",
+    help="AWS profile for s3:// paths (default: AWS_PROFILE, else boto3's usual chain).",
+)
+@click.option("--region", default=None, metavar="REGION", help="AWS region for s3:// paths.")
+@click.option(
+    "--endpoint-url",
+    default=None,
+    metavar="URL",
+    help="S3-compatible endpoint, e.g. http://localhost:9000 for MinIO "
+    "(default: AWS_ENDPOINT_URL, else AWS).",
+)
 @click.pass_context
-def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
+def cli(
+    ctx: click.Context,
+    verbose: int,
+    quiet: bool,
+    profile: str | None,
+    region: str | None,
+    endpoint_url: str | None,
+) -> None:
     """Turn image folders into training-ready formats (im2rec .lst, MXNet
-    RecordIO .rec/.idx, SageMaker manifests) and back.
+    RecordIO .rec/.idx, SageMaker manifests) and back. Every path may also be
+    an s3://bucket/key URI (a prefix stands for a folder).
 
     \b
     Quick start:
       imgfmt lst-gen photos/ data/photos --recursive --train-ratio 0.9
       imgfmt pack data/photos_train.lst data/train.rec --root photos/ --resize 256
       imgfmt unpack data/train.rec unpacked/
+      imgfmt --endpoint-url http://localhost:9000 pack s3://bkt/photos s3://bkt/all.rec
     """
-    ctx.obj = Settings(verbose, quiet)
+    from imgfmt import s3  # boto3 itself is imported only by the first S3 request
+
+    ctx.obj = Settings(verbose, quiet, profile=profile, region=region, endpoint_url=endpoint_url)
+    s3.configure(profile=profile, region=region, endpoint_url=endpoint_url)
     _configure_logging(verbose, quiet)
 
 
@@ -81,6 +108,7 @@ cli.add_command(manifest_gen)
 cli.add_command(manifest_to_lst)
 cli.add_command(split_cmd)
 cli.add_command(verify_cmd)
+cli.add_command(predictions_cmd)
 
 
 def _terminate(signum: int, _frame: object) -> None:

@@ -1,4 +1,4 @@
-"""Commands on RecordIO datasets: pack and unpack."""
+"""Commands that make and open datasets: pack and unpack."""
 
 from __future__ import annotations
 
@@ -22,7 +22,22 @@ DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
 
 @click.command("pack")
 @click.argument("source")
-@click.argument("out_rec", metavar="OUT.rec")
+@click.argument("out_rec", metavar="OUT")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["recordio", "jsonlines", "recordio-protobuf"]),
+    default=None,
+    help="recordio: MXNet .rec + .idx (default; jsonlines when OUT ends in .jsonl). "
+    "jsonlines: one JSON object per image, bytes base64-encoded. recordio-protobuf: "
+    "SageMaker dense float32 pixel tensors (needs --size).",
+)
+@click.option(
+    "--size",
+    default=None,
+    metavar="WxH",
+    help="recordio-protobuf: resize every image to exactly W x H pixels (e.g. 28x28).",
+)
 @click.option(
     "--root",
     default=None,
@@ -83,6 +98,8 @@ def pack_cmd(
     ctx: click.Context,
     source: str,
     out_rec: str,
+    fmt: str | None,
+    size: str | None,
     root: str | None,
     pass_through: bool,
     resize: int,
@@ -101,7 +118,8 @@ def pack_cmd(
     as_json: bool,
 ) -> None:
     """Pack SOURCE (a .lst, or an image folder with one sub-folder per class)
-    into OUT.rec and OUT.idx, MXNet RecordIO as im2rec.py writes it.
+    into OUT: OUT.rec and OUT.idx, MXNet RecordIO as im2rec.py writes it; or,
+    with --format, a JSON Lines or SageMaker RecordIO-protobuf dataset.
 
     Bad images are skipped and reported; the exit status is then 1 unless
     --allow-skip. Outputs appear only when complete.
@@ -110,8 +128,40 @@ def pack_cmd(
     Examples:
       imgfmt pack photos/ data/train.rec --resize 256 --quality 90
       imgfmt pack data/train.lst data/train.rec --root photos/ --pass-through
+      imgfmt pack photos/ data/test.jsonl --resize 224
+      imgfmt pack digits/ data/digits.rec --format recordio-protobuf --size 28x28 --color 0
     """
     from imgfmt import images, pack
+
+    fmt = pack.format_for(out_rec, fmt)
+    pixel_size = None
+    if fmt == pack.RECORDIO_PROTOBUF:
+        from imgfmt import rio_protobuf
+
+        if size is None:
+            raise click.UsageError("--format recordio-protobuf needs --size WxH, e.g. 28x28")
+        given = [
+            name
+            for name, used in (
+                ("--pass-through", pass_through),
+                ("--resize", resize),
+                ("--center-crop", center_crop),
+                ("--quality", quality is not None),
+                ("--encoding", encoding != ".jpg"),
+            )
+            if used
+        ]
+        if given:
+            raise click.UsageError(
+                f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to "
+                "recordio-protobuf, which stores "
+                "decoded pixels resized to --size"
+            )
+        if color == "-1":
+            raise click.UsageError("recordio-protobuf needs --color 0 (grayscale) or 1 (RGB)")
+        pixel_size = rio_protobuf.parse_size(size)
+    elif size is not None:
+        raise click.UsageError("--size applies to --format recordio-protobuf only; use --resize")
 
     kwargs: dict[str, Any] = {}
     if max_pixels is not None:
@@ -125,7 +175,7 @@ def pack_cmd(
         color=int(color),
         **kwargs,
     )
-    size = pack.parse_size(shard_size) if shard_size else None
+    shard_bytes = pack.parse_size(shard_size) if shard_size else None
     with progress(ctx, "img") as (set_total, advance):
         result = pack.pack(
             source,
@@ -134,12 +184,14 @@ def pack_cmd(
             options=options,
             pack_label=pack_label,
             workers=workers,
-            shard_size=size,
+            shard_size=shard_bytes,
             chunks=chunks,
             shuffle=shuffle,
             seed=seed,
             on_start=set_total,
             on_progress=advance,
+            fmt=fmt,
+            size=pixel_size,
         )
     human = [f"wrote {path}" for path in result.lists + result.outputs]
     human.append(
@@ -159,7 +211,7 @@ def pack_cmd(
 
 
 @click.command("unpack")
-@click.argument("source", metavar="IN.rec")
+@click.argument("source", metavar="IN")
 @click.argument("outdir")
 @click.option("--ids", default=None, help="Only these record ids, e.g. 3,7,100-200.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N records.")
@@ -167,7 +219,7 @@ def pack_cmd(
     "--classes",
     "class_map",
     default=None,
-    help="Class map (label<TAB>name) to name folders; default: found beside IN.rec.",
+    help="Class map (label<TAB>name) to name folders; default: found beside IN.",
 )
 @json_option
 @click.pass_context
@@ -180,14 +232,21 @@ def unpack_cmd(
     class_map: str | None,
     as_json: bool,
 ) -> None:
-    """Write the images of IN.rec to OUTDIR/<class>/<id>.<ext>, unchanged, and
-    a list OUTDIR/<IN stem>.lst that packs back to the same .rec.
+    """Write the images of IN (a .rec, a RecordIO-protobuf .rec or a .jsonl) to
+    OUTDIR, and a list OUTDIR/<IN stem>.lst that packs back to the same dataset.
+
+    A .rec's images go to OUTDIR/<class>/<id>.<ext>, unchanged; a .jsonl's to
+    OUTDIR/<their own path>; a RecordIO-protobuf file's pixel tensors become
+    PNGs, OUTDIR/<class>/<record number>.png. --ids selects by id (record
+    number for RecordIO-protobuf).
 
     \b
     Examples:
       imgfmt unpack data/train.rec unpacked/
       imgfmt unpack data/train.rec some/ --ids 3,7,100-200
       imgfmt pack unpacked/train.lst again.rec --root unpacked/ --pass-through
+      imgfmt unpack data/test.jsonl images/
+      imgfmt unpack data/digits.rec digits/
     """
     from imgfmt import unpack
 

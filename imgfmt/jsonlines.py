@@ -1,0 +1,364 @@
+"""Image datasets as JSON Lines (content type ``application/jsonlines``): one image per line.
+
+A line is one compact JSON object, UTF-8, ending in a line feed::
+
+    {"id":3,"path":"cat/img3.jpg","label":1,"image":"/9j/4AAQSkZJRgABAQAAAQ..."}
+
+- ``id``: the record index (the ``.lst`` index column), a whole number 0..2**64-1, unique.
+- ``path``: the image path relative to the dataset root, as in the ``.lst`` (``/``-separated).
+- ``label``: a number for a single-label image, an array of numbers for a multi-label one
+  (``"label":[1,0,1]``); whole numbers are written without a fraction (``1``, not ``1.0``),
+  as Ground Truth writes class indices. Labels read back as floats, as from a ``.lst``.
+- ``image``: the image file's bytes (after any resizing / re-encoding, or unchanged with
+  ``--pass-through``), base64 with the standard alphabet and padding (RFC 4648 section 4).
+
+Why these names: SageMaker defines no JSON Lines layout for images. Its built-in image
+classification algorithm takes images only as ``application/x-image`` / ``image/*`` bodies;
+the built-in algorithms that read JSON Lines do so for numeric vectors (``{"features":
+[...]}``, the "Common data formats for inference" page), and batch transform with
+``SplitType: Line`` hands each line unchanged to the model container. So the layout is ours,
+for your own containers and tools: ``id``, ``path`` and ``label`` mirror the ``.lst`` columns
+(so a line converts to a ``.lst`` line and back), ``label`` is the manifest's name for the
+class, and ``image`` comes last so that ``head -c 200`` shows the readable fields. Keys are
+written in this order; readers must not rely on order, and ignore keys they do not know.
+
+Framing is by line only. JSON escapes ``\n`` and ``\r`` inside strings, base64 holds no line
+break, and the writer also escapes U+0085, U+2028 and U+2029 (as ``\u2028`` ...), which JSON
+allows raw but some line splitters (Python's ``str.splitlines``, JavaScript) take for line ends.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import numbers
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+from imgfmt.errors import FormatError, UsageError
+from imgfmt.lst import MAX_INDEX, LstEntry
+from imgfmt.storage import AtomicOutputs, open_input
+
+#: The content type of a JSON Lines channel or batch transform input.
+CONTENT_TYPE = "application/jsonlines"
+
+#: The usual file extension.
+EXTENSION = ".jsonl"
+
+#: Field names, in the order they are written (see the module docstring).
+ID, PATH, LABEL, IMAGE = "id", "path", "label", "image"
+FIELDS = (ID, PATH, LABEL, IMAGE)
+
+#: Compact JSON, no ASCII escaping (paths stay readable), as manifest lines.
+JSON_SEPARATORS = (",", ":")
+
+#: Characters JSON may hold raw that some line splitters break lines at: escaped on output.
+_LINE_SEPARATORS = {"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+#: A byte order mark, as some editors write at the start of a UTF-8 file.
+BOM = "\ufeff"
+
+#: Longest excerpt of a bad value quoted in a message.
+QUOTE_LIMIT = 60
+
+#: How each line must look, for error hints.
+LINE_FORMAT = 'each line is {"id":N,"path":"...","label":L,"image":"<base64>"}'
+
+
+@dataclass(frozen=True)
+class JsonlEntry:
+    """One line: record index, labels (one, or all of a multi-label image), path and bytes."""
+
+    index: int
+    labels: tuple[float, ...]
+    path: str
+    image: bytes
+    multi_label: bool = False
+
+    @property
+    def lst_entry(self) -> LstEntry:
+        """The ``.lst`` line that lists this image."""
+        return LstEntry(self.index, self.labels, self.path)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _label_json(value: float) -> int | float:
+    value = float(value)
+    if not math.isfinite(value):
+        raise UsageError(f"label {value!r} is not a finite number; JSON cannot hold it")
+    return int(value) if value.is_integer() and abs(value) < 2**53 else value
+
+
+def format_jsonl_line(
+    index: int,
+    labels: float | Sequence[float],
+    path: str,
+    image: bytes,
+) -> str:
+    """One line for an image: compact JSON, keys in :data:`FIELDS` order, ending in LF.
+
+    A number gives a single label (``"label":3``); a sequence gives an array, whatever its
+    length (``"label":[3]``), as ``pack --pack-label`` stores every label of a line.
+    """
+    if not 0 <= index <= MAX_INDEX:
+        raise UsageError(f"id {index} is not a whole number from 0 to 2**64-1")
+    if isinstance(labels, (int, float, numbers.Real)):  # numpy scalars too
+        label: Any = _label_json(float(labels))
+    else:
+        label = [_label_json(v) for v in labels]
+        if not label:
+            raise UsageError(f"id {index}: no label to write", hint="give at least one label")
+    obj = {
+        ID: int(index),
+        PATH: path,
+        LABEL: label,
+        IMAGE: base64.b64encode(image).decode("ascii"),
+    }
+    text = json.dumps(obj, ensure_ascii=False, separators=JSON_SEPARATORS)
+    for char, escape in _LINE_SEPARATORS.items():
+        if char in text:  # only ever inside a string: JSON's own syntax is ASCII
+            text = text.replace(char, escape)
+    return text + "\n"
+
+
+class JsonlWriter:
+    """Append image lines to an open text stream (from ``AtomicOutputs``); ids must be unique.
+
+    Closes nothing: the stream belongs to the caller. ``bytes_written`` counts UTF-8 bytes.
+    """
+
+    def __init__(self, stream: IO[str], name: str = "<stream>") -> None:
+        self._stream = stream
+        self.name = name
+        self.records_written = 0
+        self.bytes_written = 0
+        self._ids: set[int] = set()
+
+    def write(self, index: int, labels: float | Sequence[float], path: str, image: bytes) -> None:
+        if index in self._ids:
+            raise UsageError(
+                f"id {index} is used twice",
+                path=self.name,
+                hint="ids (the .lst index column) must be unique",
+            )
+        line = format_jsonl_line(index, labels, path, image)
+        self._stream.write(line)
+        self._ids.add(index)
+        self.records_written += 1
+        self.bytes_written += len(line.encode("utf-8"))
+
+    def write_entry(self, entry: JsonlEntry) -> None:
+        labels = entry.labels if entry.multi_label else entry.labels[0]
+        self.write(entry.index, labels, entry.path, entry.image)
+
+
+class JsonlFileWriter(JsonlWriter):
+    """A ``.jsonl`` that appears at its path only when complete (never empty).
+
+    >>> with JsonlFileWriter("train.jsonl") as out:
+    ...     out.write(0, 3.0, "cat/img0.jpg", jpeg_bytes)
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._outputs = AtomicOutputs()
+        self._finished = False
+        super().__init__(self._outputs.open(path, "w"), name=path)
+
+    def close(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self.records_written == 0:
+            self._outputs.abort()
+            raise UsageError(
+                "no images to write; refusing to create an empty dataset",
+                path=self.path,
+                hint="check that the input list or folder holds images",
+            )
+        self._outputs.commit()
+
+    def abort(self) -> None:
+        self._finished = True
+        self._outputs.abort()
+
+    def __enter__(self) -> JsonlFileWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+# --------------------------------------------------------------------------- checking
+
+Problem = tuple[str, str]  # (check, message with its hint)
+
+
+def _quote(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if len(text) > QUOTE_LIMIT:
+        text = text[:QUOTE_LIMIT] + "..."
+    return repr(text) if isinstance(value, str) else text
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class _LineChecker:
+    """Checks lines one by one; remembers the ids seen (with their line numbers)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[int, int] = {}
+
+    def check(self, number: int, raw: str) -> tuple[JsonlEntry | None, list[Problem]]:
+        problems: list[Problem] = []
+        obj = self._parse(raw, problems)
+        if obj is None:
+            return None, problems
+        missing = [key for key in FIELDS if key not in obj]
+        if missing:
+            names = ", ".join(f'"{key}"' for key in missing)
+            problems.append(("field", f"missing {names} ({LINE_FORMAT})"))
+        index = self._check_id(number, obj.get(ID), problems) if ID in obj else None
+        path = obj.get(PATH)
+        if PATH in obj and (not isinstance(path, str) or not path.strip()):
+            problems.append(("path", f'"path" must be a non-empty string, found {_quote(path)}'))
+        labels = self._check_label(obj[LABEL], problems) if LABEL in obj else None
+        image = self._check_image(obj[IMAGE], problems) if IMAGE in obj else None
+        if problems or index is None or labels is None or image is None:
+            return None, problems
+        assert isinstance(path, str)
+        return JsonlEntry(index, labels, path, image, isinstance(obj[LABEL], list)), problems
+
+    @staticmethod
+    def _parse(raw: str, problems: list[Problem]) -> dict[str, Any] | None:
+        if any("\udc80" <= c <= "\udcff" for c in raw):  # bytes that were not UTF-8
+            problems.append(("json", "not valid UTF-8 (save the file as UTF-8)"))
+            return None
+        if not raw.strip():
+            problems.append(("json", "blank line (JSON Lines holds one object on every line)"))
+            return None
+        try:
+            obj = json.loads(raw)
+        except (ValueError, RecursionError) as err:
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            problems.append(("json", f"not valid JSON: {reason} ({LINE_FORMAT})"))
+            return None
+        if not isinstance(obj, dict):
+            problems.append(("json", f"expected a JSON object, found {_quote(obj)}"))
+            return None
+        return obj
+
+    def _check_id(self, number: int, value: Any, problems: list[Problem]) -> int | None:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INDEX:
+            problems.append(
+                ("id", f'"id" must be a whole number from 0 to 2**64-1, found {_quote(value)}')
+            )
+            return None
+        if value in self.ids:
+            problems.append(("id", f"id {value} already used on line {self.ids[value]}"))
+            return None
+        self.ids[value] = number
+        return value
+
+    @staticmethod
+    def _check_label(value: Any, problems: list[Problem]) -> tuple[float, ...] | None:
+        values = value if isinstance(value, list) else [value]
+        if isinstance(value, list) and not value:
+            problems.append(("label", '"label" is an empty array (give at least one label)'))
+            return None
+        if not all(_is_number(v) and math.isfinite(v) for v in values):
+            problems.append(
+                (
+                    "label",
+                    f'"label" must be a finite number or an array of them, found {_quote(value)}',
+                )
+            )
+            return None
+        return tuple(float(v) for v in values)
+
+    @staticmethod
+    def _check_image(value: Any, problems: list[Problem]) -> bytes | None:
+        if not isinstance(value, str):
+            problems.append(("image", f'"image" must be a base64 string, found {_quote(value)}'))
+            return None
+        try:
+            data = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError) as err:
+            problems.append(("image", f'"image" is not valid base64 ({err})'))
+            return None
+        if not data:
+            problems.append(("image", '"image" is empty (0 bytes)'))
+            return None
+        return data
+
+
+def iter_jsonl_problems(lines: Iterable[str], name: str) -> Iterator[tuple[int, str, str]]:
+    """Every problem of a JSON Lines image dataset: ``(line number from 1, check, message)``.
+
+    ``check`` is ``json``, ``field``, ``id``, ``path``, ``label`` or ``image``. Nothing raises,
+    whatever the text (decode the file with ``errors="surrogateescape"`` so that bytes that are
+    not UTF-8 are reported, not raised). ``name`` names the input; messages do not repeat it.
+    """
+    del name  # messages are per line; the caller names the file
+    checker = _LineChecker()
+    for number, raw in enumerate(lines, start=1):
+        if number == 1:
+            raw = raw.removeprefix(BOM)
+        for check, message in checker.check(number, raw)[1]:
+            yield number, check, message
+
+
+def parse_jsonl(lines: Iterable[str], name: str) -> Iterator[JsonlEntry]:
+    """The entries of JSON Lines text, checked strictly: the first problem (see
+    :func:`iter_jsonl_problems`) raises ``FormatError`` naming ``name`` and the line."""
+    checker = _LineChecker()
+    for number, raw in enumerate(lines, start=1):
+        if number == 1:
+            raw = raw.removeprefix(BOM)
+        entry, problems = checker.check(number, raw)
+        if problems:
+            _check, message = problems[0]
+            raise FormatError(message, path=name, where=f"line {number}")
+        assert entry is not None
+        yield entry
+
+
+def read_jsonl(path: str) -> Iterator[JsonlEntry]:
+    """The entries of a ``.jsonl`` image dataset, one at a time (memory stays flat)."""
+    with open_input(path, "r", errors="surrogateescape") as handle:
+        yield from parse_jsonl(handle, path)
+
+
+def looks_like_jsonl_dataset(first_line: str) -> bool:
+    """Whether a line is one of this module's image lines (an object with ``image`` and
+    ``id``), as opposed to a manifest line (``source-ref``) or a prediction line."""
+    try:
+        obj = json.loads(first_line.removeprefix(BOM))
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(obj, dict) and IMAGE in obj and ID in obj
+
+
+__all__ = [
+    "CONTENT_TYPE",
+    "EXTENSION",
+    "FIELDS",
+    "JsonlEntry",
+    "JsonlFileWriter",
+    "JsonlWriter",
+    "format_jsonl_line",
+    "iter_jsonl_problems",
+    "looks_like_jsonl_dataset",
+    "parse_jsonl",
+    "read_jsonl",
+]

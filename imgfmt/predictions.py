@@ -1,0 +1,403 @@
+"""Batch transform predictions joined back to the images they were made for.
+
+A SageMaker batch transform of an image classification model, with ``Accept:
+application/jsonlines`` and ``AssembleWith: Line``, writes one line per input record, in
+input order (FORMATS.md section 6)::
+
+    {"prediction": [0.02, 0.91, 0.07]}
+
+the probability of each class, by class index. :func:`evaluate` pairs line *n* with the
+*n*-th image of the dataset that was sent (a ``.lst``, a manifest or a JSON Lines image
+dataset), writes a row per image and sums up accuracy, top-5 accuracy and recall per class.
+
+Choices:
+
+- The predicted class is the index of the highest probability; a tie goes to the lower index
+  (as ``numpy.argmax``). Top-k lists are ordered by probability, then index.
+- Top-5 accuracy counts an image when its true class is among its 5 most probable (all of them
+  when there are fewer than 5 classes).
+- The true label is the first label of a ``.lst`` line, the class index of a manifest line
+  (the first, for multi-label lines) or the first label of a JSON Lines image. It must be a
+  whole number naming one of the prediction's classes; anything else is an error, since no
+  accuracy could be right.
+- Recall is listed for every class that occurs as a true label: ``correct / support``.
+- Nothing is guessed about a count mismatch (a missing line would shift every later pair):
+  it is one error giving both counts.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from imgfmt import jsonlines, lst, manifest
+from imgfmt.errors import FormatError, UsageError
+from imgfmt.storage import atomic_output, open_input
+
+#: How many of the most probable classes the top-k column and accuracy consider.
+TOP_K = 5
+
+#: The key of a batch transform output line (FORMATS.md section 6).
+PREDICTION_KEY = "prediction"
+
+#: The rows' columns, in order.
+CSV_COLUMNS = ("path", "true_label", "predicted", "predicted_name", "probability", "top5")
+
+#: How a prediction line must look, for error hints.
+LINE_FORMAT = 'each line is {"prediction": [p0, p1, ...]}, one per input record, in order'
+
+#: Longest excerpt of a bad line quoted in a message.
+QUOTE_LIMIT = 60
+
+SOURCE_LST = "lst"
+SOURCE_MANIFEST = "manifest"
+SOURCE_JSONL = "jsonlines"
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One image of the dataset that was sent: its path (or URI) and true label, if any."""
+
+    path: str
+    label: float | None
+
+
+@dataclass(frozen=True)
+class ClassRecall:
+    label: int
+    name: str | None
+    support: int
+    correct: int
+
+    @property
+    def recall(self) -> float:
+        return self.correct / self.support
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "name": self.name,
+            "support": self.support,
+            "correct": self.correct,
+            "recall": self.recall,
+        }
+
+
+@dataclass
+class PredictionsResult:
+    """What :func:`evaluate` found. Accuracies are None when no image has a true label."""
+
+    predictions: str
+    source: str
+    source_kind: str
+    images: int = 0
+    num_classes: int = 0
+    labelled: int = 0
+    correct: int = 0
+    top_k_correct: int = 0
+    top_k: int = TOP_K
+    classes: list[ClassRecall] = field(default_factory=list)
+    output: str | None = None
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.labelled if self.labelled else None
+
+    @property
+    def top_k_accuracy(self) -> float | None:
+        return self.top_k_correct / self.labelled if self.labelled else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "predictions": self.predictions,
+            "source": self.source,
+            "source_kind": self.source_kind,
+            "images": self.images,
+            "num_classes": self.num_classes,
+            "labelled": self.labelled,
+            "correct": self.correct,
+            "accuracy": self.accuracy,
+            f"top{self.top_k}_correct": self.top_k_correct,
+            f"top{self.top_k}_accuracy": self.top_k_accuracy,
+            "per_class": [c.to_dict() for c in self.classes],
+            "output": self.output,
+        }
+
+
+# --------------------------------------------------------------------------- predictions
+
+
+def _quote(text: str) -> str:
+    text = text.strip()
+    return repr(text[:QUOTE_LIMIT] + "..." if len(text) > QUOTE_LIMIT else text)
+
+
+def parse_prediction(raw: str, name: str, number: int) -> list[float]:
+    """The probabilities of one output line; ``FormatError`` naming ``name`` and the line."""
+    where = f"line {number}"
+    if any("\udc80" <= c <= "\udcff" for c in raw):
+        raise FormatError("not valid UTF-8", path=name, where=where, hint=LINE_FORMAT)
+    if not raw.strip():
+        raise FormatError("blank line", path=name, where=where, hint=LINE_FORMAT)
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError) as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise FormatError(
+            f"not valid JSON ({reason}): {_quote(raw)}", path=name, where=where, hint=LINE_FORMAT
+        ) from None
+    if not isinstance(obj, dict) or PREDICTION_KEY not in obj:
+        raise FormatError(
+            f'no "{PREDICTION_KEY}" in {_quote(raw)}', path=name, where=where, hint=LINE_FORMAT
+        )
+    values = obj[PREDICTION_KEY]
+    if not isinstance(values, list):
+        raise FormatError(
+            f'"{PREDICTION_KEY}" is not an array of probabilities: {_quote(raw)}',
+            path=name,
+            where=where,
+            hint=LINE_FORMAT,
+        )
+    if not values:
+        raise FormatError(
+            f'"{PREDICTION_KEY}" is an empty array', path=name, where=where, hint=LINE_FORMAT
+        )
+    for position, value in enumerate(values):
+        numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not numeric or not math.isfinite(value):
+            raise FormatError(
+                f"probability {position} is {json.dumps(value)}, not a finite number",
+                path=name,
+                where=where,
+                hint=LINE_FORMAT,
+            )
+    return [float(v) for v in values]
+
+
+def iter_predictions(path: str) -> Iterator[list[float]]:
+    """The probability vectors of a batch transform output, line by line, all the same length."""
+    width = 0
+    with open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape") as handle:
+        for number, raw in enumerate(handle, start=1):
+            values = parse_prediction(raw, path, number)
+            if width and len(values) != width:
+                raise FormatError(
+                    f"{len(values)} probabilities, but line 1 has {width}",
+                    path=path,
+                    where=f"line {number}",
+                    hint="every line must hold one probability per class",
+                )
+            width = len(values)
+            yield values
+
+
+def top_classes(probabilities: list[float], k: int = TOP_K) -> list[tuple[int, float]]:
+    """The ``k`` most probable ``(class, probability)``, by probability then lower index."""
+    order = sorted(range(len(probabilities)), key=lambda i: (-probabilities[i], i))
+    return [(i, probabilities[i]) for i in order[:k]]
+
+
+# --------------------------------------------------------------------------- sources
+
+
+def source_kind(path: str) -> str:
+    """``lst``, ``manifest`` or ``jsonlines``: by extension, else by the first line."""
+    if path.lower().endswith(".lst"):
+        return SOURCE_LST
+    with open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape") as handle:
+        first = next((line for line in handle if line.strip()), "")
+    if first.lstrip().startswith("{"):
+        if jsonlines.looks_like_jsonl_dataset(first):
+            return SOURCE_JSONL
+        return SOURCE_MANIFEST
+    if path.lower().endswith((".jsonl", ".manifest", ".json")):
+        raise FormatError(
+            "the first line is not a JSON object",
+            path=path,
+            where="line 1",
+            hint="SRC must be the .lst, manifest or JSON Lines dataset that was sent",
+        )
+    return SOURCE_LST
+
+
+def read_source(path: str) -> tuple[str, Iterator[SourceItem], dict[int, str]]:
+    """The kind of ``path``, its images in order, and the class names it holds itself
+    (a manifest's ``class-name``/``class-map``; none for the others)."""
+    kind = source_kind(path)
+    if kind == SOURCE_LST:
+        items: Iterator[SourceItem] = (
+            SourceItem(e.path, e.labels[0] if e.labels else None) for e in lst.read_lst(path)
+        )
+        return kind, items, {}
+    if kind == SOURCE_JSONL:
+        items = (
+            SourceItem(e.path, e.labels[0] if e.labels else None)
+            for e in jsonlines.read_jsonl(path)
+        )
+        return kind, items, {}
+    _attribute, entries = manifest.read_entries(path)
+    names: dict[int, str] = {}
+    for entry in entries:
+        names.update(zip(entry.labels, entry.names))
+    items = (SourceItem(e.source_ref, float(e.labels[0])) for e in entries)
+    return kind, items, names
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def _label_text(value: float | None) -> str:
+    if value is None:
+        return ""
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _class_of(label: float, number: int, width: int, source: str) -> int:
+    if not label.is_integer() or not 0 <= label < width:
+        raise FormatError(
+            f"true label {_label_text(label)} is not a class of the predictions (0 to {width - 1})",
+            path=source,
+            where=f"image {number + 1}",
+            hint="the predictions must come from a model of these classes",
+        )
+    return int(label)
+
+
+def _count(items: Iterable[Any]) -> int:
+    return sum(1 for _ in items)
+
+
+def _mismatch(predictions: str, source: str, n_pred: int, n_src: int) -> FormatError:
+    return FormatError(
+        f"{n_pred} prediction line{'s' if n_pred != 1 else ''} but {n_src} image"
+        f"{'s' if n_src != 1 else ''} in {source}",
+        path=predictions,
+        hint="batch transform writes one line per input record, in input order: "
+        "pass the dataset that was sent, complete",
+    )
+
+
+def evaluate(
+    predictions: str,
+    source: str,
+    *,
+    class_map: str | None = None,
+    output: str | None = None,
+    top_k: int = TOP_K,
+) -> PredictionsResult:
+    """Join ``predictions`` (batch transform output) to ``source`` (the dataset sent).
+
+    ``class_map``: a ``label<TAB>name`` file; default, the one found beside ``source``, else
+    the names a manifest holds. ``output``: a CSV path written atomically (``-`` for stdout),
+    one row per image with :data:`CSV_COLUMNS`; None writes none.
+    """
+    if top_k < 1:
+        raise UsageError(f"top_k must be at least 1, not {top_k}")
+    kind, items, names = read_source(source)
+    map_path = class_map if class_map is not None else lst.find_class_map(source)
+    if map_path is not None:
+        names = lst.read_class_map(map_path)
+    result = PredictionsResult(predictions, source, kind, top_k=top_k)
+    support: dict[int, int] = {}
+    correct: dict[int, int] = {}
+
+    def rows() -> Iterator[list[str]]:
+        pred_iter = iter_predictions(predictions)
+        for number, item in enumerate(items):
+            probabilities = next(pred_iter, None)
+            if probabilities is None:
+                raise _mismatch(predictions, source, number, number + 1 + _count(items))
+            width = len(probabilities)
+            result.num_classes = width
+            top = top_classes(probabilities, top_k)
+            predicted, probability = top[0]
+            if item.label is not None:
+                true = _class_of(item.label, number, width, source)
+                result.labelled += 1
+                support[true] = support.get(true, 0) + 1
+                if predicted == true:
+                    result.correct += 1
+                    correct[true] = correct.get(true, 0) + 1
+                if any(i == true for i, _p in top):
+                    result.top_k_correct += 1
+            result.images += 1
+            yield [
+                item.path,
+                _label_text(item.label),
+                str(predicted),
+                names.get(predicted, ""),
+                repr(probability),
+                ";".join(f"{i}:{p!r}" for i, p in top),
+            ]
+        extra = _count(pred_iter)
+        if extra:
+            raise _mismatch(predictions, source, result.images + extra, result.images)
+        if result.images == 0:
+            raise FormatError(
+                "no images", path=source, hint="SRC must be the dataset that was sent"
+            )
+
+    if output is None:
+        for _row in rows():
+            pass
+    elif output == "-":
+        _write_csv(sys.stdout, rows())
+    else:
+        with atomic_output(output, "w") as handle:
+            _write_csv(handle, rows())
+        result.output = output
+    result.classes = [
+        ClassRecall(label, names.get(label), support[label], correct.get(label, 0))
+        for label in sorted(support)
+    ]
+    return result
+
+
+def _write_csv(handle: IO[str], rows: Iterable[list[str]]) -> None:
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(rows)
+
+
+def format_summary(result: PredictionsResult) -> str:
+    """The human summary: counts, accuracies and a recall table."""
+    lines = [
+        f"{result.images} images, {result.num_classes} classes, "
+        f"{result.labelled} with a true label ({os.path.basename(result.source)})"
+    ]
+    if result.output:
+        lines.insert(0, f"wrote {result.output}")
+    if result.labelled:
+        k = result.top_k
+        lines.append(f"accuracy {result.accuracy:.4f} ({result.correct}/{result.labelled})")
+        lines.append(
+            f"top-{k} accuracy {result.top_k_accuracy:.4f} "
+            f"({result.top_k_correct}/{result.labelled})"
+        )
+        width = max([len("class")] + [len(c.name or str(c.label)) for c in result.classes])
+        lines.append(f"  {'label':>5}  {'class':<{width}}  {'support':>7}  recall")
+        for c in result.classes:
+            name = c.name or str(c.label)
+            lines.append(f"  {c.label:>5}  {name:<{width}}  {c.support:>7}  {c.recall:.4f}")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "CSV_COLUMNS",
+    "ClassRecall",
+    "PredictionsResult",
+    "SourceItem",
+    "evaluate",
+    "format_summary",
+    "iter_predictions",
+    "parse_prediction",
+    "read_source",
+    "source_kind",
+    "top_classes",
+]

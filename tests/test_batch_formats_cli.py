@@ -1,0 +1,252 @@
+"""The batch-inference formats from the command line: pack --format jsonlines and
+recordio-protobuf, and unpack, verify and split on both (imgfmt.jsonlines and
+imgfmt.rio_protobuf are tested as a library in test_jsonlines.py and test_rio_protobuf.py)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from helpers import leftovers, make_tree
+from PIL import Image
+
+from imgfmt import rio_protobuf
+from imgfmt.cli import cli
+
+REPO = Path(__file__).resolve().parent.parent
+GOLDEN = REPO / "tests" / "golden" / "protobuf"
+
+
+def run(*args: str, expect: int = 0) -> str:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    assert result.exit_code == expect, result.output
+    return result.stdout
+
+
+def fail(*args: str, expect: int) -> str:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == expect, result.output
+    return result.stderr
+
+
+def files(folder: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.suffix not in (".lst", ".tsv")
+    }
+
+
+# --------------------------------------------------------------------------- recordio-protobuf
+
+
+def test_digit_folder_packs_to_the_bytes_the_sagemaker_sdk_writes(tmp_path: Path) -> None:
+    # golden/protobuf/digits_shape.rec was written by the SDK (scripts/make_golden_protobuf.py)
+    # from these five 28x28 grayscale digits, labels 0-4, with shape [28, 28].
+    out = tmp_path / "digits.rec"
+    run(
+        "pack", str(GOLDEN / "digits"), str(out),
+        "--format", "recordio-protobuf", "--size", "28x28", "--color", "0", "--no-shuffle",
+    )  # fmt: skip
+    assert out.read_bytes() == (GOLDEN / "digits_shape.rec").read_bytes()
+    assert not (tmp_path / "digits.idx").exists()  # SageMaker reads no index
+    records = list(rio_protobuf.iter_records(str(out)))
+    assert [r.labels for r in records] == [(0.0,), (1.0,), (2.0,), (3.0,), (4.0,)]
+    for digit, record in enumerate(records):
+        png = GOLDEN / "digits" / str(digit) / f"digit{digit}.png"
+        with Image.open(png) as image:
+            assert np.array_equal(record.array, np.asarray(image, dtype=np.float32))
+
+
+def test_rgb_records_are_resized_to_the_size_with_channels_last(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 2, "b": 1}, size=(64, 48))
+    out = tmp_path / "rgb.rec"
+    summary = json.loads(
+        run(
+            "pack",
+            str(photos),
+            str(out),
+            "--format",
+            "recordio-protobuf",
+            "--size",
+            "16x12",
+            "--json",
+        )  # fmt: skip
+    )
+    assert summary["packed"] == 3 and summary["outputs"] == [str(out)]
+    records = list(rio_protobuf.iter_records(str(out)))
+    assert [r.shape for r in records] == [(12, 16, 3)] * 3
+    assert sorted(r.labels for r in records) == [(0.0,), (0.0,), (1.0,)]
+    assert all(r.values.dtype == np.float32 and r.values.max() <= 255 for r in records)
+
+
+@pytest.mark.interop
+def test_the_sdk_reads_a_packed_digit_folder_to_the_same_arrays_and_labels(
+    tmp_path: Path, sagemaker_python: str
+) -> None:
+    python = sagemaker_python
+    out = tmp_path / "digits.rec"
+    run("pack", str(GOLDEN / "digits"), str(out), "--format", "recordio-protobuf",
+        "--size", "28x28", "--color", "0")  # fmt: skip
+    code = """
+        import json, sys
+        from sagemaker.amazon.common import read_records
+        with open(sys.argv[1], "rb") as f:
+            records = read_records(f)
+        print(json.dumps([[list(r.features["values"].float32_tensor.values),
+                           list(r.features["values"].float32_tensor.shape),
+                           list(r.label["values"].float32_tensor.values)] for r in records]))
+    """
+    proc = subprocess.run(
+        [python, "-c", textwrap.dedent(code), str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SAGEMAKER_SUPPRESS_V2_WARNING": "1"},
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sdk = json.loads(proc.stdout.splitlines()[-1])
+    ours = list(rio_protobuf.iter_records(str(out)))
+    assert len(sdk) == len(ours) == 5
+    for (values, shape, labels), record in zip(sdk, ours):
+        assert values == record.values.tolist() and tuple(shape) == record.shape
+        assert tuple(labels) == record.labels
+
+
+def test_protobuf_unpacks_to_pngs_that_pack_back_to_the_same_bytes(tmp_path: Path) -> None:
+    first = tmp_path / "d.rec"
+    run("pack", str(GOLDEN / "digits"), str(first), "--format", "recordio-protobuf",
+        "--size", "28x28", "--color", "0")  # fmt: skip
+    summary = json.loads(run("unpack", str(first), str(tmp_path / "out"), "--json"))
+    assert summary["format"] == "recordio-protobuf" and summary["written"] == 5
+    names = sorted(files(tmp_path / "out"))
+    assert all(n.endswith(".png") for n in names) and len(names) == 5
+    again = tmp_path / "again.rec"
+    run("pack", str(tmp_path / "out" / "d.lst"), str(again), "--root", str(tmp_path / "out"),
+        "--format", "recordio-protobuf", "--size", "28x28", "--color", "0")  # fmt: skip
+    assert again.read_bytes() == first.read_bytes()
+
+
+def test_protobuf_options_that_do_not_apply_are_usage_errors(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 1})
+    out = str(tmp_path / "x.rec")
+    pb = ("pack", str(photos), out, "--format", "recordio-protobuf")
+    assert "needs --size" in fail(*pb, expect=2)
+    assert "--resize does not apply" in fail(*pb, "--size", "8x8", "--resize", "9", expect=2)
+    assert "--color 0" in fail(*pb, "--size", "8x8", "--color", "-1", expect=2)
+    assert "write it as WIDTHxHEIGHT" in fail(*pb, "--size", "8by8", expect=1)
+    assert "--size applies to --format recordio-protobuf" in fail(
+        "pack", str(photos), out, "--size", "8x8", expect=2
+    )
+    assert os.listdir(tmp_path) == ["photos"]
+
+
+def test_a_bad_image_is_skipped_by_name_and_the_rest_packed(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 3})
+    (photos / "a" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    out = tmp_path / "x.rec"
+    result = CliRunner().invoke(
+        cli,
+        ["pack", str(photos), str(out), "--format", "recordio-protobuf", "--size", "8x8"],
+    )
+    assert result.exit_code == 1
+    assert "broken.jpg" in result.stderr and "--allow-skip" in result.stderr
+    assert len(list(rio_protobuf.iter_records(str(out)))) == 3
+
+
+# --------------------------------------------------------------------------- jsonlines
+
+
+def test_jsonl_lines_hold_id_path_label_and_the_image_bytes(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"cat": 2, "dog": 1})
+    out = tmp_path / "test.jsonl"
+    run("pack", str(photos), str(out), "--pass-through", "--no-shuffle")
+    lines = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [list(obj) for obj in lines] == [["id", "path", "label", "image"]] * 3
+    assert [(o["id"], o["path"], o["label"]) for o in lines] == [
+        (0, "cat/img0.jpg", 0),
+        (1, "cat/img1.jpg", 0),
+        (2, "dog/img0.jpg", 1),
+    ]
+    for obj in lines:
+        assert base64.b64decode(obj["image"]) == (photos / obj["path"]).read_bytes()
+
+
+def test_jsonl_round_trips_through_unpack_to_the_same_bytes(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"cat": 3, "dog": 2})
+    first = tmp_path / "test.jsonl"
+    run("pack", str(photos), str(first), "--resize", "24")
+    run("unpack", str(first), str(tmp_path / "out"))
+    # Each image keeps its own path; the bytes are the ones in the lines.
+    assert sorted(files(tmp_path / "out")) == sorted(
+        str(p.relative_to(photos)) for p in photos.rglob("*.jpg")
+    )
+    again = tmp_path / "again.jsonl"
+    run("pack", str(tmp_path / "out" / "test.lst"), str(again), "--root",
+        str(tmp_path / "out"), "--pass-through")  # fmt: skip
+    assert again.read_bytes() == first.read_bytes()
+
+
+def test_jsonl_unpack_never_writes_outside_the_folder(tmp_path: Path) -> None:
+    src = tmp_path / "evil.jsonl"
+    image = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 20).decode()
+    src.write_text(
+        json.dumps({"id": 0, "path": "../../escape.png", "label": 1, "image": image}) + "\n"
+    )
+    run("unpack", str(src), str(tmp_path / "out"))
+    assert not (tmp_path.parent / "escape.png").exists()
+    assert sorted(files(tmp_path / "out")) == ["1/0.png"]
+
+
+# --------------------------------------------------------------------------- verify, split
+
+
+def test_verify_tells_the_formats_apart_and_names_the_damage(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 2, "b": 2})
+    jsonl, pb = tmp_path / "t.jsonl", tmp_path / "t.rec"
+    run("pack", str(photos), str(jsonl))
+    run("pack", str(photos), str(pb), "--format", "recordio-protobuf", "--size", "8x8")
+    report = json.loads(run("verify", str(jsonl), str(pb), "--decode", "--json"))
+    assert report["ok"] and [f["kind"] for f in report["files"]] == ["jsonl", "recordio-protobuf"]
+    assert report["checked"]["jsonl_lines"] == 4 and report["checked"]["images_decoded"] == 4
+    assert report["checked"]["records"] == 4
+
+    lines = jsonl.read_text().splitlines(keepends=True)
+    lines[2] = lines[2].replace('"image":"', '"image":"@@')
+    jsonl.write_text("".join(lines))
+    pb.write_bytes(pb.read_bytes()[:-30])
+    out = run("verify", str(jsonl), str(pb), expect=1).splitlines()
+    assert out[0].startswith(f"{jsonl}: line 3: ") and "base64" in out[0]
+    assert out[1].startswith(f"{pb}: record 3 at byte ") and "truncated" in out[1]
+
+
+def test_split_copies_jsonl_lines_and_protobuf_records_unchanged(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 5, "b": 5})
+    jsonl, pb = tmp_path / "all.jsonl", tmp_path / "all.rec"
+    run("pack", str(photos), str(jsonl))
+    run("pack", str(photos), str(pb), "--format", "recordio-protobuf", "--size", "8x8")
+    run("split", str(jsonl), str(tmp_path / "j"), "--train-ratio", "0.6")
+    parts = [(tmp_path / f"j_{s}.jsonl").read_text().splitlines() for s in ("train", "val")]
+    assert [len(p) for p in parts] == [6, 4]
+    assert sorted(parts[0] + parts[1]) == sorted(jsonl.read_text().splitlines())
+
+    summary = json.loads(
+        run("split", str(pb), str(tmp_path / "p"), "--train-ratio", "0.6", "--json")
+    )
+    assert summary["format"] == "recordio-protobuf"
+    payloads = {p for _n, _o, p in rio_protobuf.iter_payloads(str(pb))}
+    got = [
+        p
+        for s in ("train", "val")
+        for _n, _o, p in rio_protobuf.iter_payloads(str(tmp_path / f"p_{s}.rec"))
+    ]
+    assert len(got) == 10 and set(got) == payloads
+    assert not (tmp_path / "p_train.idx").exists()
+    assert leftovers(tmp_path) == []

@@ -1,0 +1,267 @@
+"""predictions: batch transform output joined to the dataset sent, with a known answer."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from helpers import leftovers
+
+from imgfmt import predictions
+from imgfmt.cli import cli
+from imgfmt.errors import FormatError
+from imgfmt.jsonlines import JsonlFileWriter
+
+# Until the command is registered in the real group: the same error boundary, this command only.
+
+CLASSES = ["ant", "bee", "cat", "dog", "eel", "fox", "gnu"]
+
+# (true label, probabilities); worked out by hand below.
+CASES = [
+    (0, [0.50, 0.10, 0.10, 0.10, 0.10, 0.05, 0.05]),  # predicted 0: right; top-5 yes
+    (0, [0.05, 0.40, 0.20, 0.15, 0.10, 0.06, 0.04]),  # predicted 1: wrong; 0 is 7th: top-5 no
+    (1, [0.10, 0.60, 0.10, 0.05, 0.05, 0.05, 0.05]),  # predicted 1: right; top-5 yes
+    (2, [0.30, 0.20, 0.25, 0.10, 0.05, 0.05, 0.05]),  # predicted 0: wrong; 2 is 2nd: top-5 yes
+    (2, [0.10, 0.10, 0.10, 0.10, 0.10, 0.10, 0.40]),  # predicted 6: wrong; ties 0-3 follow: yes
+    (5, [0.20, 0.20, 0.20, 0.20, 0.10, 0.05, 0.05]),  # tie -> 0: wrong; top-5 is 0-4: no
+    (6, [0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 1.00]),  # predicted 6: right; top-5 yes
+    (6, [0.14, 0.14, 0.14, 0.14, 0.14, 0.15, 0.15]),  # tie -> 5: wrong; 5, 6, 0, 1, 2: yes
+]
+# accuracy 3/8; top-5 6/8; recall: ant 1/2, bee 1/1, cat 0/2, fox 0/1, gnu 1/2.
+EXPECTED_RECALL = [
+    {"label": 0, "name": "ant", "support": 2, "correct": 1, "recall": 0.5},
+    {"label": 1, "name": "bee", "support": 1, "correct": 1, "recall": 1.0},
+    {"label": 2, "name": "cat", "support": 2, "correct": 0, "recall": 0.0},
+    {"label": 5, "name": "fox", "support": 1, "correct": 0, "recall": 0.0},
+    {"label": 6, "name": "gnu", "support": 2, "correct": 1, "recall": 0.5},
+]
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli, ["predictions", *args], catch_exceptions=False)
+
+
+def error_line(result: Result, code: int = 1) -> str:
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output
+    return lines[0]
+
+
+def write_predictions(path: Path, cases: list = CASES) -> Path:
+    path.write_text("".join(json.dumps({"prediction": p}) + "\n" for _t, p in cases))
+    return path
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> tuple[Path, Path]:
+    """test.lst (with its class map beside it) and the batch transform output for it."""
+    lst = tmp_path / "test.lst"
+    lst.write_text(
+        "".join(
+            f"{i * 10}\t{true:f}\t{CLASSES[true]}/img{i}.jpg\n"
+            for i, (true, _p) in enumerate(CASES)
+        )
+    )
+    (tmp_path / "test.classes.tsv").write_text(
+        "".join(f"{i}\t{name}\n" for i, name in enumerate(CLASSES))
+    )
+    return write_predictions(tmp_path / "test.jsonl.out"), lst
+
+
+def test_known_answer_gives_exact_accuracy_top5_and_recall(dataset: tuple[Path, Path]) -> None:
+    pred, lst = dataset
+    result = predictions.evaluate(str(pred), str(lst))
+    assert (result.images, result.labelled, result.num_classes) == (8, 8, 7)
+    assert (result.correct, result.accuracy) == (3, 0.375)
+    assert (result.top_k_correct, result.top_k_accuracy) == (6, 0.75)
+    assert [c.to_dict() for c in result.classes] == EXPECTED_RECALL
+
+
+def test_csv_rows_one_per_image(dataset: tuple[Path, Path], tmp_path: Path) -> None:
+    pred, lst = dataset
+    out = tmp_path / "rows.csv"
+    result = invoke(str(pred), str(lst), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    rows = list(csv.reader(out.open()))
+    assert rows[0] == list(predictions.CSV_COLUMNS)
+    assert len(rows) == 9
+    assert rows[1] == ["ant/img0.jpg", "0", "0", "ant", "0.5", "0:0.5;1:0.1;2:0.1;3:0.1;4:0.1"]
+    assert rows[6] == ["fox/img5.jpg", "5", "0", "ant", "0.2", "0:0.2;1:0.2;2:0.2;3:0.2;4:0.1"]
+    assert rows[8] == [
+        "gnu/img7.jpg",
+        "6",
+        "5",
+        "fox",
+        "0.15",
+        "5:0.15;6:0.15;0:0.14;1:0.14;2:0.14",
+    ]
+    assert leftovers(tmp_path) == []
+
+
+def test_human_summary(dataset: tuple[Path, Path], tmp_path: Path) -> None:
+    pred, lst = dataset
+    result = invoke(str(pred), str(lst))
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "8 images, 7 classes, 8 with a true label (test.lst)\n"
+        "accuracy 0.3750 (3/8)\n"
+        "top-5 accuracy 0.7500 (6/8)\n"
+        "  label  class  support  recall\n"
+        "      0  ant          2  0.5000\n"
+        "      1  bee          1  1.0000\n"
+        "      2  cat          2  0.0000\n"
+        "      5  fox          1  0.0000\n"
+        "      6  gnu          2  0.5000\n"
+    )
+
+
+def test_json_summary(dataset: tuple[Path, Path]) -> None:
+    pred, lst = dataset
+    result = invoke(str(pred), str(lst), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["accuracy"] == 0.375 and summary["top5_accuracy"] == 0.75
+    assert (summary["correct"], summary["top5_correct"], summary["labelled"]) == (3, 6, 8)
+    assert summary["per_class"] == EXPECTED_RECALL
+    assert summary["source_kind"] == "lst" and summary["output"] is None
+
+
+def test_csv_to_stdout_moves_the_summary_to_stderr(dataset: tuple[Path, Path]) -> None:
+    pred, lst = dataset
+    result = invoke(str(pred), str(lst), "-o", "-", "--json")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[0] == ",".join(predictions.CSV_COLUMNS)
+    assert len(result.stdout.splitlines()) == 9
+    assert json.loads(result.stderr)["accuracy"] == 0.375
+
+
+def test_classes_option_overrides_the_map_beside_src(
+    dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    pred, lst = dataset
+    other = tmp_path / "other.tsv"
+    other.write_text("".join(f"{i}\tC{i}\n" for i in range(7)))
+    summary = json.loads(invoke(str(pred), str(lst), "--classes", str(other), "--json").stdout)
+    assert [c["name"] for c in summary["per_class"]] == ["C0", "C1", "C2", "C5", "C6"]
+
+
+def test_manifest_source_takes_names_from_its_metadata(tmp_path: Path) -> None:
+    src = tmp_path / "test.manifest"
+    lines = []
+    for i, (true, _p) in enumerate(CASES):
+        meta = {
+            "class-name": CLASSES[true],
+            "confidence": 1.0,
+            "type": "groundtruth/image-classification",
+            "job-name": "labeling-job/x",
+            "human-annotated": "yes",
+            "creation-date": "2026-01-01T00:00:00.000000",
+        }
+        obj = {"source-ref": f"s3://b/{i}.jpg", "class": true, "class-metadata": meta}
+        lines.append(json.dumps(obj) + "\n")
+    src.write_text("".join(lines))
+    pred = write_predictions(tmp_path / "out.jsonl")
+    result = predictions.evaluate(str(pred), str(src))
+    assert result.source_kind == "manifest"
+    assert (result.accuracy, result.top_k_accuracy) == (0.375, 0.75)
+    assert [c.to_dict() for c in result.classes] == EXPECTED_RECALL
+
+
+def test_jsonlines_source(tmp_path: Path) -> None:
+    src = tmp_path / "test.jsonl"
+    with JsonlFileWriter(str(src)) as writer:
+        for i, (true, _p) in enumerate(CASES):
+            writer.write(i, float(true), f"{CLASSES[true]}/{i}.jpg", b"\xff\xd8")
+    pred = write_predictions(tmp_path / "out.jsonl")
+    out = tmp_path / "rows.csv"
+    result = predictions.evaluate(str(pred), str(src), output=str(out))
+    assert result.source_kind == "jsonlines" and result.output == str(out)
+    assert (result.correct, result.top_k_correct) == (3, 6)
+    assert [c.name for c in result.classes] == [None] * 5  # no class map beside it
+    assert list(csv.reader(out.open()))[2][:4] == ["ant/1.jpg", "0", "1", ""]
+
+
+def test_fewer_than_five_classes_top5_covers_them_all(tmp_path: Path) -> None:
+    lst = tmp_path / "t.lst"
+    lst.write_text("0\t1.000000\ta.jpg\n1\t0.000000\tb.jpg\n")
+    pred = write_predictions(tmp_path / "p.out", [(1, [0.9, 0.1]), (0, [0.3, 0.7])])
+    result = predictions.evaluate(str(pred), str(lst))
+    assert (result.accuracy, result.top_k_accuracy) == (0.0, 1.0)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_fewer_predictions_than_images(dataset: tuple[Path, Path], tmp_path: Path) -> None:
+    pred, lst = dataset
+    write_predictions(pred, CASES[:6])
+    out = tmp_path / "rows.csv"
+    assert error_line(invoke(str(pred), str(lst), "-o", str(out))) == (
+        f"Error: {pred}: 6 prediction lines but 8 images in {lst} (batch transform writes one "
+        "line per input record, in input order: pass the dataset that was sent, complete)"
+    )
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_more_predictions_than_images(dataset: tuple[Path, Path]) -> None:
+    pred, lst = dataset
+    write_predictions(pred, CASES + CASES[:1])
+    assert error_line(invoke(str(pred), str(lst))).startswith(
+        f"Error: {pred}: 9 prediction lines but 8 images in {lst} ("
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("not json", "not valid JSON (Expecting value: line 1 column 1 (char 0)): 'not json'"),
+        ('{"predictions": [0.5, 0.5]}', """no "prediction" in '{"predictions": [0.5, 0.5]}'"""),
+        ('{"prediction": 0.5}', """"prediction" is not an array of probabilities"""),
+        ('{"prediction": []}', '"prediction" is an empty array'),
+        ('{"prediction": [0.5, "x", 0.1, 0, 0, 0, 0]}', 'probability 1 is "x", not a finite'),
+        ('{"prediction": [0.5, true, 0.1, 0, 0, 0, 0]}', "probability 1 is true, not a finite"),
+        ('{"prediction": [0.5, NaN, 0.1, 0, 0, 0, 0]}', "probability 1 is NaN, not a finite"),
+        ("", "blank line"),
+        ('{"prediction": [0.5, 0.5]}', "2 probabilities, but line 1 has 7"),
+    ],
+)
+def test_a_malformed_line_is_one_error_naming_it(
+    dataset: tuple[Path, Path], line: str, message: str
+) -> None:
+    pred, lst = dataset
+    text = pred.read_text().splitlines()
+    text[2] = line
+    pred.write_text("\n".join(text) + "\n")
+    assert error_line(invoke(str(pred), str(lst))).startswith(f"Error: {pred}: line 3: {message}")
+
+
+def test_a_true_label_outside_the_predictions_is_an_error(tmp_path: Path) -> None:
+    lst = tmp_path / "t.lst"
+    lst.write_text("0\t0.000000\ta.jpg\n1\t2.000000\tb.jpg\n")
+    pred = write_predictions(tmp_path / "p.out", [(0, [0.9, 0.1]), (0, [0.3, 0.7])])
+    with pytest.raises(FormatError) as err:
+        predictions.evaluate(str(pred), str(lst))
+    assert str(err.value) == (
+        f"{lst}: image 2: true label 2 is not a class of the predictions (0 to 1) "
+        "(the predictions must come from a model of these classes)"
+    )
+
+
+def test_a_source_that_is_no_dataset(tmp_path: Path) -> None:
+    src = tmp_path / "x.jsonl"
+    src.write_text("hello\n")
+    pred = write_predictions(tmp_path / "p.out", CASES[:1])
+    assert error_line(invoke(str(pred), str(src))) == (
+        f"Error: {src}: line 1: the first line is not a JSON object (SRC must be the .lst, "
+        "manifest or JSON Lines dataset that was sent)"
+    )
+
+
+def test_help_has_an_example() -> None:
+    result = CliRunner().invoke(cli, ["predictions", "--help"])
+    assert result.exit_code == 0 and "Examples:" in result.output
+    assert "imgfmt predictions" in result.output
