@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,100 @@ def test_unpack_of_hostile_names_stays_inside_outdir(tmp_path: Path) -> None:
     for path in listed:
         header, image = unpack_image_record(RecordReader(str(rec)).read_key(int(path[-5])))
         assert (outdir / path).read_bytes() == image
+
+
+# --------------------------------------------------------------------------- SIGKILL mid-run
+
+
+def _dataset_with_a_blocking_image(tmp_path: Path, count: int, block_at: int) -> tuple[Path, Path]:
+    """Incompressible stand-in images of 300 KB and their .lst; image ``block_at`` becomes a
+    FIFO, so a pack that reaches it blocks there, part-way, for as long as the test likes."""
+    photos = tmp_path / "photos" / "a"
+    photos.mkdir(parents=True)
+    lines = []
+    for i in range(count):
+        (photos / f"{i:03d}.jpg").write_bytes(os.urandom(300_000))
+        lines.append(f"{i}\t0.000000\ta/{i:03d}.jpg\n")
+    listing = tmp_path / "all.lst"
+    listing.write_text("".join(lines))
+    fifo = photos / f"{block_at:03d}.jpg"
+    kept = fifo.read_bytes()
+    fifo.unlink()
+    os.mkfifo(fifo)
+    (tmp_path / "kept.bin").write_bytes(kept)
+    return listing, fifo
+
+
+def _kill_when_blocked(args: list[str], written: Callable[[], bool]) -> None:
+    """Start ``imgfmt ARGS``, wait until ``written()`` (output went out part-way), SIGKILL it."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imgfmt", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group: the kill takes any worker with it
+    )
+    deadline = time.monotonic() + 60
+    while not written():
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert time.monotonic() < deadline, "pack never wrote anything"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+
+def _unblock(tmp_path: Path, fifo: Path) -> None:
+    fifo.unlink()
+    fifo.write_bytes((tmp_path / "kept.bin").read_bytes())
+
+
+def test_sigkill_mid_pack_leaves_nothing_and_a_rerun_is_identical(tmp_path: Path) -> None:
+    listing, fifo = _dataset_with_a_blocking_image(tmp_path, count=40, block_at=30)
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ["pack", str(listing), str(out / "x.rec"), "--root", str(tmp_path / "photos"),
+            "--pass-through", "-j", "1"]  # fmt: skip
+
+    def temp_has_data() -> bool:
+        return any(p.stat().st_size > 0 for p in out.glob(".imgfmt-tmp-*x.rec"))
+
+    _kill_when_blocked(args, temp_has_data)
+    # A SIGKILL cannot clean up: its hidden temporary files stay, but no final path exists.
+    assert [p.name for p in out.iterdir() if not p.name.startswith(".imgfmt-tmp-")] == []
+
+    _unblock(tmp_path, fifo)
+    assert imgfmt_proc(*args).returncode == 0
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    assert imgfmt_proc(*args[:2], str(clean / "x.rec"), *args[3:]).returncode == 0
+    finals = sorted(p.name for p in out.iterdir() if not p.name.startswith(".imgfmt-tmp-"))
+    assert finals == sorted(p.name for p in clean.iterdir()) == ["x.idx", "x.rec"]
+    for name in finals:
+        assert (out / name).read_bytes() == (clean / name).read_bytes()
+
+
+def test_sigkill_mid_pack_to_s3_shows_no_object_and_a_rerun_is_identical(
+    s3, tmp_path: Path
+) -> None:
+    # Images are read 8 at a time: 48 before the blocking one are 14 MB, past the first part.
+    listing, fifo = _dataset_with_a_blocking_image(tmp_path, count=60, block_at=50)
+    args = ["--endpoint-url", s3.endpoint, "pack", str(listing), s3.uri("out/x.rec"),
+            "--root", str(tmp_path / "photos"), "--pass-through", "-j", "1"]  # fmt: skip
+
+    def a_part_went_up() -> bool:
+        return s3.proxy.count("PUT", "partNumber=1") > 0
+
+    _kill_when_blocked(args, a_part_went_up)
+    assert s3.keys("out/") == []  # the upload was never completed: S3 shows nothing
+    assert s3.uploads() == ["out/x.rec"]  # its parts wait for a lifecycle rule (README)
+
+    _unblock(tmp_path, fifo)
+    assert imgfmt_proc(*args).returncode == 0
+    local = tmp_path / "local.rec"
+    assert imgfmt_proc(*args[2:4], str(local), *args[5:]).returncode == 0
+    assert s3.keys("out/") == ["out/x.idx", "out/x.rec"]
+    assert s3.get("out/x.rec") == local.read_bytes()
+    assert s3.get("out/x.idx") == local.with_suffix(".idx").read_bytes()
