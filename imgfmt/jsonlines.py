@@ -40,7 +40,7 @@ from typing import IO, Any
 
 from imgfmt.errors import FormatError, UsageError
 from imgfmt.lst import MAX_INDEX, LstEntry
-from imgfmt.storage import AtomicOutputs, open_input
+from imgfmt.storage import AtomicFileWriter, open_input
 
 #: The content type of a JSON Lines channel or batch transform input.
 CONTENT_TYPE = "application/jsonlines"
@@ -157,7 +157,7 @@ class JsonlWriter:
         self.write(entry.index, labels, entry.path, entry.image)
 
 
-class JsonlFileWriter(JsonlWriter):
+class JsonlFileWriter(AtomicFileWriter, JsonlWriter):
     """A ``.jsonl`` that appears at its path only when complete (never empty).
 
     >>> with JsonlFileWriter("train.jsonl") as out:
@@ -166,35 +166,8 @@ class JsonlFileWriter(JsonlWriter):
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._outputs = AtomicOutputs()
-        self._finished = False
-        super().__init__(self._outputs.open(path, "w"), name=path)
-
-    def close(self) -> None:
-        if self._finished:
-            return
-        self._finished = True
-        if self.records_written == 0:
-            self._outputs.abort()
-            raise UsageError(
-                "no images to write; refusing to create an empty dataset",
-                path=self.path,
-                hint="check that the input list or folder holds images",
-            )
-        self._outputs.commit()
-
-    def abort(self) -> None:
-        self._finished = True
-        self._outputs.abort()
-
-    def __enter__(self) -> JsonlFileWriter:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+        AtomicFileWriter.__init__(self)
+        JsonlWriter.__init__(self, self._outputs.open(path, "w"), name=path)
 
 
 # --------------------------------------------------------------------------- checking

@@ -52,7 +52,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from imgfmt.errors import FormatError, ImageError, ImgfmtError, UsageError
 from imgfmt.recordio import MAGIC_BYTES, MAX_PAYLOAD, read_record
-from imgfmt.storage import AtomicOutputs, open_input, read_range
+from imgfmt.storage import AtomicFileWriter, open_input, read_range
 
 if TYPE_CHECKING:
     import numpy as np
@@ -296,7 +296,7 @@ class RioProtobufWriter:
         return offset
 
 
-class RioProtobufFileWriter(RioProtobufWriter):
+class RioProtobufFileWriter(AtomicFileWriter, RioProtobufWriter):
     """A RecordIO-protobuf file that appears at its path only when complete (never empty).
 
     >>> with RioProtobufFileWriter("train.rec") as out:
@@ -305,35 +305,8 @@ class RioProtobufFileWriter(RioProtobufWriter):
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._outputs = AtomicOutputs()
-        self._finished = False
-        super().__init__(self._outputs.open(path, "wb"), name=path)
-
-    def close(self) -> None:
-        if self._finished:
-            return
-        self._finished = True
-        if self.records_written == 0:
-            self._outputs.abort()
-            raise UsageError(
-                "no records to write; refusing to create an empty dataset",
-                path=self.path,
-                hint="check that the input list or folder holds images",
-            )
-        self._outputs.commit()
-
-    def abort(self) -> None:
-        self._finished = True
-        self._outputs.abort()
-
-    def __enter__(self) -> RioProtobufFileWriter:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+        AtomicFileWriter.__init__(self)
+        RioProtobufWriter.__init__(self, self._outputs.open(path, "wb"), name=path)
 
 
 def write_dense_matrix(stream: IO[bytes], array: Any, labels: Any = None) -> int:
@@ -366,20 +339,13 @@ def iter_records(path: str) -> Iterator[DenseRecord]:
     Framing damage and records that are not ``Record`` protobufs with a ``values`` tensor
     raise ``FormatError`` naming the file, the record and its byte offset.
     """
-    with open_input(path, "rb") as stream:
-        offset, number = 0, 0
-        while True:
-            result = read_record(stream, offset, number, path)
-            if result is None:
-                return
-            payload, next_offset = result
-            try:
-                values, shape, labels = decode_dense(payload)
-            except FormatError as err:
-                err.path, err.where = path, f"record {number} at byte {offset}"
-                raise
-            yield DenseRecord(number, offset, values, shape, labels)
-            offset, number = next_offset, number + 1
+    for number, offset, payload in iter_payloads(path):
+        try:
+            values, shape, labels = decode_dense(payload)
+        except FormatError as err:
+            err.path, err.where = path, f"record {number} at byte {offset}"
+            raise
+        yield DenseRecord(number, offset, values, shape, labels)
 
 
 def iter_payloads(path: str) -> Iterator[tuple[int, int, bytes]]:

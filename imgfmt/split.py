@@ -735,12 +735,9 @@ def _copy_records(
     copied = 0
     for record in RecordReader(source, use_index=False):
         if record.number >= len(assignment) or record.offset != items.offsets[record.number]:
-            raise StorageError(
-                "the file changed while it was being split",
-                path=source,
-                where=f"record {record.number} at byte {record.offset}",
-                hint="run split again when nothing writes to it",
-            )
+            error = _changed(source)
+            error.where = f"record {record.number} at byte {record.offset}"
+            raise error
         writers[assignment[record.number]].write(record.payload, key=items.keys[record.number])
         copied += 1
         if on_progress:

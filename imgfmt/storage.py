@@ -24,10 +24,10 @@ import secrets
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from imgfmt import s3
-from imgfmt.errors import StorageError
+from imgfmt.errors import StorageError, UsageError
 from imgfmt.s3 import NotFound, is_s3
 
 try:
@@ -561,6 +561,51 @@ def _folder_locks(folders: Iterable[str]) -> Iterator[None]:
         yield
 
 
+class AtomicFileWriter:
+    """Base of the dataset file writers (``RecordFileWriter``, ``JsonlFileWriter``, ...):
+    their outputs, opened through ``self._outputs``, appear only when :meth:`close` finds at
+    least one record written; an exception inside ``with`` or :meth:`abort` leaves nothing.
+
+    A subclass sets ``path`` and counts ``records_written``; closing twice is harmless.
+    """
+
+    path: str
+    records_written: int
+
+    def __init__(self) -> None:
+        self._outputs = AtomicOutputs()
+        self._finished = False
+
+    def close(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self.records_written == 0:  # an empty .idx or dataset trips up some readers
+            self._outputs.abort()
+            raise UsageError(
+                "no records to write; refusing to create an empty dataset",
+                path=self.path,
+                hint="check that the input list or folder holds images",
+            )
+        self._outputs.commit()
+
+    def abort(self) -> None:
+        self._finished = True
+        self._outputs.abort()
+
+    def __enter__(self: _W) -> _W:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+_W = TypeVar("_W", bound=AtomicFileWriter)
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """One output file that appears at ``path`` only when the block completes."""
@@ -575,6 +620,7 @@ def sibling(path: str, new_suffix: str) -> str:
 
 
 __all__ = [
+    "AtomicFileWriter",
     "AtomicOutputs",
     "NotFound",
     "ObjectWriter",
