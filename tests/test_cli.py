@@ -89,3 +89,28 @@ def test_console_script_and_module_entry_points() -> None:
     ):
         out = subprocess.run(command, capture_output=True, text=True)
         assert out.returncode == 0 and "0.1.0" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (OSError(5, "Input/output error", "/data/x.rec"), "Error: /data/x.rec: Input/output error"),
+        (RuntimeError("boom"), "Error: internal error: RuntimeError: boom (a bug in imgfmt;"),
+    ],
+)
+def test_unexpected_errors_are_still_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raised: Exception, expected: str
+) -> None:
+    # A safety net under the library's own errors: never a raw traceback, exit 1.
+    from imgfmt import unpack
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise raised
+
+    monkeypatch.setattr(unpack, "unpack", broken)
+    result = CliRunner().invoke(cli, ["unpack", str(tmp_path / "x.rec"), str(tmp_path / "o")])
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(expected), result.stderr
+    verbose = CliRunner().invoke(cli, ["-v", "unpack", str(tmp_path / "x.rec"), str(tmp_path)])
+    assert "Traceback" in verbose.stderr and verbose.exit_code == 1

@@ -35,13 +35,32 @@ class ImgfmtGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ImgfmtError as err:
-            settings = ctx.find_object(Settings)
-            if settings is not None and settings.verbose:
-                traceback.print_exc()
+            _traceback_if_verbose(ctx)
             raise click.ClickException(str(err)) from err
         except KeyboardInterrupt:
             click.echo("Interrupted; no partial output was left at the destination.", err=True)
             ctx.exit(EXIT_INTERRUPTED)
+        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+            raise
+        except OSError as err:
+            # The library wraps what it expects; anything else still gets one line.
+            from imgfmt.storage import describe_os_error
+
+            _traceback_if_verbose(ctx)
+            where = f"{err.filename}: " if err.filename else ""
+            raise click.ClickException(f"{where}{describe_os_error(err)}") from err
+        except Exception as err:
+            _traceback_if_verbose(ctx)
+            raise click.ClickException(
+                f"internal error: {type(err).__name__}: {err} (a bug in imgfmt; rerun with -v "
+                "and report the traceback)"
+            ) from err
+
+
+def _traceback_if_verbose(ctx: click.Context) -> None:
+    settings = ctx.find_object(Settings)
+    if settings is not None and settings.verbose:
+        traceback.print_exc()
 
 
 def _configure_logging(verbose: int, quiet: bool) -> None:
