@@ -28,12 +28,14 @@ from __future__ import annotations
 import os
 import random
 import re
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, NoReturn
 
 from imgfmt import storage
 from imgfmt.errors import FormatError, StorageError, UsageError
+from imgfmt.recordio import KeySet
 from imgfmt.storage import AtomicOutputs, atomic_output, describe_os_error, is_s3, open_input
 
 #: im2rec.py's ``--exts`` default.
@@ -67,7 +69,7 @@ MAX_INDEX = 2**64 - 1
 QUOTE_LIMIT = 80
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a pack may hold millions of them
 class LstEntry:
     """One line of a ``.lst``: record index, labels, and image path relative to the root."""
 
@@ -353,9 +355,16 @@ def _quote(text: str) -> str:
     return repr(text)
 
 
+# Lines are decoded with errors="surrogateescape": bad bytes become lone surrogates.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+#: Label tuples shared between entries with the same label fields (a classification list
+#: has one per class), up to this many per list; beyond it, each entry gets its own.
+SHARED_LABELS_MAX = 4096
+
+
 def _undecodable(text: str) -> bool:
-    # Lines are decoded with errors="surrogateescape": bad bytes become lone surrogates.
-    return any("\udc80" <= c <= "\udcff" for c in text)
+    return _ESCAPED_BYTE.search(text) is not None
 
 
 def parse_lst(lines: Iterable[str], name: str) -> Iterator[LstEntry]:
@@ -367,7 +376,11 @@ def parse_lst(lines: Iterable[str], name: str) -> Iterator[LstEntry]:
     a whole number in 0..2**64-1, a label that is not a number, a repeated index, or bytes
     that are not UTF-8 raise ``FormatError`` naming the line.
     """
-    seen: dict[int, int] = {}  # index -> line number
+    # Memory that grows with the list stays small (12 bytes a line): the indices seen, a
+    # bit each, and for the message about a repeated one, the indices and line numbers.
+    seen = KeySet()
+    indices, line_numbers = array("Q"), array("Q")
+    shared: dict[tuple[str, ...], tuple[float, ...]] = {}  # label fields -> labels
     for number, raw in enumerate(lines, start=1):
         where = f"line {number}"
         if _undecodable(raw):
@@ -401,26 +414,34 @@ def parse_lst(lines: Iterable[str], name: str) -> Iterator[LstEntry]:
                 where=where,
                 hint=LST_FORMAT,
             )
-        labels = []
-        for column, text in enumerate(fields[1:-1], start=2):
-            try:
-                labels.append(float(text))
-            except ValueError:
-                raise FormatError(
-                    f"label {_quote(text)} in field {column} is not a number",
-                    path=name,
-                    where=where,
-                    hint=LST_FORMAT,
-                ) from None
-        if index in seen:
+        texts = tuple(fields[1:-1])
+        labels = shared.get(texts)
+        if labels is None:
+            parsed = []
+            for column, text in enumerate(texts, start=2):
+                try:
+                    parsed.append(float(text))
+                except ValueError:
+                    raise FormatError(
+                        f"label {_quote(text)} in field {column} is not a number",
+                        path=name,
+                        where=where,
+                        hint=LST_FORMAT,
+                    ) from None
+            labels = tuple(parsed)
+            if len(shared) < SHARED_LABELS_MAX:
+                shared[texts] = labels
+        if not seen.add(index):
+            first = line_numbers[indices.index(index)]
             raise FormatError(
-                f"index {index} already used on line {seen[index]}",
+                f"index {index} already used on line {first}",
                 path=name,
                 where=where,
                 hint="every index must be unique",
             )
-        seen[index] = number
-        yield LstEntry(index, tuple(labels), fields[-1])
+        indices.append(index)
+        line_numbers.append(number)
+        yield LstEntry(index, labels, fields[-1])
 
 
 def read_lst(path: str) -> Iterator[LstEntry]:

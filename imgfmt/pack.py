@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
@@ -210,7 +210,7 @@ def _batches(entries: Iterable[lst.LstEntry], size: int) -> Iterator[list[lst.Ls
 
 
 def _ordered_results(
-    job: _Job, entries: Sequence[lst.LstEntry], workers: int
+    job: _Job, entries: Iterable[lst.LstEntry], workers: int
 ) -> Iterator[tuple[lst.LstEntry, bytes | None, str | None]]:
     """Encode every entry with ``workers`` workers; yield results in list order."""
     if workers <= 1:
@@ -245,9 +245,36 @@ def _ordered_results(
         executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _check_labels(entries: Sequence[lst.LstEntry], pack_label: bool, name: str) -> None:
-    """Warn once about labels that the record will not hold as the list says."""
-    multi = sum(1 for e in entries if len(e.labels) > 1)
+class _StreamedList(Collection[lst.LstEntry]):
+    """A ``.lst`` parsed anew on each pass (label check, pack), never held whole, so memory
+    does not grow with the list; its length is counted on the first pass that asks."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._length: int | None = None
+
+    def __iter__(self) -> Iterator[lst.LstEntry]:
+        return lst.read_lst(self.path)
+
+    def __len__(self) -> int:
+        if self._length is None:
+            self._length = sum(1 for _entry in self)
+        return self._length
+
+    def __contains__(self, item: object) -> bool:
+        return any(entry == item for entry in self)
+
+
+def _check_labels(entries: Iterable[lst.LstEntry], pack_label: bool, name: str) -> None:
+    """Warn once about labels that the record will not hold as the list says (one pass)."""
+    multi = inexact = 0
+    example: tuple[lst.LstEntry, float] | None = None
+    for entry in entries:
+        multi += len(entry.labels) > 1
+        for value in entry.labels if pack_label else entry.labels[:1]:
+            if not survives_float32(value):
+                inexact += 1
+                example = example or (entry, value)
     if multi and not pack_label:
         log.warning(
             "%s: %d entries have several labels; only the first is kept (pass --pack-label "
@@ -255,19 +282,13 @@ def _check_labels(entries: Sequence[lst.LstEntry], pack_label: bool, name: str) 
             name,
             multi,
         )
-    inexact = [
-        (e, v)
-        for e in entries
-        for v in (e.labels if pack_label else e.labels[:1])
-        if not survives_float32(v)
-    ]
-    if inexact:
-        entry, value = inexact[0]
+    if example is not None:
+        entry, value = example
         log.warning(
             "%s: %d labels change when stored as float32 (e.g. index %d: %r reads back as %r); "
             "keep labels below 2**24",
             name,
-            len(inexact),
+            inexact,
             entry.index,
             value,
             as_float32(value),
@@ -304,7 +325,7 @@ def parse_size(text: str) -> int:
 
 
 def pack_entries(
-    entries: Sequence[lst.LstEntry],
+    entries: Iterable[lst.LstEntry],
     out_rec: str,
     *,
     root: str,
@@ -422,6 +443,7 @@ def pack(
         storage.check_output_folder(out_rec)
     result = PackResult()
     stem = storage.splitext(out_rec)[0]
+    plan: dict[str, Collection[lst.LstEntry]]
     # Lists, class map and records are one group: they appear together or not at all.
     with AtomicOutputs() as outputs:
         if storage.is_dir(source):
@@ -429,7 +451,7 @@ def pack(
             entries, classes = lst.list_images(source, recursive=True, exts=exts)
             if shuffle:
                 entries = lst.shuffle_entries(entries, seed)
-            plan = lst.plan_splits(entries, stem, chunks=chunks)
+            plan = dict(lst.plan_splits(entries, stem, chunks=chunks))
             for list_path, chunk in plan.items():
                 lst.write_entries(outputs.open(list_path, "w"), chunk)
                 result.lists.append(list_path)
@@ -438,10 +460,10 @@ def pack(
             if not storage.exists(source):
                 raise storage.missing(source, "no such file or folder", hint="check the path")
             root = storage.dirname(storage.abspath(source)) if root is None else root
-            entries = list(lst.read_lst(source))
-            plan = (
-                lst.plan_splits(entries, stem, chunks=chunks) if chunks > 1 else {out_rec: entries}
-            )
+            if chunks > 1:
+                plan = dict(lst.plan_splits(list(lst.read_lst(source)), stem, chunks=chunks))
+            else:
+                plan = {out_rec: _StreamedList(source)}
             # The dataset carries its class names along: unpack and manifest-gen look beside it.
             found = lst.find_class_map(source)
             target = lst.class_map_path(stem)

@@ -29,7 +29,7 @@ from typing import IO, Any, NamedTuple
 
 from imgfmt import storage
 from imgfmt.errors import FormatError, ImgfmtError, UsageError
-from imgfmt.storage import IO_BUFFER_SIZE, AtomicOutputs, open_input, sibling
+from imgfmt.storage import IO_BUFFER_SIZE, AtomicFileWriter, open_input, sibling
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +240,51 @@ def format_idx_line(key: int, offset: int) -> str:
 # --------------------------------------------------------------------------- writer
 
 
+class KeySet:
+    """A set of non-negative integers (record keys, ``.lst`` indices) that stays small for
+    the keys datasets use: a bit each while they are dense (0..N-1 in any order: 2.5 KB for
+    20,000 keys, where a ``set`` takes 2 MB, and a writer's memory would grow with the
+    dataset), a ``set`` for the keys too far apart for that."""
+
+    #: The bitmap grows to cover a key only while it stays within this many bytes, or
+    #: within DENSE_BITS_PER_KEY bits per key held, whichever is more.
+    DENSE_MIN_BYTES = 1 << 16
+    DENSE_BITS_PER_KEY = 32
+
+    def __init__(self) -> None:
+        self._bits = bytearray()
+        self._sparse: set[int] = set()
+        self._count = 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, int) and 0 <= key < len(self._bits) * 8:
+            if self._bits[key >> 3] & (1 << (key & 7)):
+                return True
+        return key in self._sparse
+
+    def add(self, key: int) -> bool:
+        """Add ``key``; False if it was there already."""
+        if key in self:
+            return False
+        self._count += 1
+        if key >= 0:
+            need = (key >> 3) + 1
+            if need > len(self._bits):
+                limit = max(self.DENSE_MIN_BYTES, self._count * self.DENSE_BITS_PER_KEY // 8)
+                if need <= limit:
+                    # At least doubling, so that keys arriving in order grow it rarely.
+                    grow = max(need, min(2 * len(self._bits), limit)) - len(self._bits)
+                    self._bits.extend(bytes(grow))
+            if need <= len(self._bits):
+                self._bits[key >> 3] |= 1 << (key & 7)
+                return True
+        self._sparse.add(key)
+        return True
+
+
 class RecordWriter:
     """Append records to a binary stream, and their index lines to a text stream.
 
@@ -253,7 +298,7 @@ class RecordWriter:
         self.name = name
         self.bytes_written = 0
         self.records_written = 0
-        self._keys: set[int] = set()
+        self._keys = KeySet()
 
     def write(self, payload: bytes | bytearray | memoryview, key: int | None = None) -> int:
         """Write one record; returns the byte offset of its head."""
@@ -278,7 +323,7 @@ class RecordWriter:
         return offset
 
 
-class RecordFileWriter(RecordWriter):
+class RecordFileWriter(AtomicFileWriter, RecordWriter):
     """A ``.rec`` and its ``.idx`` that appear at their paths only when complete.
 
     >>> with RecordFileWriter("train.rec") as out:
@@ -291,41 +336,14 @@ class RecordFileWriter(RecordWriter):
     def __init__(self, path: str, idx_path: str | None = None, *, write_index: bool = True):
         self.path = path
         self.idx_path = (idx_path or sibling(path, IDX_SUFFIX)) if write_index else None
-        self._outputs = AtomicOutputs()
-        self._finished = False
+        AtomicFileWriter.__init__(self)
         stream = self._outputs.open(path, "wb")
         try:
             index = self._outputs.open(self.idx_path, "w") if self.idx_path else None
         except BaseException:
             self._outputs.abort()  # the .rec's temporary file must not stay behind
             raise
-        super().__init__(stream, index, name=path)
-
-    def close(self) -> None:
-        if self._finished:  # closing twice (close() inside a with block) is harmless
-            return
-        self._finished = True
-        if self.records_written == 0:
-            self._outputs.abort()
-            raise UsageError(
-                "no records to write; refusing to create an empty dataset",
-                path=self.path,
-                hint="check that the input list or folder holds images",
-            )
-        self._outputs.commit()
-
-    def abort(self) -> None:
-        self._finished = True
-        self._outputs.abort()
-
-    def __enter__(self) -> RecordFileWriter:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
+        RecordWriter.__init__(self, stream, index, name=path)
 
 
 # --------------------------------------------------------------------------- reader
@@ -550,6 +568,7 @@ __all__ = [
     "MAGIC_BYTES",
     "MAX_PAYLOAD",
     "IRHeader",
+    "KeySet",
     "Record",
     "RecordFileWriter",
     "RecordReader",

@@ -641,3 +641,12 @@ def test_module_import_does_not_import_pillow() -> None:
     code = "import sys, imgfmt.images; print('PIL' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_mild_shrink_averages_areas_and_larger_ones_stay_bilinear() -> None:
+    source = photo(120, 90)
+    data = encode(source, "PNG")
+    mild = decode(process_image(data, ImageOptions(resize=80, encoding=".png", quality=1)))
+    assert psnr(mild, source.resize((106, 80), Image.Resampling.BOX)) == float("inf")
+    large = decode(process_image(data, ImageOptions(resize=40, encoding=".png", quality=1)))
+    assert psnr(large, source.resize((53, 40), Image.Resampling.BILINEAR)) == float("inf")

@@ -749,3 +749,39 @@ def test_reading_is_lazy(tmp_path: Path) -> None:
     assert middle[:4] == (count // 2).to_bytes(4, "little")
     # A record or two plus the 1 MiB read buffer, never the 48 MiB file.
     assert peak < 6 * MIB, f"peak {peak / MIB:.1f} MiB"
+
+
+@given(
+    keys=st.lists(
+        st.one_of(st.integers(0, 5000), st.integers(0, 2**64 - 1), st.integers(-5, -1)),
+        max_size=300,
+    )
+)
+def test_key_set_holds_what_a_set_holds(keys: list[int]) -> None:
+    from imgfmt.recordio import KeySet
+
+    compact, plain = KeySet(), set()
+    for key in keys:
+        assert compact.add(key) == (key not in plain)
+        plain.add(key)
+        assert key in compact
+    assert len(compact) == len(plain)
+    assert all(k in compact for k in plain)
+    assert not any(k in compact for k in range(-3, 6000) if k not in plain)
+
+
+def test_key_set_stays_small_for_dense_keys() -> None:
+    from imgfmt.recordio import KeySet
+
+    keys = KeySet()
+    for key in reversed(range(100_000)):
+        keys.add(key)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for key in range(100_000, 200_000):
+            keys.add(key)
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 << 10  # a bit per key (a set would take megabytes)

@@ -482,3 +482,76 @@ def test_cli_default_matches_the_library() -> None:
     from imgfmt.verify import DEFAULT_MAX_PROBLEMS
 
     assert cli_verify.DEFAULT_MAX_PROBLEMS == DEFAULT_MAX_PROBLEMS
+
+
+def _scan_dataset() -> bytes:
+    """Records of every shape the header-only scan (verify without --decode) must treat as
+    the whole-payload scan does."""
+    with tempfile.TemporaryDirectory() as folder:
+        rec = Path(folder) / "s.rec"
+        with RecordFileWriter(str(rec), write_index=False) as writer:
+            writer.write(pack_image_record(1.0, 0, image(0) + b"odd"))  # padding past the peek
+            writer.write(pack_image_record([float(i) for i in range(30)], 1, b"x"))  # 30 labels
+            writer.write(b"short")  # no room for an image header
+            writer.write(pack_image_record(2.0, 2, MAGIC_BYTES + image(2)[:99] + MAGIC_BYTES))
+            writer.write(pack_image_record(0.5, 3, b""))  # a header and nothing else
+            writer.write(pack_image_record([1.0, 2.0], 4, image(4)[:301]))
+        return rec.read_bytes()
+
+
+SCAN_REC = _scan_dataset()
+
+
+class _WholePayloadScanner(verify_module._RecordScanner):
+    """The scanner as --decode runs it: every payload read whole."""
+
+    def __init__(self, stream, size, payloads=True):  # type: ignore[no-untyped-def]
+        super().__init__(stream, size, payloads=True)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    edits=st.lists(
+        st.tuples(
+            st.sampled_from(["flip", "cut", "insert", "delete"]),
+            st.integers(0, len(SCAN_REC)),
+            st.binary(min_size=1, max_size=12),
+        ),
+        max_size=3,
+    )
+)
+def test_header_only_scan_reports_what_the_whole_payload_scan_does(
+    edits: list[tuple[str, int, bytes]],
+) -> None:
+    from unittest import mock
+
+    with tempfile.TemporaryDirectory() as folder:
+        rec = Path(folder) / "s.rec"
+        rec.write_bytes(_damaged(SCAN_REC, edits))
+        fast = verify([str(rec)], workers=1, max_problems=10_000).to_dict()
+        with mock.patch.object(verify_module, "_RecordScanner", _WholePayloadScanner):
+            whole = verify([str(rec)], workers=1, max_problems=10_000).to_dict()
+        assert fast == whole
+
+
+def test_header_only_scan_checks_far_padding_and_many_labels(tmp_path: Path) -> None:
+    rec = tmp_path / "h.rec"
+    rec.write_bytes(SCAN_REC)
+    length = IR + len(image(0)) + 3  # the first record's payload
+    assert length % 4  # so it has padding
+    second = HEAD + length + (-length % 4)
+    short = second + HEAD + IR + 30 * 4 + 4  # the 5-byte record
+    assert [(p.check, p.offset) for p in verify([str(rec)], workers=1).problems] == [
+        ("header", short)
+    ]
+    # The first record's padding (past the bytes read at its head) made non-zero.
+    patch(rec, HEAD + length, b"\x01")
+    # The second record's header says 1000 labels: more than the record holds.
+    patch(rec, second + HEAD, (1000).to_bytes(4, "little"))
+    report = verify([str(rec)], workers=1)
+    assert [(p.check, p.offset) for p in report.problems] == [
+        ("padding", 0),
+        ("header", second),
+        ("header", short),
+    ]
+    assert "says 1000 labels" in report.problems[1].message
