@@ -8,6 +8,8 @@ once, where they enter, with ``raise ... from err``.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ImgfmtError(Exception):
     """Base class: a one-line, user-facing error.
@@ -54,3 +56,14 @@ class StorageError(ImgfmtError):
 
 class UsageError(ImgfmtError):
     """Options that cannot work together, found by the library rather than by Click."""
+
+
+def excerpt(value: Any, limit: int = 60) -> str:
+    """A bad value as an error message quotes it: a string as its ``repr``, anything else as
+    JSON, cut to ``limit`` characters (``...`` marks the cut)."""
+    import json
+
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if len(text) > limit:
+        text = text[:limit] + "..."
+    return repr(text) if isinstance(value, str) else text

@@ -38,7 +38,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from imgfmt.errors import FormatError, UsageError
+from imgfmt.errors import FormatError, UsageError, excerpt
 from imgfmt.lst import MAX_INDEX, LstEntry
 from imgfmt.storage import AtomicFileWriter, open_input
 
@@ -176,10 +176,7 @@ Problem = tuple[str, str]  # (check, message with its hint)
 
 
 def _quote(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    if len(text) > QUOTE_LIMIT:
-        text = text[:QUOTE_LIMIT] + "..."
-    return repr(text) if isinstance(value, str) else text
+    return excerpt(value, QUOTE_LIMIT)
 
 
 def _is_number(value: Any) -> bool:

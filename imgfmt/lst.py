@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, NoReturn
 
 from imgfmt import storage
-from imgfmt.errors import FormatError, StorageError, UsageError
+from imgfmt.errors import FormatError, StorageError, UsageError, excerpt
 from imgfmt.recordio import KeySet
 from imgfmt.storage import AtomicOutputs, atomic_output, describe_os_error, is_s3, open_input
 
@@ -350,9 +350,7 @@ def write_lst(path: str, entries: Iterable[LstEntry]) -> int:
 
 
 def _quote(text: str) -> str:
-    if len(text) > QUOTE_LIMIT:
-        text = text[:QUOTE_LIMIT] + "..."
-    return repr(text)
+    return excerpt(text, QUOTE_LIMIT)
 
 
 # Lines are decoded with errors="surrogateescape": bad bytes become lone surrogates.

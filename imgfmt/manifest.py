@@ -49,7 +49,7 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 from imgfmt import lst, storage
-from imgfmt.errors import FormatError, UsageError
+from imgfmt.errors import FormatError, UsageError, excerpt
 from imgfmt.storage import AtomicOutputs, atomic_output, is_s3, open_input
 
 #: The attribute holding the image's URI; Ground Truth's name for it.
@@ -477,10 +477,7 @@ def _write_stdout(stream: IO[str], entries: Iterable[ManifestEntry], options: An
 
 
 def _quote(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    if len(text) > QUOTE_LIMIT:
-        text = text[:QUOTE_LIMIT] + "..."
-    return repr(text) if isinstance(value, str) else text
+    return excerpt(value, QUOTE_LIMIT)
 
 
 def _is_index(value: Any) -> bool:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from imgfmt import jsonlines, lst, manifest
-from imgfmt.errors import FormatError, UsageError
+from imgfmt.errors import FormatError, UsageError, excerpt
 from imgfmt.storage import atomic_output, open_input
 
 #: How many of the most probable classes the top-k column and accuracy consider.
@@ -134,8 +134,7 @@ class PredictionsResult:
 
 
 def _quote(text: str) -> str:
-    text = text.strip()
-    return repr(text[:QUOTE_LIMIT] + "..." if len(text) > QUOTE_LIMIT else text)
+    return excerpt(text.strip(), QUOTE_LIMIT)
 
 
 def parse_prediction(raw: str, name: str, number: int) -> list[float]:

@@ -27,7 +27,7 @@ from fractions import Fraction
 from typing import Any
 
 from imgfmt import jsonlines, lst, storage
-from imgfmt.errors import FormatError, ImgfmtError, StorageError, UsageError
+from imgfmt.errors import FormatError, ImgfmtError, StorageError, UsageError, excerpt
 from imgfmt.recordio import IDX_SUFFIX, RecordReader, RecordWriter, read_idx, unpack_image_record
 from imgfmt.storage import AtomicOutputs, open_input, sibling
 
@@ -301,7 +301,7 @@ def _json_class(value: Any) -> str | None:
 
 
 def _quote(text: str) -> str:
-    return repr(text if len(text) <= QUOTE_LIMIT else text[:QUOTE_LIMIT] + "...")
+    return excerpt(text, QUOTE_LIMIT)
 
 
 # --------------------------------------------------------------------------- readers
