@@ -1,4 +1,4 @@
-"""The split command: a .lst, .rec or manifest into train/val/test."""
+"""The split command: a .lst, .rec, manifest or .jsonl into train/val/test."""
 
 from __future__ import annotations
 
@@ -53,12 +53,12 @@ def split_cmd(
     label_attribute: str | None,
     as_json: bool,
 ) -> None:
-    """Split IN (a .lst, a .rec with its .idx, or a manifest) into
-    OUT_PREFIX_train, OUT_PREFIX_val and OUT_PREFIX_test with IN's extension,
-    as im2rec names them.
+    """Split IN (a .lst, a .rec with its .idx, a manifest, a JSON Lines or a
+    RecordIO-protobuf dataset) into OUT_PREFIX_train, OUT_PREFIX_val and
+    OUT_PREFIX_test with IN's extension, as im2rec names them.
 
     Each class keeps its proportion in every split, within one item. Items are
-    copied unchanged (list and manifest lines byte for byte, .rec records
+    copied unchanged (list, manifest and JSON lines byte for byte, records
     without re-encoding, under their .idx keys) and keep their input order; every
     item lands in exactly one output. Same input, ratios and seed: same outputs.
     A class map found beside IN is copied to OUT_PREFIX.classes.tsv.

@@ -79,8 +79,9 @@ def verify_cmd(
     workers: int | None,
     as_json: bool,
 ) -> None:
-    """Check .rec/.idx, .lst and manifest files; list every problem with the
-    record or line and byte offset where it is, then totals.
+    """Check .rec/.idx, .lst, manifest, JSON Lines and RecordIO-protobuf files;
+    list every problem with the record or line and byte offset where it is,
+    then totals.
 
     A damaged .rec is not the end: verify resynchronises on the next record
     head and keeps checking. Exit status 0 when clean, 1 when any problem was
@@ -91,6 +92,7 @@ def verify_cmd(
       imgfmt verify data/train.rec data/val.rec --decode
       imgfmt verify data/train.lst --root photos/
       imgfmt verify data/train.rec --fix-idx --json
+      imgfmt verify data/test.jsonl data/digits.rec --decode
     """
     from imgfmt.verify import verify
 
