@@ -34,7 +34,7 @@ import binascii
 import json
 import math
 import numbers
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -288,9 +288,12 @@ def iter_jsonl_problems(lines: Iterable[str], name: str) -> Iterator[tuple[int, 
             yield number, check, message
 
 
-def parse_jsonl(lines: Iterable[str], name: str) -> Iterator[JsonlEntry]:
+def parse_jsonl(
+    lines: Iterable[str], name: str, on_problem: Callable[[FormatError], None] | None = None
+) -> Iterator[JsonlEntry]:
     """The entries of JSON Lines text, checked strictly: the first problem (see
-    :func:`iter_jsonl_problems`) raises ``FormatError`` naming ``name`` and the line."""
+    :func:`iter_jsonl_problems`) of a line raises ``FormatError`` naming ``name`` and the
+    line; with ``on_problem``, that error is passed to it instead and the line skipped."""
     checker = _LineChecker()
     for number, raw in enumerate(lines, start=1):
         if number == 1:
@@ -298,15 +301,22 @@ def parse_jsonl(lines: Iterable[str], name: str) -> Iterator[JsonlEntry]:
         entry, problems = checker.check(number, raw)
         if problems:
             _check, message = problems[0]
-            raise FormatError(message, path=name, where=f"line {number}")
+            error = FormatError(message, path=name, where=f"line {number}")
+            if on_problem is None:
+                raise error
+            on_problem(error)
+            continue
         assert entry is not None
         yield entry
 
 
-def read_jsonl(path: str) -> Iterator[JsonlEntry]:
-    """The entries of a ``.jsonl`` image dataset, one at a time (memory stays flat)."""
+def read_jsonl(
+    path: str, on_problem: Callable[[FormatError], None] | None = None
+) -> Iterator[JsonlEntry]:
+    """The entries of a ``.jsonl`` image dataset, one at a time (memory stays flat); bad
+    lines raise, or go to ``on_problem`` (see :func:`parse_jsonl`)."""
     with open_input(path, "r", errors="surrogateescape") as handle:
-        yield from parse_jsonl(handle, path)
+        yield from parse_jsonl(handle, path, on_problem)
 
 
 def looks_like_jsonl_dataset(first_line: str) -> bool:

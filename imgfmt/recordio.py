@@ -23,7 +23,7 @@ import numbers
 import os
 import struct
 from bisect import bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, NamedTuple
 
@@ -348,6 +348,28 @@ class RecordFileWriter(AtomicFileWriter, RecordWriter):
 
 # --------------------------------------------------------------------------- reader
 
+#: Bytes read at once while searching for the next record head after damage.
+RESYNC_CHUNK = 1 << 20
+
+
+def find_record_head(stream: IO[bytes], start: int, size: int) -> int | None:
+    """The first record head at or after ``start``: an aligned magic whose next word has
+    cflag 0 or 1 (FORMATS.md section 1); None if there is none before the end."""
+    window = start + (-start % 4)
+    while window < size:
+        stream.seek(window)
+        # 4 bytes more than the step, so a magic in the window's last word has its lrec.
+        buf = stream.read(RESYNC_CHUNK + 4)
+        hit = buf.find(MAGIC_BYTES)
+        while hit != -1 and hit < RESYNC_CHUNK:
+            if hit % 4 == 0 and hit + HEAD_SIZE <= len(buf):
+                lrec = int.from_bytes(buf[hit + 4 : hit + 8], "little")
+                if lrec >> LENGTH_BITS in (CFLAG_WHOLE, CFLAG_FIRST):
+                    return window + hit
+            hit = buf.find(MAGIC_BYTES, hit + 1)
+        window += RESYNC_CHUNK
+    return None
+
 
 class RecordReader:
     """Read a ``.rec`` sequentially, or by key through its ``.idx``.
@@ -404,6 +426,30 @@ class RecordReader:
             offset, number = 0, 0
             while True:
                 result = read_record(stream, offset, number, self.path)
+                if result is None:
+                    return
+                payload, next_offset = result
+                yield Record(number, offset, payload)
+                offset, number = next_offset, number + 1
+
+    def salvage(self, on_damage: Callable[[FormatError], None]) -> Iterator[Record]:
+        """Every intact record in file order, whatever the damage: a record that cannot be
+        read is passed to ``on_damage`` and skipped, and reading resumes at the next record
+        head (found as ``imgfmt verify`` finds it). Record numbers count the damaged ones."""
+        with open_input(self.path, "rb") as stream:
+            size = storage.input_size(stream)
+            offset, number = 0, 0
+            while True:
+                try:
+                    result = read_record(stream, offset, number, self.path)
+                except FormatError as err:
+                    on_damage(err)
+                    resume = find_record_head(stream, offset + 4, size)
+                    if resume is None:
+                        return
+                    stream.seek(resume)
+                    offset, number = resume, number + 1
+                    continue
                 if result is None:
                     return
                 payload, next_offset = result

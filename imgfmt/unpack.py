@@ -53,6 +53,8 @@ class UnpackResult:
     bytes_written: int = 0
     seconds: float = 0.0
     classes: dict[str, int] = field(default_factory=dict)
+    #: Damaged records or lines that were skipped, one message each (file, where, what).
+    damaged: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -63,6 +65,8 @@ class UnpackResult:
             "bytes": self.bytes_written,
             "seconds": round(self.seconds, 3),
             "classes": self.classes,
+            "damaged": len(self.damaged),
+            "damaged_items": self.damaged,
         }
 
 
@@ -118,10 +122,14 @@ def _label_dir(label: float, classes: dict[int, str]) -> str:
     return _label_text(label)
 
 
+#: Where damaged records and lines go: reported, skipped, counted.
+OnDamage = Callable[[FormatError], None]
+
+
 def _select(
-    reader: RecordReader, ids: list[int] | None, limit: int | None
+    reader: RecordReader, ids: list[int] | None, limit: int | None, skip: OnDamage
 ) -> Iterator[tuple[str, bytes]]:
-    """Yield ``(where, payload)`` for the records asked for."""
+    """Yield ``(where, payload)`` for the records asked for; damaged ones go to ``skip``."""
     if ids is not None and reader.idx_path is not None:
         index = reader.index
         missing = [i for i in ids if i not in index]
@@ -133,16 +141,25 @@ def _select(
         for count, key in enumerate(ids):
             if limit is not None and count >= limit:
                 return
-            yield f"record with key {key} at byte {index[key]}", reader.read_at(index[key])
+            try:
+                payload = reader.read_at(index[key])
+            except FormatError as err:
+                skip(err)
+                continue
+            yield f"record with key {key} at byte {index[key]}", payload
         return
     wanted = set(ids) if ids is not None else None
     count = 0
-    for record in reader:
+    for record in reader.salvage(skip):
         if limit is not None and count >= limit:
             return
         where = f"record {record.number} at byte {record.offset}"
         if wanted is not None:
-            header, _image = unpack_image_record(record.payload, path=reader.path, where=where)
+            try:
+                header, _image = unpack_image_record(record.payload, path=reader.path, where=where)
+            except FormatError as err:
+                skip(err)
+                continue
             if header.id not in wanted:
                 continue
         count += 1
@@ -160,11 +177,15 @@ class _Item:
 
 
 def _recordio_items(
-    source: str, ids: list[int] | None, limit: int | None, classes: dict[int, str]
+    source: str, ids: list[int] | None, limit: int | None, classes: dict[int, str], skip: OnDamage
 ) -> Iterator[_Item]:
     with RecordReader(source) as reader:
-        for where, payload in _select(reader, ids, limit):
-            header, image = unpack_image_record(payload, path=source, where=where)
+        for where, payload in _select(reader, ids, limit, skip):
+            try:
+                header, image = unpack_image_record(payload, path=source, where=where)
+            except FormatError as err:
+                skip(err)
+                continue
             folder = class_dir_for(header, classes)
             relpath = f"{folder}/{header.id}{sniff_extension(image) or UNKNOWN_EXT}"
             yield _Item(relpath, folder, image, lst.LstEntry(header.id, header.labels, relpath))
@@ -176,11 +197,11 @@ def _wanted(ids: list[int] | None) -> Callable[[int], bool]:
 
 
 def _jsonl_items(
-    source: str, ids: list[int] | None, limit: int | None, classes: dict[int, str]
+    source: str, ids: list[int] | None, limit: int | None, classes: dict[int, str], skip: OnDamage
 ) -> Iterator[_Item]:
     wanted = _wanted(ids)
     count = 0
-    for entry in jsonlines.read_jsonl(source):
+    for entry in jsonlines.read_jsonl(source, on_problem=skip):
         if limit is not None and count >= limit:
             return
         if not wanted(entry.index):
@@ -197,32 +218,38 @@ def _jsonl_items(
 
 
 def _protobuf_items(
-    source: str, ids: list[int] | None, limit: int | None, classes: dict[int, str]
+    source: str, ids: list[int] | None, limit: int | None, classes: dict[int, str], skip: OnDamage
 ) -> Iterator[_Item]:
     from imgfmt import rio_protobuf
 
     wanted = _wanted(ids)
     count = 0
-    for record in rio_protobuf.iter_records(source):
+    for record in RecordReader(source, use_index=False).salvage(skip):
         if limit is not None and count >= limit:
             return
         if not wanted(record.number):
             continue
+        where = f"record {record.number} at byte {record.offset}"
+        try:
+            values, shape, labels = rio_protobuf.decode_dense(record.payload)
+        except FormatError as err:
+            err.path, err.where = source, where
+            skip(err)
+            continue
         count += 1
-        shape = record.shape or rio_protobuf.guess_shape(record.values.size)
+        shape = shape or rio_protobuf.guess_shape(values.size)
         if shape is None:
             raise FormatError(
-                f"{record.values.size} values with no shape are not a square image",
+                f"{values.size} values with no shape are not a square image",
                 path=source,
-                where=f"record {record.number} at byte {record.offset}",
+                where=where,
                 hint="this file holds vectors, not images; nothing to unpack",
             )
         try:
-            image = rio_protobuf.pixels_to_png(record.values, shape)
+            image = rio_protobuf.pixels_to_png(values, shape)
         except UsageError as err:
-            err.path, err.where = source, f"record {record.number} at byte {record.offset}"
+            err.path, err.where = source, where
             raise
-        labels = record.labels
         if not labels:
             folder, labels = UNLABELED_DIR, (0.0,)
         elif len(labels) > 1:
@@ -263,6 +290,10 @@ def unpack(
     Either may be an ``s3://`` URI: an S3 ``outdir`` is a prefix, each image one object
     (uploaded concurrently). With ``ids`` and the ``.idx``, only those records are read,
     each with one ranged GET on S3.
+
+    Damage does not stop the run: a damaged record or line is logged, counted in
+    ``result.damaged`` and skipped (reading resumes at the next record head), so every intact
+    image is written, and the list names exactly those.
     """
     started = time.perf_counter()
     if not storage.is_file(source):
@@ -286,11 +317,16 @@ def unpack(
     entries: list[lst.LstEntry] = []
     made_dirs: set[str] = set()
     fmt = source_format(source)
+
+    def skip(err: FormatError) -> None:
+        result.damaged.append(str(err))
+        log.warning("skipped %s", err)
+
     items = {
         "recordio": _recordio_items,
         "jsonlines": _jsonl_items,
         "recordio-protobuf": _protobuf_items,
-    }[fmt](source, ids, limit, classes)
+    }[fmt](source, ids, limit, classes, skip)
     result.format = fmt
     with storage.ObjectWriter() as writer:
         for item in items:
@@ -312,6 +348,12 @@ def unpack(
             result.classes[folder] = result.classes.get(folder, 0) + 1
             if on_progress:
                 on_progress(1)
+    if not entries and result.damaged:
+        raise FormatError(
+            f"no intact item to unpack ({len(result.damaged)} damaged, listed above)",
+            path=source,
+            hint="`imgfmt verify` shows the damage",
+        )
     if not entries:
         raise UsageError("no records matched; nothing written", path=source)
     lst.write_lst(result.list_path, entries)

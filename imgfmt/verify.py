@@ -61,6 +61,7 @@ from imgfmt.recordio import (
     LENGTH_MASK,
     MAGIC,
     MAGIC_BYTES,
+    find_record_head,
     format_idx_line,
     unpack_image_record,
 )
@@ -87,8 +88,6 @@ SCRATCH_SIZE = 1 << 20
 #: Bytes read at a record head when payloads are not kept: piece head, image header and a
 #: few labels (more are read when the header has more).
 PEEK_SIZE = 64
-#: Bytes read at once while searching for the next record head after damage.
-RESYNC_CHUNK = 1 << 20
 #: Call ``on_progress`` about this often (in bytes read), not once per record.
 PROGRESS_STEP = 8 << 20
 #: Images per decode job, and jobs in flight per worker (as in ``imgfmt.pack``).
@@ -461,25 +460,6 @@ def _read_pieces(stream: IO[bytes], start: int, size: int) -> tuple[bytes, int, 
         first = False
     payload = pieces[0] if len(pieces) == 1 else b"".join(pieces)
     return payload, pos, bad_padding
-
-
-def find_record_head(stream: IO[bytes], start: int, size: int) -> int | None:
-    """The first record head at or after ``start``: an aligned magic whose next word has
-    cflag 0 or 1 (FORMATS.md section 1); None if there is none before the end."""
-    window = start + (-start % 4)
-    while window < size:
-        stream.seek(window)
-        # 4 bytes more than the step, so a magic in the window's last word has its lrec.
-        buf = stream.read(RESYNC_CHUNK + 4)
-        hit = buf.find(MAGIC_BYTES)
-        while hit != -1 and hit < RESYNC_CHUNK:
-            if hit % 4 == 0 and hit + HEAD_SIZE <= len(buf):
-                lrec = int.from_bytes(buf[hit + 4 : hit + 8], "little")
-                if lrec >> LENGTH_BITS in (CFLAG_WHOLE, CFLAG_FIRST):
-                    return window + hit
-            hit = buf.find(MAGIC_BYTES, hit + 1)
-        window += RESYNC_CHUNK
-    return None
 
 
 # --------------------------------------------------------------------------- image decoding

@@ -250,3 +250,31 @@ def test_split_copies_jsonl_lines_and_protobuf_records_unchanged(tmp_path: Path)
     assert len(got) == 10 and set(got) == payloads
     assert not (tmp_path / "p_train.idx").exists()
     assert leftovers(tmp_path) == []
+
+
+def test_unpack_skips_damaged_lines_and_records_and_writes_every_intact_image(
+    tmp_path: Path,
+) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 3, "b": 3})
+    jsonl, pb = tmp_path / "t.jsonl", tmp_path / "t.rec"
+    run("pack", str(photos), str(jsonl), "--no-shuffle")
+    run("pack", str(photos), str(pb), "--format", "recordio-protobuf", "--size", "8x8",
+        "--no-shuffle")  # fmt: skip
+    lines = jsonl.read_text().splitlines(keepends=True)
+    jsonl.write_text("".join(lines[:2] + ["{not json\n"] + lines[2:]))
+    payloads = list(rio_protobuf.iter_payloads(str(pb)))
+    data = bytearray(pb.read_bytes())
+    data[payloads[1][1] + 8] ^= 0xFF  # record 1's protobuf, framing intact
+    pb.write_bytes(bytes(data))
+
+    result = CliRunner().invoke(cli, ["unpack", str(jsonl), str(tmp_path / "j")])
+    assert result.exit_code == 1
+    assert f"{jsonl}: line 3: not valid JSON" in result.stderr
+    assert len((tmp_path / "j" / "t.lst").read_text().splitlines()) == 6
+    assert len(files(tmp_path / "j")) == 6
+
+    summary = CliRunner().invoke(cli, ["unpack", str(pb), str(tmp_path / "p"), "--json"])
+    assert summary.exit_code == 1
+    report = json.loads(summary.stdout)
+    assert report["written"] == 5 and report["damaged"] == 1
+    assert report["damaged_items"][0].startswith(f"{pb}: record 1 at byte {payloads[1][1]}: ")

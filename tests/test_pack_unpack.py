@@ -305,4 +305,13 @@ def test_damaged_rec_on_unpack_names_record_and_offset(photos: Path, tmp_path: P
     rec.with_suffix(".idx").unlink()
     result = CliRunner().invoke(cli, ["unpack", str(rec), str(tmp_path / "u")])
     assert result.exit_code == 1
-    assert f"record 2 at byte {offsets[2]}: bad magic" in result.output
+    warning, error = result.stderr.splitlines()
+    assert f"record 2 at byte {offsets[2]}: bad magic" in warning
+    assert error.startswith("Error: 1 damaged item was skipped") and "--allow-skip" in error
+    # Every intact record after the damage is still unpacked, and listed.
+    listed = (tmp_path / "u" / "d.lst").read_text().splitlines()
+    assert [int(line.split("\t")[0]) for line in listed] == [
+        i for i in range(len(offsets)) if i != 2
+    ]
+    again = CliRunner().invoke(cli, ["unpack", str(rec), str(tmp_path / "v"), "--allow-skip"])
+    assert again.exit_code == 0 and "bad magic" in again.stderr

@@ -221,6 +221,9 @@ def pack_cmd(
     default=None,
     help="Class map (label<TAB>name) to name folders; default: found beside IN.",
 )
+@click.option(
+    "--allow-skip", is_flag=True, help="Exit 0 even if damaged records or lines were skipped."
+)
 @json_option
 @click.pass_context
 def unpack_cmd(
@@ -230,6 +233,7 @@ def unpack_cmd(
     ids: str | None,
     limit: int | None,
     class_map: str | None,
+    allow_skip: bool,
     as_json: bool,
 ) -> None:
     """Write the images of IN (a .rec, a RecordIO-protobuf .rec or a .jsonl) to
@@ -239,6 +243,10 @@ def unpack_cmd(
     OUTDIR/<their own path>; a RecordIO-protobuf file's pixel tensors become
     PNGs, OUTDIR/<class>/<record number>.png. --ids selects by id (record
     number for RecordIO-protobuf).
+
+    A damaged record or line is reported and skipped, and every intact image is
+    still written (the list names exactly those); the exit status is then 1
+    unless --allow-skip.
 
     \b
     Examples:
@@ -260,6 +268,15 @@ def unpack_cmd(
         f"in {len(result.classes)} folders under {outdir}\nwrote {result.list_path}"
     )
     emit(as_json, result.to_dict(), human)
+    if result.damaged and not allow_skip:
+        if not as_json:
+            click.echo(
+                f"Error: {_count(len(result.damaged), 'damaged item was', 'damaged items were')} "
+                "skipped (listed above); every intact one was written; pass --allow-skip to "
+                "accept that",
+                err=True,
+            )
+        ctx.exit(EXIT_PROBLEMS)
 
 
 def _count(n: int, one: str, many: str) -> str:
