@@ -319,6 +319,28 @@ def read_jsonl(
         yield from parse_jsonl(handle, path, on_problem)
 
 
+#: Lines looked at to tell a JSON Lines image dataset from a manifest.
+SNIFF_LINES = 10
+
+
+def sniff_jsonl(path: str) -> bool:
+    """Whether a ``.jsonl``/``.json``/``.manifest`` file is an image dataset (lines with
+    ``image`` and ``id``) rather than an augmented manifest. Looks at the first
+    :data:`SNIFF_LINES` non-blank lines, so that one damaged line does not decide."""
+    with open_input(path, "r", encoding="utf-8-sig", errors="replace") as handle:
+        lines = (line for line in handle if line.strip())
+        for _number, line in zip(range(SNIFF_LINES), lines):
+            if looks_like_jsonl_dataset(line):
+                return True
+            try:
+                obj = json.loads(line)
+            except (ValueError, RecursionError):
+                continue
+            if isinstance(obj, dict) and ("source-ref" in obj or "source" in obj):
+                return False
+    return False
+
+
 def looks_like_jsonl_dataset(first_line: str) -> bool:
     """Whether a line is one of this module's image lines (an object with ``image`` and
     ``id``), as opposed to a manifest line (``source-ref``) or a prediction line."""
@@ -339,6 +361,7 @@ __all__ = [
     "format_jsonl_line",
     "iter_jsonl_problems",
     "looks_like_jsonl_dataset",
+    "sniff_jsonl",
     "parse_jsonl",
     "read_jsonl",
 ]

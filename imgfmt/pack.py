@@ -90,6 +90,8 @@ class PackResult:
     skipped: list[Skipped] = field(default_factory=list)
     bytes_written: int = 0
     seconds: float = 0.0
+    #: List indices of the skipped images (the lists written beside the output leave them out).
+    skipped_ids: set[int] = field(default_factory=set, repr=False)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -265,12 +267,17 @@ class _StreamedList(Collection[lst.LstEntry]):
         return any(entry == item for entry in self)
 
 
-def _check_labels(entries: Iterable[lst.LstEntry], pack_label: bool, name: str) -> None:
-    """Warn once about labels that the record will not hold as the list says (one pass)."""
+def _check_labels(
+    entries: Iterable[lst.LstEntry], pack_label: bool, name: str, float32: bool = True
+) -> None:
+    """Warn once about labels that the record will not hold as the list says (one pass);
+    ``float32``: the format stores labels as float32 (not JSON Lines, which keeps them)."""
     multi = inexact = 0
     example: tuple[lst.LstEntry, float] | None = None
     for entry in entries:
         multi += len(entry.labels) > 1
+        if not float32:
+            continue
         for value in entry.labels if pack_label else entry.labels[:1]:
             if not survives_float32(value):
                 inexact += 1
@@ -355,7 +362,7 @@ def pack_entries(
         raise UsageError(
             "recordio-protobuf needs the pixel size", hint="pass --size WxH, e.g. 28x28"
         )
-    _check_labels(entries, pack_label, out_rec)
+    _check_labels(entries, pack_label, out_rec, float32=fmt != JSONLINES)
     job = _Job(
         root=root,
         options=options,
@@ -390,6 +397,7 @@ def pack_entries(
             if payload is None:
                 path = storage.join(root, entry.path)
                 result.skipped.append(Skipped(path, reason or "unknown error"))
+                result.skipped_ids.add(entry.index)
                 log.warning("skipped %s: %s", path, reason)
                 continue
             if shard_size and writer.records_written and writer.bytes_written >= shard_size:
@@ -452,9 +460,7 @@ def pack(
             if shuffle:
                 entries = lst.shuffle_entries(entries, seed)
             plan = dict(lst.plan_splits(entries, stem, chunks=chunks))
-            for list_path, chunk in plan.items():
-                lst.write_entries(outputs.open(list_path, "w"), chunk)
-                result.lists.append(list_path)
+            result.lists.extend(plan)  # written after packing, without the skipped images
             lst.write_class_map_to(outputs.open(lst.class_map_path(stem), "w"), classes)
         else:
             if not storage.exists(source):
@@ -488,4 +494,9 @@ def pack(
                 fmt=fmt,
                 size=size,
             )
+        for list_path in result.lists:
+            # Exactly the images packed, in record order: the list a batch transform's
+            # output lines up with (`imgfmt predictions`).
+            packed = (e for e in plan[list_path] if e.index not in result.skipped_ids)
+            lst.write_entries(outputs.open(list_path, "w"), packed)
     return result

@@ -205,24 +205,31 @@ def top_classes(probabilities: list[float], k: int = TOP_K) -> list[tuple[int, f
 # --------------------------------------------------------------------------- sources
 
 
+#: SRC extensions: what a batch transform could have been sent.
+SOURCE_EXTENSIONS = (".lst", ".jsonl", ".json", ".manifest")
+
+
 def source_kind(path: str) -> str:
-    """``lst``, ``manifest`` or ``jsonlines``: by extension, else by the first line."""
-    if path.lower().endswith(".lst"):
+    """``lst``, ``manifest`` or ``jsonlines``: by extension and, for JSON, the first lines."""
+    lowered = path.lower()
+    if not lowered.endswith(SOURCE_EXTENSIONS):
+        raise UsageError(
+            f"cannot tell what {path!r} is from its extension",
+            hint="SRC must be the .lst, manifest (.manifest, .json, .jsonl) or JSON Lines "
+            "dataset that was sent",
+        )
+    if lowered.endswith(".lst"):
         return SOURCE_LST
     with open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape") as handle:
         first = next((line for line in handle if line.strip()), "")
-    if first.lstrip().startswith("{"):
-        if jsonlines.looks_like_jsonl_dataset(first):
-            return SOURCE_JSONL
-        return SOURCE_MANIFEST
-    if path.lower().endswith((".jsonl", ".manifest", ".json")):
+    if not first.lstrip().startswith("{"):
         raise FormatError(
             "the first line is not a JSON object",
             path=path,
             where="line 1",
             hint="SRC must be the .lst, manifest or JSON Lines dataset that was sent",
         )
-    return SOURCE_LST
+    return SOURCE_JSONL if jsonlines.sniff_jsonl(path) else SOURCE_MANIFEST
 
 
 def read_source(path: str) -> tuple[str, Iterator[SourceItem], dict[int, str]]:

@@ -156,11 +156,16 @@ def read_record(stream: IO[bytes], offset: int, number: int, name: str) -> tuple
         padded = length + _pad(length)
         data = stream.read(padded) if padded else b""
         if len(data) < padded:
+            if len(data) >= length:
+                what = f"the padding after its {length} bytes is cut short"
+            else:
+                what = f"piece of {length} bytes has only {len(data)}"
             raise FormatError(
-                f"file ends inside a record: piece of {length} bytes has only {len(data)}",
+                f"file ends inside a record: {what}",
                 path=name,
                 where=where,
-                hint="the file is truncated; `imgfmt verify` lists the records still intact",
+                hint="the file is truncated, or this length is damaged; `imgfmt verify` lists "
+                "the records still intact",
             )
         parts.append(data[:length] if padded != length else data)
         pos += HEAD_SIZE + padded

@@ -228,20 +228,33 @@ SNIFF_BYTES = 1 << 16
 _VALUES_ENTRY = b"\x0a\x06" + VALUES_KEY.encode() + b"\x12"
 
 
-def sniff(path: str) -> bool:
-    """Whether the first record of a RecordIO file is a protobuf ``Record`` (False for an
-    empty file, an MXNet image ``.rec`` or one damaged at its start).
+#: Records of the head looked at: one damaged record must not hide the format of the file.
+SNIFF_RECORDS = 8
 
-    Reads only the first :data:`SNIFF_BYTES`: a first record that fits is parsed; a longer
-    one is judged by its first bytes (a ``Record`` starts with its ``values`` feature, as the
-    SDK and imgfmt write it; an MXNet record starts with its image header).
+
+def sniff(path: str) -> bool:
+    """Whether a RecordIO file holds protobuf ``Record``s (False for an empty file, an MXNet
+    image ``.rec``, or one with no recognisable record at its start).
+
+    Reads only the first :data:`SNIFF_BYTES`: up to :data:`SNIFF_RECORDS` records that fit
+    are parsed, and any one that is a ``Record``, or starts like one, decides; a first record
+    longer than that is judged by its first bytes (a ``Record`` starts with its ``values``
+    feature, as the SDK and imgfmt write it; an MXNet record starts with its image header).
     """
     head = read_range(path, 0, SNIFF_BYTES)
-    try:
-        result = read_record(io.BytesIO(head), 0, 0, path)
-    except FormatError:
-        return _starts_like_a_record(head[8:])
-    return result is not None and is_rio_protobuf(result[0])
+    stream = io.BytesIO(head)
+    offset = 0
+    for number in range(SNIFF_RECORDS):
+        try:
+            result = read_record(stream, offset, number, path)
+        except FormatError:
+            break  # runs past the head, or damaged: judged by its first bytes below
+        if result is None:
+            return False
+        payload, offset = result
+        if _starts_like_a_record(payload) or is_rio_protobuf(payload):
+            return True
+    return _starts_like_a_record(head[offset + 8 :] if offset else head[8:])
 
 
 def _starts_like_a_record(payload: bytes) -> bool:
@@ -388,29 +401,28 @@ def iter_problems(
     path: str, on_record: Callable[[], None] | None = None
 ) -> Iterator[tuple[str, str, str]]:
     """Every problem of a RecordIO-protobuf file: ``(where, check, message)``, ``where`` being
-    ``record N at byte B``. Stops at the first framing damage (check ``framing``); nothing
-    raises but a ``StorageError`` for a file that cannot be opened. ``on_record`` is called
-    for each record read."""
+    ``record N at byte B``. Framing damage (check ``framing``) does not stop it: reading
+    resumes at the next record head. Nothing raises but a ``StorageError`` for a file that
+    cannot be opened. ``on_record`` is called for each intact record read."""
+    from imgfmt.recordio import RecordReader
+
+    damage: list[tuple[str, str, str]] = []
+
+    def damaged(err: FormatError) -> None:
+        damage.append((err.where or "", "framing", err.message))
+
     feature_size: int | None = None
-    with open_input(path, "rb") as stream:
-        offset, number = 0, 0
-        while True:
-            where = f"record {number} at byte {offset}"
-            try:
-                result = read_record(stream, offset, number, path)
-            except FormatError as err:
-                yield where, "framing", err.reason
-                return
-            if result is None:
-                return
-            payload, next_offset = result
-            if on_record is not None:
-                on_record()
-            for check, message in payload_problems(payload, feature_size):
-                yield where, check, message
-            if feature_size is None and is_rio_protobuf(payload):
-                feature_size = decode_dense(payload)[0].size
-            offset, number = next_offset, number + 1
+    for record in RecordReader(path, use_index=False).salvage(damaged):
+        yield from damage
+        damage.clear()
+        if on_record is not None:
+            on_record()
+        where = f"record {record.number} at byte {record.offset}"
+        for check, message in payload_problems(record.payload, feature_size):
+            yield where, check, message
+        if feature_size is None and is_rio_protobuf(record.payload):
+            feature_size = decode_dense(record.payload)[0].size
+    yield from damage
 
 
 # --------------------------------------------------------------------------- images

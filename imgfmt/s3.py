@@ -266,7 +266,9 @@ def wrap_error(err: BaseException, uri: str) -> StorageError:
                 path=uri,
                 hint="check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the --profile",
             )
-        if code in ("InvalidBucketName", "InvalidRange"):
+        if code == "InvalidRange":
+            return RangeNotSatisfiable(str(error.get("Message") or code), path=uri)
+        if code == "InvalidBucketName":
             return StorageError(str(error.get("Message") or code), path=uri)
         if code in _TRANSIENT or (status is not None and status >= 500):
             return StorageError(
@@ -332,6 +334,10 @@ def call(uri: str, operation: str, **params: Any) -> Any:
 
 class NotFound(StorageError):
     """The bucket or object does not exist."""
+
+
+class RangeNotSatisfiable(StorageError):
+    """A ranged GET that starts at or past the object's end (HTTP 416)."""
 
 
 # --------------------------------------------------------------------------- metadata
@@ -443,7 +449,10 @@ def get_bytes(uri: str, start: int = 0, length: int | None = None) -> bytes:
         response = call(uri, "get_object", **params)
         return _read_body(uri, response["Body"])
 
-    return _retry_streaming(uri, attempt)
+    try:
+        return _retry_streaming(uri, attempt)
+    except RangeNotSatisfiable:
+        return b""  # as a local read past the end: nothing there (an empty object too)
 
 
 def get_many(uris: Sequence[str]) -> list[bytes | NotFound]:

@@ -547,9 +547,7 @@ def _refine_kind(source: str, kind: str, idx_path: str | None) -> str:
     """A ``.jsonl`` may be a manifest or an image dataset, a ``.rec`` without an ``.idx`` an
     MXNet or a RecordIO-protobuf file: the first line or record tells."""
     if kind == "manifest" and storage.splitext(source)[1].lower() == ".jsonl":
-        with open_input(source, "r", encoding="utf-8-sig", errors="replace") as handle:
-            first = next((line for line in handle if line.strip()), "")
-        return "jsonlines" if jsonlines.looks_like_jsonl_dataset(first) else kind
+        return "jsonlines" if jsonlines.sniff_jsonl(source) else kind
     if kind == "rec" and idx_path is None:
         from imgfmt import rio_protobuf
 

@@ -17,6 +17,7 @@ Nothing is ever written outside ``OUTDIR``: class names that are absolute, hold
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -93,6 +94,12 @@ def parse_ids(text: str) -> list[int]:
     return ids
 
 
+def _some(ids: list[int], shown: int = 5) -> str:
+    """``3, 7, 9`` or ``3, 7, 9, 12, 15 and 4 more``."""
+    text = ", ".join(str(i) for i in ids[:shown])
+    return f"{text} and {len(ids) - shown} more" if len(ids) > shown else text
+
+
 def _label_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
@@ -135,7 +142,7 @@ def _select(
         missing = [i for i in ids if i not in index]
         if missing:
             raise UsageError(
-                f"{len(missing)} requested ids are not in the index (e.g. {missing[0]})",
+                f"requested ids not in the index: {_some(missing)}",
                 path=reader.idx_path,
             )
         for count, key in enumerate(ids):
@@ -149,8 +156,19 @@ def _select(
             yield f"record with key {key} at byte {index[key]}", payload
         return
     wanted = set(ids) if ids is not None else None
+    found: set[int] = set()
     count = 0
-    for record in reader.salvage(skip):
+    last_offset = -1
+    damaged_at_end = False
+
+    def damaged(err: FormatError) -> None:
+        nonlocal damaged_at_end
+        damaged_at_end = True
+        skip(err)
+
+    for record in reader.salvage(damaged):
+        damaged_at_end = False
+        last_offset = record.offset
         if limit is not None and count >= limit:
             return
         where = f"record {record.number} at byte {record.offset}"
@@ -160,10 +178,36 @@ def _select(
             except FormatError as err:
                 skip(err)
                 continue
+            found.add(header.id)
             if header.id not in wanted:
                 continue
         count += 1
         yield where, record.payload
+    if wanted is not None and wanted - found:
+        absent = sorted(wanted - found)
+        skip(
+            FormatError(
+                f"requested ids not in the file: {_some(absent)}",
+                path=reader.path,
+                hint="check --ids against `imgfmt verify --json` or the .lst",
+            )
+        )
+    if reader.idx_path is not None and not damaged_at_end:
+        # A file cut exactly at a record head reads as a clean end: the index knows better.
+        try:
+            past = sorted(offset for offset in reader.index.values() if offset > last_offset)
+        except FormatError as err:  # a damaged .idx: the records were read without it
+            skip(err)
+            past = []
+        if past:
+            skip(
+                FormatError(
+                    f"the file ends before {len(past)} records its index lists (the first at "
+                    f"byte {past[0]})",
+                    path=reader.path,
+                    hint="the .rec is truncated; `imgfmt verify` lists the records still intact",
+                )
+            )
 
 
 @dataclass(frozen=True)
@@ -201,6 +245,7 @@ def _jsonl_items(
 ) -> Iterator[_Item]:
     wanted = _wanted(ids)
     count = 0
+    used: set[str] = set()  # two lines may name one path: the second must not overwrite
     for entry in jsonlines.read_jsonl(source, on_problem=skip):
         if limit is not None and count >= limit:
             return
@@ -208,12 +253,27 @@ def _jsonl_items(
             continue
         count += 1
         folder = MULTI_LABEL_DIR if entry.multi_label else _label_dir(entry.labels[0], classes)
+        fallback = f"{folder}/{entry.index}{sniff_extension(entry.image) or UNKNOWN_EXT}"
         relpath = safe_class_dir(entry.path)
         if relpath is None:
             log.warning("path %r is not a safe relative path; writing under the class", entry.path)
-            relpath = f"{folder}/{entry.index}{sniff_extension(entry.image) or UNKNOWN_EXT}"
+            relpath = fallback
+        elif relpath in used:
+            stem, ext = os.path.splitext(relpath)
+            relpath = f"{stem}.{entry.index}{ext}"
+            log.warning(
+                "id %d: path %r was already written for another line; writing %s instead (the "
+                "list then packs to other paths)",
+                entry.index,
+                entry.path,
+                relpath,
+            )
+            folder = relpath.rpartition("/")[0] or "."
         else:
             folder = relpath.rpartition("/")[0] or "."
+        if relpath in used:
+            raise FormatError(f"two images would be written to {relpath}", path=source)
+        used.add(relpath)
         yield _Item(relpath, folder, entry.image, lst.LstEntry(entry.index, entry.labels, relpath))
 
 
@@ -248,8 +308,12 @@ def _protobuf_items(
         try:
             image = rio_protobuf.pixels_to_png(values, shape)
         except UsageError as err:
-            err.path, err.where = source, where
-            raise
+            raise FormatError(
+                err.message,
+                path=source,
+                where=where,
+                hint="this file holds vectors or tensors, not images; nothing to unpack",
+            ) from err
         if not labels:
             folder, labels = UNLABELED_DIR, (0.0,)
         elif len(labels) > 1:
@@ -301,10 +365,12 @@ def unpack(
     class_map = class_map or lst.find_class_map(source)
     classes = lst.read_class_map(class_map) if class_map else {}
     remote = is_s3(outdir)
+    created = False
     if remote:
         root = storage.abspath(outdir)
         storage.check_output_folder(root)
     else:
+        created = not os.path.exists(outdir)
         try:
             os.makedirs(outdir, exist_ok=True)
         except OSError as err:
@@ -339,7 +405,12 @@ def unpack(
                     raise FormatError(f"refusing to write outside {outdir}: {relpath}", path=source)
                 parent = os.path.dirname(target)
                 if parent not in made_dirs:
-                    os.makedirs(parent, exist_ok=True)
+                    try:
+                        os.makedirs(parent, exist_ok=True)
+                    except OSError as err:
+                        raise StorageError(
+                            f"cannot create folder: {describe_os_error(err)}", path=parent
+                        ) from err
                     made_dirs.add(parent)
             writer.write(target, image)
             entries.append(item.entry)
@@ -355,6 +426,11 @@ def unpack(
             hint="`imgfmt verify` shows the damage",
         )
     if not entries:
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(outdir)  # nothing to show for it: leave no empty folder behind
+        if ids is None and limit is None:
+            raise FormatError("holds no records; nothing written", path=source)
         raise UsageError("no records matched; nothing written", path=source)
     lst.write_lst(result.list_path, entries)
     if class_map:

@@ -48,7 +48,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from imgfmt import lst, storage
 from imgfmt.errors import FormatError, ImgfmtError, UsageError
-from imgfmt.jsonlines import iter_jsonl_problems, looks_like_jsonl_dataset
+from imgfmt.jsonlines import iter_jsonl_problems, sniff_jsonl
 from imgfmt.recordio import (
     CFLAG_FIRST,
     CFLAG_LAST,
@@ -216,9 +216,7 @@ def _refine_kind(path: str, kind: str) -> str:
     Anything unreadable keeps its kind: that check reports the problem."""
     try:
         if kind == "manifest":
-            with open_input(path, "r", encoding="utf-8-sig", errors="replace") as handle:
-                first = next((line for line in handle if line.strip()), "")
-            return "jsonl" if looks_like_jsonl_dataset(first) else kind
+            return "jsonl" if sniff_jsonl(path) else kind
         if kind == "rec" and not path.lower().endswith(IDX_SUFFIX):
             if storage.exists(sibling(path, IDX_SUFFIX)):
                 return kind
@@ -440,11 +438,11 @@ def _read_pieces(stream: IO[bytes], start: int, size: int) -> tuple[bytes, int, 
         pad = -length % 4
         left = size - pos - HEAD_SIZE
         if length + pad > left:
-            return _Damage(
-                pos,
-                f"piece of {length} bytes runs past the end of the file ({left} bytes left)",
-                truncated=True,
-            )
+            if length <= left:
+                what = f"the padding after a piece of {length} bytes is cut short"
+            else:
+                what = f"piece of {length} bytes runs past the end of the file ({left} bytes left)"
+            return _Damage(pos, what, truncated=True)
         data = stream.read(length + pad)
         if len(data) < length + pad:
             return _Damage(pos, "file ends inside a record", truncated=True)
@@ -998,7 +996,7 @@ def _verify_manifest(path: str, file: FileReport, report: Report) -> None:
             report.add(file, Problem(path, check, f"line {line_no}", message, line=line_no))
     file.checked["manifest_lines"] = lines
     if entries == 0:
-        report.add(file, Problem(path, "manifest", "", "no entries: the manifest is empty"))
+        report.add(file, Problem(path, "manifest", "", "no entries: the file is empty"))
 
 
 # --------------------------------------------------------------------------- batch formats

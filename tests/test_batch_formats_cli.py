@@ -141,7 +141,7 @@ def test_protobuf_options_that_do_not_apply_are_usage_errors(tmp_path: Path) -> 
     assert "needs --size" in fail(*pb, expect=2)
     assert "--resize does not apply" in fail(*pb, "--size", "8x8", "--resize", "9", expect=2)
     assert "--color 0" in fail(*pb, "--size", "8x8", "--color", "-1", expect=2)
-    assert "write it as WIDTHxHEIGHT" in fail(*pb, "--size", "8by8", expect=1)
+    assert "write it as WIDTHxHEIGHT" in fail(*pb, "--size", "8by8", expect=2)
     assert "--size applies to --format recordio-protobuf" in fail(
         "pack", str(photos), out, "--size", "8x8", expect=2
     )
@@ -224,7 +224,7 @@ def test_verify_tells_the_formats_apart_and_names_the_damage(tmp_path: Path) -> 
     pb.write_bytes(pb.read_bytes()[:-30])
     out = run("verify", str(jsonl), str(pb), expect=1).splitlines()
     assert out[0].startswith(f"{jsonl}: line 3: ") and "base64" in out[0]
-    assert out[1].startswith(f"{pb}: record 3 at byte ") and "truncated" in out[1]
+    assert out[1].startswith(f"{pb}: record 3 at byte ") and "file ends inside" in out[1]
 
 
 def test_split_copies_jsonl_lines_and_protobuf_records_unchanged(tmp_path: Path) -> None:
@@ -278,3 +278,86 @@ def test_unpack_skips_damaged_lines_and_records_and_writes_every_intact_image(
     report = json.loads(summary.stdout)
     assert report["written"] == 5 and report["damaged"] == 1
     assert report["damaged_items"][0].startswith(f"{pb}: record 1 at byte {payloads[1][1]}: ")
+
+
+# --------------------------------------------------------------------------- review findings
+
+
+def test_a_damaged_first_record_does_not_hide_the_protobuf_format(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 4, "b": 4})
+    pb = tmp_path / "t.rec"
+    run("pack", str(photos), str(pb), "--format", "recordio-protobuf", "--size", "8x8")
+    data = bytearray(pb.read_bytes())
+    data[8 + 10 : 8 + 38] = b"\xff" * 28  # record 0's protobuf, framing intact
+    pb.write_bytes(bytes(data))
+    report = json.loads(run("verify", str(pb), "--json", expect=1))
+    assert report["files"][0]["kind"] == "recordio-protobuf" and report["problem_count"] == 1
+    result = CliRunner().invoke(cli, ["unpack", str(pb), str(tmp_path / "o"), "--json"])
+    assert result.exit_code == 1 and json.loads(result.stdout)["written"] == 7
+
+
+def test_verify_of_protobuf_goes_on_after_framing_damage(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 6})
+    pb = tmp_path / "t.rec"
+    run("pack", str(photos), str(pb), "--format", "recordio-protobuf", "--size", "8x8")
+    heads = [offset for _n, offset, _p in rio_protobuf.iter_payloads(str(pb))]
+    data = bytearray(pb.read_bytes())
+    data[heads[3]] ^= 0xFF
+    pb.write_bytes(bytes(data))
+    report = json.loads(run("verify", str(pb), "--json", expect=1))
+    assert report["checked"]["records"] == 5 and report["problems_by_check"] == {"framing": 1}
+    assert report["problems"][0]["where"] == f"record 3 at byte {heads[3]}"
+
+
+def test_a_damaged_first_line_does_not_make_a_jsonl_dataset_a_manifest(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 3})
+    jsonl = tmp_path / "t.jsonl"
+    run("pack", str(photos), str(jsonl))
+    lines = jsonl.read_text().splitlines(keepends=True)
+    jsonl.write_text(lines[0][:50] + "\n" + "".join(lines[1:]))
+    report = json.loads(run("verify", str(jsonl), "--json", expect=1))
+    assert report["files"][0]["kind"] == "jsonl" and report["problem_count"] == 1
+
+
+def test_jsonl_lines_sharing_a_path_both_unpack(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 2})
+    jsonl = tmp_path / "t.jsonl"
+    run("pack", str(photos), str(jsonl), "--no-shuffle", "--pass-through")
+    lines = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    lines[1]["path"] = lines[0]["path"]
+    jsonl.write_text("".join(json.dumps(obj) + "\n" for obj in lines))
+    result = CliRunner().invoke(cli, ["unpack", str(jsonl), str(tmp_path / "o")])
+    assert result.exit_code == 0 and "already written" in result.stderr
+    written = files(tmp_path / "o")
+    assert sorted(written) == ["a/img0.1.jpg", "a/img0.jpg"]
+    assert written["a/img0.1.jpg"] == (photos / "a" / "img1.jpg").read_bytes()
+
+
+def test_pack_lists_exactly_what_it_packed_so_predictions_line_up(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 3, "b": 2})
+    (photos / "a" / "broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / "t.rec"
+    run("pack", str(photos), str(out), "--format", "recordio-protobuf", "--size", "8x8",
+        "--allow-skip")  # fmt: skip
+    listed = (tmp_path / "t.lst").read_text().splitlines()
+    assert len(listed) == 5 and not any("broken" in line for line in listed)
+    pred = tmp_path / "t.out"
+    pred.write_text('{"prediction": [0.9, 0.1]}\n' * 5)
+    summary = json.loads(run("predictions", str(pred), str(tmp_path / "t.lst"), "--json"))
+    assert summary["images"] == 5
+    assert "must be the .lst" in fail("predictions", str(pred), str(out), expect=1)
+
+
+def test_jsonl_keeps_big_integer_labels_without_a_float32_warning(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 1})
+    listing = tmp_path / "big.lst"
+    listing.write_text("0\t16777217.000000\ta/img0.jpg\n")
+    result = CliRunner().invoke(
+        cli, ["pack", str(listing), str(tmp_path / "b.jsonl"), "--root", str(photos)]
+    )
+    assert result.exit_code == 0 and "float32" not in result.stderr
+    assert json.loads((tmp_path / "b.jsonl").read_text())["label"] == 16777217
+    result = CliRunner().invoke(
+        cli, ["pack", str(listing), str(tmp_path / "b.rec"), "--root", str(photos)]
+    )
+    assert "float32" in result.stderr

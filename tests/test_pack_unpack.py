@@ -315,3 +315,35 @@ def test_damaged_rec_on_unpack_names_record_and_offset(photos: Path, tmp_path: P
     ]
     again = CliRunner().invoke(cli, ["unpack", str(rec), str(tmp_path / "v"), "--allow-skip"])
     assert again.exit_code == 0 and "bad magic" in again.stderr
+
+
+def test_unpack_of_a_rec_cut_at_a_record_head_is_caught_by_its_index(
+    photos: Path, tmp_path: Path
+) -> None:
+    rec = tmp_path / "d.rec"
+    run("pack", str(photos), str(rec), "--pass-through", "--no-shuffle")
+    offsets = [
+        int(line.split("\t")[1]) for line in rec.with_suffix(".idx").read_text().splitlines()
+    ]
+    rec.write_bytes(rec.read_bytes()[: offsets[-2]])  # a clean cut: framing cannot tell
+    result = CliRunner().invoke(cli, ["unpack", str(rec), str(tmp_path / "u")])
+    assert result.exit_code == 1
+    assert f"the file ends before 2 records its index lists (the first at byte {offsets[-2]})" in (
+        result.stderr
+    )
+    assert len((tmp_path / "u" / "d.lst").read_text().splitlines()) == len(offsets) - 2
+
+
+def test_unpack_ids_missing_from_a_rec_without_index_are_reported(
+    photos: Path, tmp_path: Path
+) -> None:
+    rec = tmp_path / "d.rec"
+    run("pack", str(photos), str(rec), "--pass-through")
+    rec.with_suffix(".idx").unlink()
+    result = CliRunner().invoke(cli, ["unpack", str(rec), str(tmp_path / "u"), "--ids", "1,999"])
+    assert result.exit_code == 1 and "requested ids not in the file: 999" in (result.stderr)
+    empty = tmp_path / "empty.rec"
+    empty.write_bytes(b"")
+    result = CliRunner().invoke(cli, ["unpack", str(empty), str(tmp_path / "e")])
+    assert result.exit_code == 1 and "holds no records" in result.stderr
+    assert not (tmp_path / "e").exists()

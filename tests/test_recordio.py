@@ -378,13 +378,17 @@ def test_truncated_piece(tmp_path: Path) -> None:
     rec = damaged(tmp_path, data[:24])
     assert str(first_error(rec)) == (
         f"{rec}: record 1 at byte 12: file ends inside a record: piece of 10 bytes has only 4 "
-        "(the file is truncated; `imgfmt verify` lists the records still intact)"
+        "(the file is truncated, or this length is damaged; `imgfmt verify` lists the records "
+        "still intact)"
     )
 
 
 def test_missing_padding_is_a_truncation(tmp_path: Path) -> None:
     rec = damaged(tmp_path, encoded(b"abc")[:-1])
-    assert "record 0 at byte 0: file ends inside a record" in str(first_error(rec))
+    assert (
+        "record 0 at byte 0: file ends inside a record: the padding after its 3 bytes is cut short"
+        in str(first_error(rec))
+    )
 
 
 def test_split_record_cut_after_its_first_piece(tmp_path: Path) -> None:

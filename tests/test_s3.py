@@ -463,3 +463,23 @@ def test_endpoint_from_the_environment(s3, photos: Path, monkeypatch) -> None:
         s3_module.reset()
     assert result.exit_code == 0, result.output
     assert s3.keys("l/") == [f"l/{name}" for name in ("x.classes.tsv", "x.lst")]
+
+
+def test_empty_objects_and_index_past_the_end_are_damage_not_raw_errors(s3, tmp_path: Path) -> None:
+    s3.put("e/empty.rec", b"")
+    result = run(s3, "unpack", s3.uri("e/empty.rec"), str(tmp_path / "e"), code=1)
+    assert (
+        error_line(result) == f"Error: {s3.uri('e/empty.rec')}: holds no records; nothing written"
+    )
+    rec = tmp_path / "cut.rec"
+    with RecordFileWriter(str(rec)) as writer:
+        for i in range(6):
+            writer.write(pack_image_record(0.0, i, image_bytes(8, 8, seed=i)), key=i)
+    index = rec.with_suffix(".idx").read_text().splitlines()
+    offsets = [int(line.split("\t")[1]) for line in index]
+    s3.put("e/cut.rec", rec.read_bytes()[: offsets[4]])
+    s3.put("e/cut.idx", rec.with_suffix(".idx").read_bytes())
+    result = run(s3, "unpack", s3.uri("e/cut.rec"), str(tmp_path / "c"), "--ids", "1,4", code=1)
+    assert f"byte {offsets[4]}: offset {offsets[4]} is past the end of the file" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in (tmp_path / "c").rglob("*.*")) == ["1.jpg", "cut.lst"]

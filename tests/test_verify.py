@@ -94,7 +94,7 @@ def test_truncated_rec(dataset: tuple[Path, list[int]]) -> None:
         f"runs past the end of the file ({left} bytes left)",
         f"{rec.with_suffix('.idx')}: line 10: offset {offsets[9]} (key 9) points at the "
         "damaged record 9",
-        "checked 1 file: 9 records, 1 damaged records, 10 index entries: "
+        "checked 1 file: 9 records, 1 damaged record, 10 index entries: "
         "2 problems (framing 1, index 1)",
     ]
 
@@ -284,7 +284,7 @@ def test_fix_idx_indexes_the_intact_records_of_a_damaged_rec(
     rec, offsets = dataset
     patch(rec, offsets[2], b"\xf5")
     lines = run("verify", str(rec), "--fix-idx", expect=1)
-    assert lines[-1] == "checked 1 file: 9 records, 1 damaged records, 9 index entries: " + (
+    assert lines[-1] == "checked 1 file: 9 records, 1 damaged record, 9 index entries: " + (
         "1 problem (framing 1)"
     )
     keys = [line.split("\t")[0] for line in rec.with_suffix(".idx").read_text().splitlines()]

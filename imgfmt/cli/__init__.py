@@ -42,6 +42,8 @@ class ImgfmtGroup(click.Group):
             ctx.exit(EXIT_INTERRUPTED)
         except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
             raise
+        except BrokenPipeError:
+            raise  # `imgfmt ... | head`: Click exits quietly
         except OSError as err:
             # The library wraps what it expects; anything else still gets one line.
             from imgfmt.storage import describe_os_error

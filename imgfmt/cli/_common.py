@@ -18,6 +18,35 @@ EXIT_PROBLEMS = 1
 EXIT_INTERRUPTED = 130
 
 
+def parsed_by(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """An option callback that parses the value with a library function (imported lazily,
+    by name, so ``--help`` stays fast) and reports its ``UsageError`` as a bad option value
+    (exit 2)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return None
+        from imgfmt.errors import UsageError
+
+        try:
+            return parse(value)
+        except UsageError as err:
+            raise click.BadParameter(err.reason, ctx=ctx, param=param) from err
+
+    return callback
+
+
+def lazy(module: str, name: str) -> Callable[[str], Any]:
+    """``imgfmt.<module>.<name>``, imported on first call."""
+
+    def call(value: str) -> Any:
+        import importlib
+
+        return getattr(importlib.import_module(f"imgfmt.{module}"), name)(value)
+
+    return call
+
+
 class Settings:
     """Global flags, shared with every command through the Click context."""
 
@@ -86,6 +115,23 @@ def progress(
         yield set_total, bar.update
     finally:
         bar.close()
+
+
+def count_of(n: int, plural: str) -> str:
+    """``3 records``, ``1 record``, ``1 index entry``, ``1 image decoded``: the last word in
+    ``s`` of ``plural`` is made singular for 1."""
+    if n != 1:
+        return f"{n} {plural}"
+    words = plural.split(" ")
+    for i in range(len(words) - 1, -1, -1):
+        word = words[i]
+        if word.endswith("ies"):
+            words[i] = word[:-3] + "y"
+            break
+        if word.endswith("s") and not word.endswith("ss"):
+            words[i] = word[:-1]
+            break
+    return f"1 {' '.join(words)}"
 
 
 def human_bytes(n: int) -> str:

@@ -8,9 +8,12 @@ import click
 
 from imgfmt.cli._common import (
     EXIT_PROBLEMS,
+    count_of,
     emit,
     human_bytes,
     json_option,
+    lazy,
+    parsed_by,
     progress,
     workers_option,
 )
@@ -36,6 +39,7 @@ DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
     "--size",
     default=None,
     metavar="WxH",
+    callback=parsed_by(lazy("rio_protobuf", "parse_size")),
     help="recordio-protobuf: resize every image to exactly W x H pixels (e.g. 28x28).",
 )
 @click.option(
@@ -75,6 +79,7 @@ DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
     "--shard-size",
     default=None,
     metavar="SIZE",
+    callback=parsed_by(lazy("pack", "parse_size")),
     help="Roll over to OUT_0.rec, OUT_1.rec, ... of about SIZE each (e.g. 256MB).",
 )
 @click.option(
@@ -99,7 +104,7 @@ def pack_cmd(
     source: str,
     out_rec: str,
     fmt: str | None,
-    size: str | None,
+    size: tuple[int, int] | None,
     root: str | None,
     pass_through: bool,
     resize: int,
@@ -109,7 +114,7 @@ def pack_cmd(
     color: str,
     pack_label: bool,
     chunks: int,
-    shard_size: str | None,
+    shard_size: int | None,
     shuffle: bool,
     seed: int,
     max_pixels: int | None,
@@ -132,12 +137,13 @@ def pack_cmd(
       imgfmt pack digits/ data/digits.rec --format recordio-protobuf --size 28x28 --color 0
     """
     from imgfmt import images, pack
+    from imgfmt.errors import UsageError
 
-    fmt = pack.format_for(out_rec, fmt)
-    pixel_size = None
+    try:
+        fmt = pack.format_for(out_rec, fmt)
+    except UsageError as err:
+        raise click.UsageError(err.reason) from err
     if fmt == pack.RECORDIO_PROTOBUF:
-        from imgfmt import rio_protobuf
-
         if size is None:
             raise click.UsageError("--format recordio-protobuf needs --size WxH, e.g. 28x28")
         given = [
@@ -159,7 +165,6 @@ def pack_cmd(
             )
         if color == "-1":
             raise click.UsageError("recordio-protobuf needs --color 0 (grayscale) or 1 (RGB)")
-        pixel_size = rio_protobuf.parse_size(size)
     elif size is not None:
         raise click.UsageError("--size applies to --format recordio-protobuf only; use --resize")
 
@@ -175,7 +180,6 @@ def pack_cmd(
         color=int(color),
         **kwargs,
     )
-    shard_bytes = pack.parse_size(shard_size) if shard_size else None
     with progress(ctx, "img") as (set_total, advance):
         result = pack.pack(
             source,
@@ -184,14 +188,14 @@ def pack_cmd(
             options=options,
             pack_label=pack_label,
             workers=workers,
-            shard_size=shard_bytes,
+            shard_size=shard_size,
             chunks=chunks,
             shuffle=shuffle,
             seed=seed,
             on_start=set_total,
             on_progress=advance,
             fmt=fmt,
-            size=pixel_size,
+            size=size,
         )
     human = [f"wrote {path}" for path in result.lists + result.outputs]
     human.append(
@@ -213,7 +217,12 @@ def pack_cmd(
 @click.command("unpack")
 @click.argument("source", metavar="IN")
 @click.argument("outdir")
-@click.option("--ids", default=None, help="Only these record ids, e.g. 3,7,100-200.")
+@click.option(
+    "--ids",
+    default=None,
+    callback=parsed_by(lazy("unpack", "parse_ids")),
+    help="Only these record ids, e.g. 3,7,100-200.",
+)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N records.")
 @click.option(
     "--classes",
@@ -230,7 +239,7 @@ def unpack_cmd(
     ctx: click.Context,
     source: str,
     outdir: str,
-    ids: str | None,
+    ids: list[int] | None,
     limit: int | None,
     class_map: str | None,
     allow_skip: bool,
@@ -258,14 +267,13 @@ def unpack_cmd(
     """
     from imgfmt import unpack
 
-    id_list = unpack.parse_ids(ids) if ids is not None else None
     with progress(ctx, "img") as (_set_total, advance):
         result = unpack.unpack(
-            source, outdir, ids=id_list, limit=limit, class_map=class_map, on_progress=advance
+            source, outdir, ids=ids, limit=limit, class_map=class_map, on_progress=advance
         )
     human = (
-        f"wrote {result.written} images ({human_bytes(result.bytes_written)}) "
-        f"in {len(result.classes)} folders under {outdir}\nwrote {result.list_path}"
+        f"wrote {count_of(result.written, 'images')} ({human_bytes(result.bytes_written)}) "
+        f"in {count_of(len(result.classes), 'folders')} under {outdir}\nwrote {result.list_path}"
     )
     emit(as_json, result.to_dict(), human)
     if result.damaged and not allow_skip:

@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from imgfmt.cli._common import EXIT_PROBLEMS, emit, json_option, progress, workers_option
+from imgfmt.cli._common import (
+    EXIT_PROBLEMS,
+    count_of,
+    emit,
+    json_option,
+    progress,
+    workers_option,
+)
 
 #: Mirrors ``imgfmt.verify.DEFAULT_MAX_PROBLEMS`` (not imported: ``--help`` stays fast).
 DEFAULT_MAX_PROBLEMS = 100
@@ -35,7 +42,7 @@ class VerifiablePath(click.ParamType):
 
 
 def _count_text(checked: dict[str, int]) -> str:
-    parts = [f"{n} {name.replace('_', ' ')}" for name, n in checked.items() if name != "bytes"]
+    parts = [count_of(n, name.replace("_", " ")) for name, n in checked.items() if name != "bytes"]
     return ", ".join(parts) or "nothing readable"
 
 
