@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import IO
@@ -219,14 +218,14 @@ def _ordered_results(
         for batch in _batches(entries, BATCH_SIZE):
             yield from ((e, *r) for e, r in zip(batch, _encode_batch(job, batch)))
         return
+    from imgfmt.workers import process_pool, stop_pool
+
     executor: Executor
     if job.options.pass_through and job.fmt != RECORDIO_PROTOBUF:
         # Reading files releases the GIL: threads are enough and avoid pickling bytes.
         executor = ThreadPoolExecutor(workers)
     else:
-        # fork is cheap and the parent holds no threads at this point; elsewhere spawn.
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        executor = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+        executor = process_pool(workers)
     window = workers * BATCHES_PER_WORKER
     batches = _batches(entries, BATCH_SIZE)
     pending: deque[tuple[list[lst.LstEntry], Future[list[tuple[bytes | None, str | None]]]]]
@@ -241,10 +240,15 @@ def _ordered_results(
                 pending.append((nxt, executor.submit(_encode_batch, job, nxt)))
             for entry, (payload, reason) in zip(batch, results):
                 yield entry, payload, reason
-    finally:
+    except BaseException:  # an error, Ctrl-C, or the consumer stopped: do not wait for work
         for _batch, future in pending:
             future.cancel()
-        executor.shutdown(wait=True, cancel_futures=True)
+        if isinstance(executor, ThreadPoolExecutor):
+            executor.shutdown(wait=False, cancel_futures=True)
+        else:
+            stop_pool(executor)
+        raise
+    executor.shutdown(wait=True)
 
 
 class _StreamedList(Collection[lst.LstEntry]):

@@ -506,15 +506,10 @@ class _Decoder:
         self._window = workers * BATCHES_PER_WORKER
         self._executor: ProcessPoolExecutor | None = None
         if workers > 1:
-            # Imported here: only --decode needs them, and they cost a plain verify's start-up.
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
+            # Imported here: only --decode needs it, and it costs a plain verify's start-up.
+            from imgfmt.workers import process_pool
 
-            # fork is cheap and the parent holds no threads; elsewhere spawn.
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            self._executor = ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context(method)
-            )
+            self._executor = process_pool(workers)
 
     def submit(self, number: int, offset: int, image: bytes) -> None:
         self._batch.append((number, offset, image))
@@ -564,10 +559,16 @@ class _Decoder:
             self._collect_oldest()
 
     def close(self) -> None:
+        unfinished = bool(self._pending)  # an error or Ctrl-C: do not wait for the workers
         for _where, future in self._pending:
             future.cancel()
         if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+            if unfinished:
+                from imgfmt.workers import stop_pool
+
+                stop_pool(self._executor)
+            else:
+                self._executor.shutdown(wait=True)
 
 
 # --------------------------------------------------------------------------- .rec and .idx

@@ -5,6 +5,7 @@ Each test fails if its guarantee breaks.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import leftovers, make_tree
+from helpers import image_bytes, leftovers, make_tree
 
 from imgfmt.cli import cli
 from imgfmt.recordio import RecordReader, unpack_image_record
@@ -289,3 +290,39 @@ def test_sigkill_mid_pack_to_s3_shows_no_object_and_a_rerun_is_identical(
     assert s3.keys("out/") == ["out/x.idx", "out/x.rec"]
     assert s3.get("out/x.rec") == local.read_bytes()
     assert s3.get("out/x.idx") == local.with_suffix(".idx").read_bytes()
+
+
+def test_ctrl_c_with_a_worker_stuck_on_a_slow_read_exits_130_at_once(tmp_path: Path) -> None:
+    # Ctrl-C goes to the whole process group. Workers ignore it; the main process cancels,
+    # terminates the workers (one is blocked opening a FIFO, as on a hung network file
+    # system), removes its temporary outputs and exits 130 with one line.
+    import signal
+    import time
+
+    listing, fifo = _dataset_with_a_blocking_image(tmp_path, count=20, block_at=12)
+    for image in (tmp_path / "photos" / "a").glob("*.jpg"):
+        if image != fifo:  # real images this time: the workers decode them
+            image.write_bytes(image_bytes(64, 48, seed=int(image.stem)))
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "imgfmt", "pack", str(listing), str(out / "x.rec"),
+         "--root", str(tmp_path / "photos"), "--resize", "16", "-j", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    time.sleep(3)  # the good images are done; one worker waits on the FIFO
+    assert proc.poll() is None
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        _out, err = proc.communicate(timeout=20)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [
+        "Interrupted; no partial output was left at the destination."
+    ]
+    assert sorted(os.listdir(out)) == []

@@ -1,0 +1,51 @@
+"""Worker processes for the CPU-bound work (decoding, resizing, encoding images).
+
+One place that makes the pool, so every command's workers behave the same when the user
+stops a run: only the main process handles Ctrl-C and SIGTERM (it cancels what is queued,
+waits for the batches in hand, removes its temporary outputs and exits 130). A worker that
+took the signal itself would die mid-write to its result pipe and could leave the pool
+waiting forever.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from concurrent.futures import ProcessPoolExecutor
+
+
+def _ignore_interrupts() -> None:
+    # Ctrl-C reaches every process of the terminal's group: the main process handles it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The CLI turns SIGTERM into KeyboardInterrupt; a forked worker inherits that handler.
+    # A worker killed outright is fine: the main process sees a broken pool.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def process_pool(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes: forked where possible (cheap; the caller holds no
+    threads when it makes one), spawned elsewhere."""
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    return ProcessPoolExecutor(
+        workers,
+        mp_context=multiprocessing.get_context(method),
+        initializer=_ignore_interrupts,
+    )
+
+
+def stop_pool(executor: ProcessPoolExecutor) -> None:
+    """Stop a pool at once, after an error or an interruption: queued work is cancelled and
+    the workers are terminated, not waited for (one may be stuck reading a slow file)."""
+    terminate = getattr(executor, "terminate_workers", None)  # Python 3.14+
+    if terminate is not None:
+        terminate()
+        return
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+
+
+__all__ = ["process_pool", "stop_pool"]
