@@ -141,7 +141,7 @@ class JsonlWriter:
 
     def write(self, index: int, labels: float | Sequence[float], path: str, image: bytes) -> None:
         if index in self._ids:
-            raise UsageError(
+            raise FormatError(
                 f"id {index} is used twice",
                 path=self.name,
                 hint="ids (the .lst index column) must be unique",

@@ -303,7 +303,7 @@ def plan_splits(
 
 def _check_entry(entry: LstEntry) -> None:
     if not entry.labels:  # a line needs index, label, path: readers refuse 2 fields
-        raise UsageError(f"entry {entry.index} ({entry.path!r}) has no label")
+        raise FormatError(f"entry {entry.index} ({entry.path!r}) has no label")
     path = entry.path
     bad = None
     if any(c in path for c in "\t\n\r"):
@@ -316,7 +316,7 @@ def _check_entry(entry: LstEntry) -> None:
         except UnicodeEncodeError:
             bad = "is not valid UTF-8"
     if bad:
-        raise UsageError(
+        raise FormatError(
             f"image path {path!r} (index {entry.index}) {bad}, so a .lst line cannot hold it",
             hint="rename the file or folder",
         )
@@ -494,7 +494,7 @@ def write_class_map_to(handle: IO[str], mapping: dict[int, str]) -> None:
     """Write class map lines to an open text handle (e.g. from ``AtomicOutputs``)."""
     for label, name in sorted(mapping.items()):
         if any(c in name for c in "\t\n\r"):
-            raise UsageError(
+            raise FormatError(
                 f"class name {name!r} holds a tab or line break", hint="rename the folder"
             )
         handle.write(f"{label}\t{name}\n")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
 from collections import deque
@@ -26,7 +27,7 @@ from itertools import islice
 from typing import IO
 
 from imgfmt import jsonlines, lst, s3, storage
-from imgfmt.errors import ImgfmtError, UsageError
+from imgfmt.errors import FormatError, ImgfmtError, UsageError
 from imgfmt.images import ImageOptions, process_image
 from imgfmt.recordio import (
     IDX_SUFFIX,
@@ -130,6 +131,9 @@ def _encode_one(
         label = entry.labels
     else:
         label = entry.labels[0]
+    for value in label if isinstance(label, tuple) else (label,):
+        if not math.isfinite(value):
+            return None, f"label {value} is not a finite number (index {entry.index} in the list)"
     try:
         if job.fmt == RECORDIO_PROTOBUF:
             return _encode_pixels(job, entry, data, label, full), None
@@ -179,7 +183,7 @@ class _PayloadWriter:
     def write(self, payload: bytes, key: int) -> None:
         if self.fmt == JSONLINES:
             if key in self._ids:
-                raise UsageError(
+                raise FormatError(
                     f"id {key} is used twice",
                     path=self.path,
                     hint="ids (the .lst index column) must be unique",
@@ -409,7 +413,7 @@ def pack_entries(
             writer.write(payload, key=entry.index)
         packed = sum(w.records_written for _p, w in shards)
         if packed == 0:
-            raise UsageError(
+            raise ImgfmtError(
                 f"no image could be packed ({len(result.skipped)} skipped)",
                 path=out_rec,
                 hint="see the reasons above; nothing was written",

@@ -310,7 +310,7 @@ class RecordWriter:
         if key is None:
             key = self.records_written
         if key in self._keys:
-            raise UsageError(
+            raise FormatError(
                 f"index key {key} is used twice",
                 path=self.name,
                 hint="keys (the .lst index column) must be unique",

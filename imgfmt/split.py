@@ -645,7 +645,7 @@ def split_dataset(
         on_start(len(items.classes))
     total = len(items.classes)
     if total == 0:
-        raise UsageError("holds no items; nothing to split", path=source)
+        raise FormatError("holds no items; nothing to split", path=source)
 
     assignment = assign_splits(items.classes, list(ratios.values()), seed=seed, stratify=stratify)
     for split, out in enumerate(outputs):

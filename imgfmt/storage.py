@@ -27,7 +27,7 @@ from concurrent.futures import Future
 from typing import IO, Any, TypeVar
 
 from imgfmt import s3
-from imgfmt.errors import StorageError, UsageError
+from imgfmt.errors import ImgfmtError, StorageError
 from imgfmt.s3 import NotFound, is_s3
 
 try:
@@ -582,7 +582,7 @@ class AtomicFileWriter:
         self._finished = True
         if self.records_written == 0:  # an empty .idx or dataset trips up some readers
             self._outputs.abort()
-            raise UsageError(
+            raise ImgfmtError(
                 "no records to write; refusing to create an empty dataset",
                 path=self.path,
                 hint="check that the input list or folder holds images",

@@ -345,7 +345,7 @@ def test_pack_lists_exactly_what_it_packed_so_predictions_line_up(tmp_path: Path
     pred.write_text('{"prediction": [0.9, 0.1]}\n' * 5)
     summary = json.loads(run("predictions", str(pred), str(tmp_path / "t.lst"), "--json"))
     assert summary["images"] == 5
-    assert "must be the .lst" in fail("predictions", str(pred), str(out), expect=1)
+    assert "must be the .lst" in fail("predictions", str(pred), str(out), expect=2)
 
 
 def test_jsonl_keeps_big_integer_labels_without_a_float32_warning(tmp_path: Path) -> None:

@@ -114,3 +114,19 @@ def test_unexpected_errors_are_still_one_line(
     assert len(lines) == 1 and lines[0].startswith(expected), result.stderr
     verbose = CliRunner().invoke(cli, ["-v", "unpack", str(tmp_path / "x.rec"), str(tmp_path)])
     assert "Traceback" in verbose.stderr and verbose.exit_code == 1
+
+
+def test_bad_option_combinations_found_by_the_library_exit_2_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "p" / "a").mkdir(parents=True)
+    for args in (
+        ["lst-gen", str(tmp_path / "p"), str(tmp_path / "x"), "--train-ratio", "0.8",
+         "--test-ratio", "0.5"],
+        ["pack", str(tmp_path / "p"), str(tmp_path / "x.rec"), "--quality", "0"],
+        ["pack", str(tmp_path / "p"), str(tmp_path / "x.rec"), "--encoding", ".png",
+         "--quality", "95"],
+    ):  # fmt: skip
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, result.output
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imgfmt import jsonlines
-from imgfmt.errors import FormatError, UsageError
+from imgfmt.errors import FormatError, ImgfmtError, UsageError
 from imgfmt.jsonlines import JsonlEntry, JsonlFileWriter, format_jsonl_line, read_jsonl
 
 
@@ -70,14 +70,14 @@ def test_file_writer_leaves_nothing_on_error_and_refuses_an_empty_dataset(tmp_pa
     with pytest.raises(RuntimeError), JsonlFileWriter(str(out)) as writer:
         writer.write(0, 0.0, "a.jpg", b"x")
         raise RuntimeError("interrupted")
-    with pytest.raises(UsageError, match="refusing to create an empty dataset"):
+    with pytest.raises(ImgfmtError, match="refusing to create an empty dataset"):
         with JsonlFileWriter(str(out)):
             pass
     assert not out.exists() and leftovers(tmp_path) == []
 
 
 def test_writer_refuses_a_repeated_id(tmp_path: Path) -> None:
-    with pytest.raises(UsageError) as err, JsonlFileWriter(str(tmp_path / "t.jsonl")) as writer:
+    with pytest.raises(FormatError) as err, JsonlFileWriter(str(tmp_path / "t.jsonl")) as writer:
         writer.write(1, 0.0, "a.jpg", b"x")
         writer.write(1, 0.0, "b.jpg", b"y")
     assert str(err.value).endswith(

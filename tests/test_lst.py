@@ -241,7 +241,7 @@ def test_unreadable_folder_is_an_error_not_a_missing_class(
 
 def test_unlistable_paths_leave_no_output(tmp_path: Path) -> None:
     touch(tmp_path / "tree", "ok.jpg", "a\tb.jpg")
-    with pytest.raises(UsageError) as err:
+    with pytest.raises(FormatError) as err:
         make_lists(str(tmp_path / "tree"), str(tmp_path / "out"), shuffle=False)
     assert str(err.value) == (
         "image path 'a\\tb.jpg' (index 0) holds a tab or line break, so a .lst line cannot "
@@ -260,7 +260,7 @@ def test_unlistable_paths_leave_no_output(tmp_path: Path) -> None:
     ],
 )
 def test_format_refuses_paths_a_line_cannot_hold(path: str, problem: str) -> None:
-    with pytest.raises(UsageError) as err:
+    with pytest.raises(FormatError) as err:
         format_lst_line(LstEntry(4, (1.0,), path))
     assert err.value.message == (
         f"image path {path!r} (index 4) {problem}, so a .lst line cannot hold it"
@@ -268,7 +268,7 @@ def test_format_refuses_paths_a_line_cannot_hold(path: str, problem: str) -> Non
 
 
 def test_format_refuses_entries_without_labels() -> None:
-    with pytest.raises(UsageError) as err:
+    with pytest.raises(FormatError) as err:
         format_lst_line(LstEntry(4, (), "a.jpg"))
     assert str(err.value) == "entry 4 ('a.jpg') has no label"
 
@@ -513,7 +513,7 @@ def test_class_map_names_keep_their_spaces_and_tabs_are_refused(tmp_path: Path) 
     path = tmp_path / "m.classes.tsv"
     path.write_text("0\t a b \r\n", encoding="utf-8")
     assert read_class_map(str(path)) == {0: " a b "}
-    with pytest.raises(UsageError):
+    with pytest.raises(FormatError):
         write_class_map(str(path), {0: "a\tb"})
     assert read_class_map(str(path)) == {0: " a b "}  # the old file is untouched
 

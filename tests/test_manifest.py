@@ -148,7 +148,7 @@ def test_root_keeps_parent_folders_in_the_key(photos: Path, tmp_path: Path) -> N
         "--root",
         str(photos / "cat"),
     )
-    assert "is not inside --root" in error_line(result)
+    assert "is not inside --root" in error_line(result, code=2)
 
 
 def test_lst_with_class_map(tmp_path: Path) -> None:
@@ -204,7 +204,7 @@ def test_multi_column_lst_needs_multi_label(tmp_path: Path) -> None:
     src = tmp_path / "tags.lst"
     src.write_text("0\t0.000000\t1.000000\tx.jpg\n", encoding="utf-8")
     result = invoke("manifest-gen", str(src), str(tmp_path / "o.manifest"), "--s3-prefix", PREFIX)
-    assert error_line(result) == (
+    assert error_line(result, code=2) == (
         f"Error: {src}: index 0 has 2 label columns "
         "(pass --multi-label for a multi-hot list, one 0/1 column per class)"
     )
@@ -265,7 +265,7 @@ def test_bad_label_attribute_names_are_refused_up_front(photos: Path, name: str)
 
 def test_missing_s3_prefix_says_what_to_pass(photos: Path, tmp_path: Path) -> None:
     result = invoke("manifest-gen", str(photos), str(tmp_path / "o.manifest"))
-    assert error_line(result) == (
+    assert error_line(result, code=2) == (
         f"Error: a local source ({photos}) needs --s3-prefix: source-ref must be an s3:// URI "
         "(pass the S3 folder the images are uploaded to, e.g. --s3-prefix s3://bucket/photos)"
     )

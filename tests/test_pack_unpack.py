@@ -347,3 +347,16 @@ def test_unpack_ids_missing_from_a_rec_without_index_are_reported(
     result = CliRunner().invoke(cli, ["unpack", str(empty), str(tmp_path / "e")])
     assert result.exit_code == 1 and "holds no records" in result.stderr
     assert not (tmp_path / "e").exists()
+
+
+def test_non_finite_labels_are_skipped_by_name(photos: Path, tmp_path: Path) -> None:
+    images = sorted(p.relative_to(photos).as_posix() for p in photos.rglob("*.jpg"))[:3]
+    listing = tmp_path / "n.lst"
+    listing.write_text(f"0\tnan\t{images[0]}\n1\t1e400\t{images[1]}\n2\t1\t{images[2]}\n")
+    result = CliRunner().invoke(
+        cli, ["pack", str(listing), str(tmp_path / "n.rec"), "--root", str(photos)]
+    )
+    assert result.exit_code == 1
+    assert "label nan is not a finite number (index 0 in the list)" in result.stderr
+    assert "label inf is not a finite number (index 1 in the list)" in result.stderr
+    assert [r.number for r in RecordReader(str(tmp_path / "n.rec"))] == [0]

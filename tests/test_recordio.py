@@ -189,7 +189,7 @@ def test_duplicate_key_is_refused_and_the_writer_carries_on(tmp_path: Path) -> N
     rec = tmp_path / "d.rec"
     with RecordFileWriter(str(rec)) as writer:
         writer.write(b"first", key=1)
-        with pytest.raises(UsageError) as excinfo:
+        with pytest.raises(FormatError) as excinfo:
             writer.write(b"second", key=1)
         writer.write(b"third", key=2)
     assert error_text(excinfo) == (
@@ -217,7 +217,7 @@ def test_file_writer_without_index_writes_only_the_rec(tmp_path: Path) -> None:
 
 def test_empty_writer_refuses_to_leave_files(tmp_path: Path) -> None:
     rec = tmp_path / "empty.rec"
-    with pytest.raises(UsageError) as excinfo, RecordFileWriter(str(rec)):
+    with pytest.raises(ImgfmtError) as excinfo, RecordFileWriter(str(rec)):
         pass
     assert error_text(excinfo) == (
         f"{rec}: no records to write; refusing to create an empty dataset "

@@ -23,7 +23,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imgfmt import rio_protobuf as rp
-from imgfmt.errors import FormatError, ImageError, UsageError
+from imgfmt.errors import FormatError, ImageError, ImgfmtError, UsageError
 from imgfmt.recordio import MAGIC_BYTES, encode_record, pack_image_record
 
 REPO = Path(__file__).resolve().parent.parent
@@ -272,7 +272,7 @@ def test_file_writer_is_atomic_and_never_empty(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), rp.RioProtobufFileWriter(str(out)) as writer:
         writer.write([1.0], 0)
         raise RuntimeError("stop")
-    with pytest.raises(UsageError, match="refusing to create an empty dataset"):
+    with pytest.raises(ImgfmtError, match="refusing to create an empty dataset"):
         with rp.RioProtobufFileWriter(str(out)):
             pass
     assert not out.exists() and leftovers(tmp_path) == []

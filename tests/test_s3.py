@@ -436,7 +436,7 @@ def test_verify_reports_a_missing_object_and_lst_gen_hints_at_recursive(s3, phot
     result = run(s3, "verify", s3.uri("gone.rec"), code=1)
     assert result.stdout.splitlines()[0] == f"{s3.uri('gone.rec')}: no such object (check the key)"
     s3.upload_tree(photos, "photos")
-    result = run(s3, "lst-gen", s3.uri("photos"), s3.uri("l/x"), code=1)
+    result = run(s3, "lst-gen", s3.uri("photos"), s3.uri("l/x"), code=2)
     assert error_line(result).endswith("(images in class sub-folders need --recursive)")
     assert s3.keys("l/") == []
 

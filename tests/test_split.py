@@ -458,7 +458,7 @@ def test_manifest_label_attribute(tmp_path: Path) -> None:
         for i in range(12)
     ]
     src.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    err = fail("split", str(src), str(tmp_path / "o"))
+    err = fail("split", str(src), str(tmp_path / "o"), expect=2)
     assert "label attributes ['kind', 'mood']" in err and "--label-attribute" in err
     summary = json.loads(
         run("split", str(src), str(tmp_path / "o"), "--label-attribute", "mood", "--json")
@@ -494,8 +494,8 @@ def test_manifest_bad_line_is_named(tmp_path: Path) -> None:
         (["--train-ratio", "1.5"], 2, "1.5 is not in the range"),
         (["--train-ratio", "0"], 2, "0 is not in the range"),
         (["--test-ratio", "-0.1"], 2, "-0.1 is not in the range"),
-        (["--train-ratio", "0.7", "--test-ratio", "0.4"], 1, "train ratio 0.7 + test ratio 0.4"),
-        (["--train-ratio", "1"], 1, "train ratio 1 leaves nothing for validation or test"),
+        (["--train-ratio", "0.7", "--test-ratio", "0.4"], 2, "train ratio 0.7 + test ratio 0.4"),
+        (["--train-ratio", "1"], 2, "train ratio 1 leaves nothing for validation or test"),
     ],
 )
 def test_bad_ratios(tmp_path: Path, args: list[str], code: int, message: str) -> None:
@@ -518,19 +518,19 @@ def test_other_refusals(tmp_path: Path) -> None:
     src = tmp_path / "a.lst"
     write_lst(src, {0: 2, 1: 2})
     assert "the val split would be empty (4 items x 0.1 = 0.4)" in fail(
-        "split", str(src), str(tmp_path / "o"), "--train-ratio", "0.9"
+        "split", str(src), str(tmp_path / "o"), "--train-ratio", "0.9", expect=2
     )
     assert "cannot tell the format from the extension '.txt'" in fail(
-        "split", str(tmp_path / "a.txt"), str(tmp_path / "o")
+        "split", str(tmp_path / "a.txt"), str(tmp_path / "o"), expect=2
     )
     assert "no such file" in fail("split", str(tmp_path / "missing.lst"), str(tmp_path / "o"))
-    assert "names a folder" in fail("split", str(src), str(tmp_path) + "/")
+    assert "names a folder" in fail("split", str(src), str(tmp_path) + "/", expect=2)
     assert "applies to manifests only" in fail(
-        "split", str(src), str(tmp_path / "o"), "--label-attribute", "class"
+        "split", str(src), str(tmp_path / "o"), "--label-attribute", "class", expect=2
     )
     # Splitting a_train.lst with prefix "a" would overwrite it.
     train = tmp_path / "a_train.lst"
     write_lst(train, {0: 5, 1: 5})
-    assert "would overwrite the input" in fail("split", str(train), str(tmp_path / "a"))
+    assert "would overwrite the input" in fail("split", str(train), str(tmp_path / "a"), expect=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.lst", "a_train.lst"]
     assert leftovers(tmp_path) == []

@@ -25,7 +25,7 @@ from imgfmt.cli.predictions import predictions_cmd
 from imgfmt.cli.records import pack_cmd, unpack_cmd
 from imgfmt.cli.split import split_cmd
 from imgfmt.cli.verify import verify_cmd
-from imgfmt.errors import ImgfmtError
+from imgfmt.errors import ImgfmtError, UsageError
 
 
 class ImgfmtGroup(click.Group):
@@ -34,6 +34,10 @@ class ImgfmtGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except UsageError as err:
+            # A bad combination of options or arguments, found by the library: one line, exit 2.
+            _traceback_if_verbose(ctx)
+            raise click.UsageError(str(err)) from err
         except ImgfmtError as err:
             _traceback_if_verbose(ctx)
             raise click.ClickException(str(err)) from err
