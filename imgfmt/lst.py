@@ -298,6 +298,28 @@ def plan_splits(
     return plan
 
 
+#: Extensions of the other datasets, for telling a user which command reads them.
+OTHER_KINDS = {
+    ".rec": "a RecordIO file",
+    ".idx": "a RecordIO index",
+    ".jsonl": "a JSON Lines file",
+    ".json": "a JSON file",
+    ".manifest": "a manifest",
+}
+
+
+def require_list_or_folder(source: str, command: str) -> None:
+    """``UsageError`` when ``source`` is plainly another kind of dataset (by its extension):
+    ``command`` reads a ``.lst`` or an image folder."""
+    ext = storage.splitext(source)[1].lower()
+    if ext in OTHER_KINDS and not storage.is_dir(source):
+        raise UsageError(
+            f"{source} is {OTHER_KINDS[ext]}, but {command} reads a .lst or an image folder",
+            hint="unpack a .rec or .jsonl first (imgfmt unpack), or turn a manifest into a "
+            ".lst (imgfmt manifest-to-lst)",
+        )
+
+
 # --------------------------------------------------------------------------- writing
 
 

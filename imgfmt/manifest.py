@@ -429,6 +429,7 @@ def make_manifest(
     """
     check_label_attribute(label_attribute)
     check_job_name(job_name)
+    lst.require_list_or_folder(src, "manifest-gen")
     remote_folder = is_s3(src) and storage.is_dir(src)
     if s3_prefix is None and is_s3(src):  # source-ref: each image object's own URI
         if remote_folder:
@@ -856,6 +857,12 @@ def manifest_to_lst(
         raise UsageError(
             f"prefix {prefix!r} names a folder, but the list is written to PREFIX.lst",
             hint=f"give a file prefix, e.g. {os.path.join(prefix or '.', 'images')}",
+        )
+    if storage.splitext(manifest)[1].lower() in (".rec", ".idx", ".lst"):
+        raise UsageError(
+            f"{manifest} is not a manifest: manifest-to-lst reads SageMaker augmented "
+            "manifests (JSON Lines with source-ref)",
+            hint="a .lst is already a list; a .rec is unpacked with imgfmt unpack",
         )
     attribute, entries = read_entries(manifest, label_attribute=label_attribute)
     multi = entries[0].multi_label

@@ -28,7 +28,7 @@ from typing import IO
 
 from imgfmt import jsonlines, lst, s3, storage
 from imgfmt.errors import FormatError, ImgfmtError, UsageError
-from imgfmt.images import ImageOptions, process_image
+from imgfmt.images import ImageOptions, process_image, sniff_extension
 from imgfmt.recordio import (
     IDX_SUFFIX,
     IR_HEADER_SIZE,
@@ -134,6 +134,10 @@ def _encode_one(
     for value in label if isinstance(label, tuple) else (label,):
         if not math.isfinite(value):
             return None, f"label {value} is not a finite number (index {entry.index} in the list)"
+    if job.options.pass_through and data and sniff_extension(data) is None:
+        # Not decoded, but not packed blind either: an HTML error page saved as .jpg, a text
+        # file named .png... A truncated image does pass; `verify --decode` finds it.
+        return None, "not an image (unknown format; --pass-through stores files as they are)"
     try:
         if job.fmt == RECORDIO_PROTOBUF:
             return _encode_pixels(job, entry, data, label, full), None
@@ -453,6 +457,7 @@ def pack(
     """
     fmt = format_for(out_rec, fmt)
     ext = FORMAT_EXTENSIONS[fmt]
+    lst.require_list_or_folder(source, "pack")
     if chunks < 1:
         raise UsageError("--chunks must be at least 1")
     if storage.is_s3(out_rec):  # a missing bucket is found before the work, not after it

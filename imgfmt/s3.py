@@ -202,7 +202,13 @@ def client() -> Any:
             max_pool_connections=MAX_CONCURRENCY,
             user_agent_extra="imgfmt",
         )
-        made = session.client("s3", endpoint_url=wanted.endpoint_url, config=config)
+        try:
+            made = session.client("s3", endpoint_url=wanted.endpoint_url, config=config)
+        except ValueError as err:  # botocore: "Invalid endpoint: ..."
+            raise UsageError(
+                f"invalid S3 endpoint URL {wanted.endpoint_url!r}",
+                hint="give --endpoint-url (or AWS_ENDPOINT_URL) as http(s)://host[:port]",
+            ) from err
         _client = (pid, wanted, made)
         return made
 

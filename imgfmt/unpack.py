@@ -360,15 +360,33 @@ def unpack(
     image is written, and the list names exactly those.
     """
     started = time.perf_counter()
+    ext = storage.splitext(source)[1].lower()
+    if ext in (".lst", ".idx", ".manifest", ".json"):
+        raise UsageError(
+            f"{source} is a {ext[1:]} file: unpack reads a .rec (MXNet or RecordIO-protobuf) "
+            "or a .jsonl dataset",
+            hint="a .lst is packed with imgfmt pack; give the .rec beside an .idx",
+        )
     if not storage.is_file(source):
+        if not is_s3(source) and os.path.isdir(source):
+            raise UsageError(
+                f"{source} is a folder: unpack reads a .rec or .jsonl file",
+                hint="to pack a folder, use imgfmt pack",
+            )
         raise storage.missing(source, "no such file", hint="check the path of the .rec")
     class_map = class_map or lst.find_class_map(source)
     classes = lst.read_class_map(class_map) if class_map else {}
+    stem = storage.splitext(storage.basename(source))[0]
+    list_path = storage.join(outdir, stem + ".lst")
+    if storage.same_path(list_path, storage.sibling(source, ".lst")):
+        raise UsageError(
+            f"unpacking into {outdir} would overwrite the list beside {source}",
+            hint="unpack into another folder",
+        )
     remote = is_s3(outdir)
     created = False
     if remote:
-        root = storage.abspath(outdir)
-        storage.check_output_folder(root)
+        storage.check_output_folder(storage.abspath(outdir))
     else:
         created = not os.path.exists(outdir)
         try:
@@ -377,9 +395,37 @@ def unpack(
             raise StorageError(
                 f"cannot create folder: {describe_os_error(err)}", path=outdir
             ) from err
-        root = os.path.realpath(outdir)
-    stem = storage.splitext(storage.basename(source))[0]
-    result = UnpackResult(outdir=outdir, list_path=storage.join(outdir, stem + ".lst"))
+    result = UnpackResult(outdir=outdir, list_path=list_path)
+    try:
+        _unpack_into(source, outdir, result, ids, limit, classes, on_progress)
+    except BaseException:
+        if created:
+            _remove_empty_folders(outdir)  # a failed run leaves no empty folder behind
+        raise
+    if class_map:
+        lst.write_class_map(lst.class_map_path(result.list_path), classes)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _remove_empty_folders(folder: str) -> None:
+    for parent, _dirs, _files in os.walk(folder, topdown=False):
+        with contextlib.suppress(OSError):
+            os.rmdir(parent)
+
+
+def _unpack_into(
+    source: str,
+    outdir: str,
+    result: UnpackResult,
+    ids: list[int] | None,
+    limit: int | None,
+    classes: dict[int, str],
+    on_progress: Callable[[int], None] | None,
+) -> None:
+    """Write the images and the list (see :func:`unpack`), filling in ``result``."""
+    remote = is_s3(outdir)
+    root = storage.abspath(outdir) if remote else os.path.realpath(outdir)
     entries: list[lst.LstEntry] = []
     made_dirs: set[str] = set()
     fmt = source_format(source)
@@ -426,14 +472,7 @@ def unpack(
             hint="`imgfmt verify` shows the damage",
         )
     if not entries:
-        if created:
-            with contextlib.suppress(OSError):
-                os.rmdir(outdir)  # nothing to show for it: leave no empty folder behind
         if ids is None and limit is None:
             raise FormatError("holds no records; nothing written", path=source)
         raise UsageError("no records matched; nothing written", path=source)
     lst.write_lst(result.list_path, entries)
-    if class_map:
-        lst.write_class_map(lst.class_map_path(result.list_path), classes)
-    result.seconds = time.perf_counter() - started
-    return result

@@ -8,6 +8,10 @@ from pathlib import Path
 
 from PIL import Image
 
+#: The first bytes of every JPEG: stand-ins for big images that pass-through packs without
+#: decoding (it checks only that a file starts like an image).
+JPEG_MAGIC = b"\xff\xd8\xff\xe0"
+
 
 def image_bytes(
     width: int, height: int, seed: int = 0, fmt: str = "JPEG", mode: str = "RGB"

@@ -360,3 +360,48 @@ def test_non_finite_labels_are_skipped_by_name(photos: Path, tmp_path: Path) -> 
     assert "label nan is not a finite number (index 0 in the list)" in result.stderr
     assert "label inf is not a finite number (index 1 in the list)" in result.stderr
     assert [r.number for r in RecordReader(str(tmp_path / "n.rec"))] == [0]
+
+
+def test_the_wrong_kind_of_input_is_named_as_such(photos: Path, tmp_path: Path) -> None:
+    rec = tmp_path / "d.rec"
+    run("pack", str(photos), str(rec), "--pass-through")
+    cases = [
+        (["pack", str(rec), str(tmp_path / "y.rec")], "is a RecordIO file, but pack reads"),
+        (["manifest-gen", str(rec), "-", "--s3-prefix", "s3://b/p"], "but manifest-gen reads"),
+        (["manifest-to-lst", str(rec), str(tmp_path / "m")], "is not a manifest"),
+        (["unpack", str(tmp_path / "d.lst"), str(tmp_path / "u")], "is a lst file: unpack reads"),
+        (["unpack", str(photos), str(tmp_path / "u")], "is a folder: unpack reads"),
+    ]
+    for args, message in cases:
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.stderr and len(result.stderr.splitlines()) == 1, result.stderr
+    assert not (tmp_path / "u").exists()
+
+
+def test_pass_through_refuses_options_it_would_ignore_and_non_images(
+    photos: Path, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(
+        cli, ["pack", str(photos), str(tmp_path / "x.rec"), "--pass-through", "--resize", "9"]
+    )
+    assert result.exit_code == 2 and "--resize does not apply with --pass-through" in result.stderr
+    (photos / "cat" / "page.jpg").write_text("<html>404 Not Found</html>")
+    result = CliRunner().invoke(
+        cli, ["pack", str(photos), str(tmp_path / "x.rec"), "--pass-through"]
+    )
+    assert result.exit_code == 1
+    assert "page.jpg: not an image (unknown format" in result.stderr
+
+
+def test_unpack_refuses_to_overwrite_the_list_beside_the_rec_and_cleans_up(
+    photos: Path, tmp_path: Path
+) -> None:
+    rec = tmp_path / "d.rec"
+    run("pack", str(photos), str(rec), "--pass-through")
+    before = (tmp_path / "d.lst").read_bytes()
+    result = CliRunner().invoke(cli, ["unpack", str(rec), str(tmp_path)])
+    assert result.exit_code == 2 and "would overwrite the list beside" in result.stderr
+    assert (tmp_path / "d.lst").read_bytes() == before
+    result = CliRunner().invoke(cli, ["unpack", str(rec), str(tmp_path / "u"), "--ids", "9999"])
+    assert result.exit_code != 0 and not (tmp_path / "u").exists()

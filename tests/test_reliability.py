@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import image_bytes, leftovers, make_tree
+from helpers import JPEG_MAGIC, image_bytes, leftovers, make_tree
 
 from imgfmt.cli import cli
 from imgfmt.recordio import RecordReader, unpack_image_record
@@ -48,7 +48,7 @@ def test_disk_full_during_pack_is_one_line_and_leaves_nothing(tmp_path: Path) ->
     photos = tmp_path / "photos"
     for i in range(80):
         (photos / "ab"[i % 2]).mkdir(parents=True, exist_ok=True)
-        (photos / "ab"[i % 2] / f"{i}.jpg").write_bytes(os.urandom(40_000))
+        (photos / "ab"[i % 2] / f"{i}.jpg").write_bytes(JPEG_MAGIC + os.urandom(40_000))
     out = tmp_path / "out"
     out.mkdir()
     proc = imgfmt_proc(
@@ -205,7 +205,7 @@ def _dataset_with_a_blocking_image(tmp_path: Path, count: int, block_at: int) ->
     photos.mkdir(parents=True)
     lines = []
     for i in range(count):
-        (photos / f"{i:03d}.jpg").write_bytes(os.urandom(300_000))
+        (photos / f"{i:03d}.jpg").write_bytes(JPEG_MAGIC + os.urandom(300_000))
         lines.append(f"{i}\t0.000000\ta/{i:03d}.jpg\n")
     listing = tmp_path / "all.lst"
     listing.write_text("".join(lines))

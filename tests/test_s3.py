@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 from conftest import S3_TEST_SECRET
-from helpers import image_bytes, leftovers, make_tree
+from helpers import JPEG_MAGIC, image_bytes, leftovers, make_tree
 
 from imgfmt import s3 as s3_module
 from imgfmt.cli import cli
@@ -224,7 +224,7 @@ def test_pack_to_s3_streams_a_multipart_upload(s3, tmp_path: Path) -> None:
     blobs = tmp_path / "blobs"
     (blobs / "a").mkdir(parents=True)
     for i in range(3):  # pass-through stores bytes as they are: 12 MiB of records
-        (blobs / "a" / f"{i}.jpg").write_bytes(os.urandom(4 << 20))
+        (blobs / "a" / f"{i}.jpg").write_bytes(JPEG_MAGIC + os.urandom(4 << 20))
     run(s3, "pack", str(blobs), str(tmp_path / "big.rec"), "--pass-through", "--no-shuffle")
     run(s3, "pack", str(blobs), s3.uri("big.rec"), "--pass-through", "--no-shuffle")
     assert s3.get("big.rec") == (tmp_path / "big.rec").read_bytes()
@@ -253,7 +253,7 @@ def test_failed_pack_aborts_the_upload_and_leaves_nothing(s3, tmp_path: Path) ->
     blobs = tmp_path / "blobs" / "a"
     blobs.mkdir(parents=True)
     for i in range(3):
-        (blobs / f"{i}.jpg").write_bytes(os.urandom(3 << 20))
+        (blobs / f"{i}.jpg").write_bytes(JPEG_MAGIC + os.urandom(3 << 20))
     # The second part fails every time: the run fails, the upload is aborted.
     s3.proxy.fail(99, method="PUT", match="partNumber=2", status=500)
     result = run(s3, "pack", str(blobs.parent), s3.uri("out/x.rec"), "--pass-through", code=1)
@@ -271,7 +271,7 @@ def test_interrupted_pack_aborts_the_upload(s3, tmp_path: Path) -> None:
     blobs = tmp_path / "blobs" / "a"
     blobs.mkdir(parents=True)
     for i in range(4):
-        (blobs / f"{i}.jpg").write_bytes(os.urandom(3 << 20))
+        (blobs / f"{i}.jpg").write_bytes(JPEG_MAGIC + os.urandom(3 << 20))
     done = []
 
     def interrupt(n: int) -> None:

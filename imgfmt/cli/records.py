@@ -167,6 +167,23 @@ def pack_cmd(
             raise click.UsageError("recordio-protobuf needs --color 0 (grayscale) or 1 (RGB)")
     elif size is not None:
         raise click.UsageError("--size applies to --format recordio-protobuf only; use --resize")
+    if pass_through:
+        ignored = [
+            name
+            for name, used in (
+                ("--resize", resize),
+                ("--center-crop", center_crop),
+                ("--quality", quality is not None),
+                ("--encoding", encoding != ".jpg"),
+                ("--color", color != "1"),
+            )
+            if used
+        ]
+        if ignored:
+            raise click.UsageError(
+                f"{', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not apply with "
+                "--pass-through, which stores every file unchanged"
+            )
 
     kwargs: dict[str, Any] = {}
     if max_pixels is not None:
