@@ -558,6 +558,13 @@ def read_class_map(path: str) -> dict[int, str]:
 # --------------------------------------------------------------------------- lst-gen
 
 
+def list_prefix(prefix: str) -> str:
+    """A PREFIX given with its ``.lst`` (``data/x.lst``) means ``data/x``: the lists are
+    ``data/x.lst``, never ``data/x.lst.lst`` (as ``split`` reads its OUT_PREFIX too)."""
+    stem, ext = storage.splitext(prefix)
+    return stem if ext.lower() == ".lst" and stem and not stem.endswith(("/", os.sep)) else prefix
+
+
 def _check_prefix(prefix: str) -> None:
     # im2rec runs the prefix through abspath, so "out/" silently becomes "out.lst" beside
     # the folder: the classic prefix/root mix-up. Refuse it rather than guess.
@@ -589,6 +596,7 @@ def make_lists(
     ``root``. Every list file and ``PREFIX.classes.tsv`` appear together or not at all.
     """
     _check_ratios(train_ratio, test_ratio, chunks)
+    prefix = list_prefix(prefix)
     _check_prefix(prefix)
     entries, classes = list_images(root, recursive=recursive, exts=exts)
     if shuffle:

@@ -442,6 +442,8 @@ def make_manifest(
             hint="pass the S3 folder the images are uploaded to, e.g. --s3-prefix s3://bucket/photos",
         )
     prefix = check_s3_prefix(s3_prefix)
+    if out != "-":
+        storage.check_output_folder(out, hint="create it first")
     if remote_folder if is_s3(src) else os.path.isdir(src):
         entries, classes = folder_entries(src, prefix, root=root, multi_label=multi_label)
     else:
@@ -853,11 +855,13 @@ def manifest_to_lst(
     """
     if label_attribute is not None:
         check_label_attribute(label_attribute)
+    prefix = lst.list_prefix(prefix)
     if not prefix or prefix.endswith(("/", os.sep)):
         raise UsageError(
             f"prefix {prefix!r} names a folder, but the list is written to PREFIX.lst",
             hint=f"give a file prefix, e.g. {os.path.join(prefix or '.', 'images')}",
         )
+    storage.check_output_folder(prefix, hint="create it first")
     if storage.splitext(manifest)[1].lower() in (".rec", ".idx", ".lst"):
         raise UsageError(
             f"{manifest} is not a manifest: manifest-to-lst reads SageMaker augmented "

@@ -460,8 +460,8 @@ def pack(
     lst.require_list_or_folder(source, "pack")
     if chunks < 1:
         raise UsageError("--chunks must be at least 1")
-    if storage.is_s3(out_rec):  # a missing bucket is found before the work, not after it
-        storage.check_output_folder(out_rec)
+    # A missing folder or bucket is found before the work, not after it.
+    storage.check_output_folder(out_rec, hint="create it first")
     result = PackResult()
     stem = storage.splitext(out_rec)[0]
     plan: dict[str, Collection[lst.LstEntry]]

@@ -566,12 +566,7 @@ def _prefix(out_prefix: str) -> str:
         )
     stem, ext = storage.splitext(out_prefix)
     prefix = stem if ext.lower() in lst.DATASET_EXTS else out_prefix
-    if storage.is_s3(prefix):
-        storage.check_output_folder(prefix)
-        return prefix
-    folder = os.path.dirname(os.path.abspath(prefix))
-    if not os.path.isdir(folder):
-        raise StorageError("no such folder (create it first)", path=folder)
+    storage.check_output_folder(prefix, hint="create it first")
     return prefix
 
 

@@ -130,3 +130,25 @@ def test_bad_option_combinations_found_by_the_library_exit_2_in_one_line(tmp_pat
         lines = result.stderr.splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]
+
+
+def test_prefixes_given_with_lst_and_missing_output_folders(tmp_path: Path) -> None:
+    from helpers import make_tree
+
+    photos = make_tree(tmp_path / "photos", {"a": 2, "b": 2})
+    result = CliRunner().invoke(
+        cli, ["lst-gen", str(photos), str(tmp_path / "x.lst"), "--recursive"]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.glob("x*")) == ["x.classes.tsv", "x.lst"]
+    for args in (
+        ["pack", str(photos), str(tmp_path / "nope" / "x.rec")],
+        ["split", str(tmp_path / "x.lst"), str(tmp_path / "nope" / "s")],
+        ["manifest-gen", str(photos), str(tmp_path / "nope" / "m.manifest"), "--s3-prefix",
+         "s3://b/p"],
+    ):  # fmt: skip
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1
+        assert result.stderr.strip() == (
+            f"Error: {tmp_path / 'nope'}: output folder does not exist (create it first)"
+        ), result.stderr
