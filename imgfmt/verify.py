@@ -828,7 +828,8 @@ class _RecVerifier:
             return True
         covered = array("q", bytes(8 * len(self.heads)))  # line number indexing each record
         keys: dict[int, int] = {}  # key -> line number
-        entries = guess = 0
+        entries = guess = readable = 0
+        unreadable: list[tuple[int, str]] = []  # (line, text) of lines that are no entry
         with handle:
             for line_no, raw in enumerate(handle, start=1):
                 text = raw.rstrip("\r\n")
@@ -842,12 +843,16 @@ class _RecVerifier:
                 except ValueError:
                     tab = ""
                 if not tab:
-                    problem(
-                        where,
-                        f"expected 'key<TAB>offset' integers, found {text[:60]!r}",
-                        line=line_no,
-                    )
+                    unreadable.append((line_no, text))
                     continue
+                readable += 1
+                for bad_line, bad_text in unreadable:  # now known to be the odd line out
+                    problem(
+                        f"line {bad_line}",
+                        f"expected 'key<TAB>offset' integers, found {ascii(bad_text[:40])}",
+                        line=bad_line,
+                    )
+                unreadable.clear()
                 if key in keys:
                     problem(where, f"key {key} already used on line {keys[key]}", line=line_no)
                 else:
@@ -877,6 +882,21 @@ class _RecVerifier:
                     )
         if count:
             self.file.checked["index_entries"] = entries
+        if unreadable and not readable:
+            # Not an index at all (garbage, another file): one problem, not one per line
+            # and per record.
+            problem(
+                "",
+                f"not an index: none of its {len(unreadable)} lines is 'key<TAB>offset' "
+                "(rebuild it with --fix-idx)",
+            )
+            return found_any
+        for bad_line, bad_text in unreadable:
+            problem(
+                f"line {bad_line}",
+                f"expected 'key<TAB>offset' integers, found {ascii(bad_text[:40])}",
+                line=bad_line,
+            )
         if entries == 0:
             problem("", "empty index: no entries (some readers crash on it)")
         elif self.heads:

@@ -391,11 +391,20 @@ def test_json_report(dataset: tuple[Path, list[int]], tmp_path: Path) -> None:
 
 def test_max_problems_lists_fewer_but_counts_all(dataset: tuple[Path, list[int]]) -> None:
     rec, _ = dataset
-    rec.with_suffix(".idx").write_text("x\n" * 5)
+    rec.with_suffix(".idx").write_text("0\t0\n" + "x\n" * 5)
     lines = run("verify", str(rec), "--max-problems", "2", expect=1)
     assert len(lines) == 4
-    assert lines[2] == "... and 13 more problems (raise --max-problems to list them)"
-    assert lines[3].endswith("15 problems (index 15)")
+    assert lines[2] == "... and 12 more problems (raise --max-problems to list them)"
+    assert lines[3].endswith("14 problems (index 14)")
+
+
+def test_a_file_that_is_no_index_at_all_is_one_problem(dataset: tuple[Path, list[int]]) -> None:
+    rec, _ = dataset
+    rec.with_suffix(".idx").write_bytes(bytes(range(256)) * 3)
+    lines = run("verify", str(rec), expect=1)
+    assert lines[0].endswith("not an index: none of its 4 lines is 'key<TAB>offset' (rebuild it "
+                             "with --fix-idx)")  # fmt: skip
+    assert lines[1].endswith("1 problem (index 1)")
 
 
 def test_missing_paths_and_unknown_extensions(tmp_path: Path) -> None:
