@@ -465,6 +465,7 @@ def pack(
     result = PackResult()
     stem = storage.splitext(out_rec)[0]
     plan: dict[str, Collection[lst.LstEntry]]
+    lists: dict[str, Collection[lst.LstEntry]] = {}  # written after packing
     # Lists, class map and records are one group: they appear together or not at all.
     with AtomicOutputs() as outputs:
         if storage.is_dir(source):
@@ -473,7 +474,7 @@ def pack(
             if shuffle:
                 entries = lst.shuffle_entries(entries, seed)
             plan = dict(lst.plan_splits(entries, stem, chunks=chunks))
-            result.lists.extend(plan)  # written after packing, without the skipped images
+            lists = dict(plan)
             lst.write_class_map_to(outputs.open(lst.class_map_path(stem), "w"), classes)
         else:
             if not storage.exists(source):
@@ -488,6 +489,13 @@ def pack(
             target = lst.class_map_path(stem)
             if found and storage.abspath(found) != storage.abspath(target):
                 lst.write_class_map_to(outputs.open(target, "w"), lst.read_class_map(found))
+            if fmt == RECORDIO_PROTOBUF:
+                # Its records hold no id and no path: a list beside each output is the only
+                # map from record number to image (and what `imgfmt predictions` reads).
+                for key, chunk in plan.items():
+                    list_path = storage.splitext(key)[0] + ".lst"
+                    if not storage.same_path(list_path, source):
+                        lists[list_path] = chunk
         if on_start:
             on_start(sum(len(chunk) for chunk in plan.values()))
         for list_path, chunk in plan.items():
@@ -507,9 +515,17 @@ def pack(
                 fmt=fmt,
                 size=size,
             )
-        for list_path in result.lists:
+        for list_path, chunk in lists.items():
             # Exactly the images packed, in record order: the list a batch transform's
             # output lines up with (`imgfmt predictions`).
-            packed = (e for e in plan[list_path] if e.index not in result.skipped_ids)
+            packed = (e for e in chunk if e.index not in result.skipped_ids)
             lst.write_entries(outputs.open(list_path, "w"), packed)
+            result.lists.append(list_path)
+        if result.skipped and fmt == RECORDIO_PROTOBUF and not lists:
+            log.warning(
+                "%s: skipped images are still in %s, so its lines no longer match the records "
+                "one to one; pack to another name to get a list of what was packed",
+                out_rec,
+                source,
+            )
     return result

@@ -65,6 +65,8 @@ def main() -> None:
 
     Path("data").mkdir()
     print("$ mkdir data")
+    print("(photos/cat/broken.jpg is not a real JPEG: pack will name it, pack the rest and exit 1;")
+    print(" the second pack passes --allow-skip to accept that)")
     run("lst-gen", "photos", "data/photos", "--recursive", "--train-ratio", "0.8")
     run(
         "pack",

@@ -361,3 +361,21 @@ def test_jsonl_keeps_big_integer_labels_without_a_float32_warning(tmp_path: Path
         cli, ["pack", str(listing), str(tmp_path / "b.rec"), "--root", str(photos)]
     )
     assert "float32" in result.stderr
+
+
+def test_protobuf_from_a_list_writes_the_list_of_what_it_packed(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 2, "b": 2})
+    (photos / "a" / "zz.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
+    run("lst-gen", str(photos), str(tmp_path / "all"), "--recursive", "--no-shuffle")
+    out = tmp_path / "out" / "d.rec"
+    out.parent.mkdir()
+    result = CliRunner().invoke(
+        cli,
+        ["pack", str(tmp_path / "all.lst"), str(out), "--format", "recordio-protobuf",
+         "--size", "8x8", "--root", str(photos), "--allow-skip", "--json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["lists"] == [str(tmp_path / "out" / "d.lst")]
+    listed = (tmp_path / "out" / "d.lst").read_text().splitlines()
+    assert len(listed) == len(list(rio_protobuf.iter_records(str(out)))) == 4
+    assert not any("zz.jpg" in line for line in listed)

@@ -83,7 +83,12 @@ def _configure_logging(verbose: int, quiet: bool) -> None:
 @click.group(cls=ImgfmtGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="imgfmt")
 @click.option("-v", "--verbose", count=True, help="More detail; tracebacks on errors.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar, no warnings; errors only.")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No progress bar and no warnings: only errors on stderr (results still go to stdout).",
+)
 @click.option(
     "--profile",
     default=None,

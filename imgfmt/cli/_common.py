@@ -47,6 +47,28 @@ def lazy(module: str, name: str) -> Callable[[str], Any]:
     return call
 
 
+def _parse_exts(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, ...]:
+    exts = tuple(
+        e if e.startswith(".") else f".{e}"
+        for e in (part.strip().lower() for part in value.split(","))
+        if e
+    )
+    if not exts:
+        raise click.BadParameter("give at least one extension, e.g. .jpg,.png", ctx, param)
+    return exts
+
+
+def exts_option(f: F) -> F:
+    """``--exts``: which files are images when a folder is listed (lst-gen's rule)."""
+    return click.option(
+        "--exts",
+        default=".jpeg,.jpg,.png",
+        show_default=True,
+        callback=_parse_exts,
+        help="Extensions to list, comma-separated (case-insensitive; the dot is optional).",
+    )(f)
+
+
 class Settings:
     """Global flags, shared with every command through the Click context."""
 

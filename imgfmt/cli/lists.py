@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import click
 
-from imgfmt.cli._common import emit, json_option
+from imgfmt.cli._common import emit, exts_option, json_option
 
 
 @click.command("lst-gen")
 @click.argument("root")
 @click.argument("prefix")
 @click.option("--recursive", is_flag=True, help="One class per sub-folder (im2rec --recursive).")
-@click.option(
-    "--exts",
-    default=".jpeg,.jpg,.png",
-    show_default=True,
-    help="Extensions to list, comma-separated (case-insensitive).",
-)
+@exts_option
 @click.option("--shuffle/--no-shuffle", default=True, show_default=True, help="Shuffle the list.")
 @click.option(
     "--seed", type=int, default=100, show_default=True, help="Shuffle seed (im2rec: 100)."
@@ -29,7 +24,7 @@ def lst_gen(
     root: str,
     prefix: str,
     recursive: bool,
-    exts: str,
+    exts: tuple[str, ...],
     shuffle: bool,
     seed: int,
     train_ratio: float,
@@ -48,13 +43,11 @@ def lst_gen(
     """
     from imgfmt import lst
 
-    ext_list = tuple(e.strip().lower() for e in exts.split(",") if e.strip())
-    ext_list = tuple(e if e.startswith(".") else "." + e for e in ext_list)
     result = lst.make_lists(
         root,
         prefix,
         recursive=recursive,
-        exts=ext_list,
+        exts=exts,
         shuffle=shuffle,
         seed=seed,
         train_ratio=train_ratio,

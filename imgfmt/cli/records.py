@@ -10,6 +10,7 @@ from imgfmt.cli._common import (
     EXIT_PROBLEMS,
     count_of,
     emit,
+    exts_option,
     human_bytes,
     json_option,
     lazy,
@@ -89,6 +90,7 @@ DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
     help="For a folder SOURCE: shuffle the list it makes (seed --seed).",
 )
 @click.option("--seed", type=int, default=100, show_default=True)
+@exts_option
 @click.option(
     "--max-pixels",
     type=click.IntRange(min=1),
@@ -117,6 +119,7 @@ def pack_cmd(
     shard_size: int | None,
     shuffle: bool,
     seed: int,
+    exts: tuple[str, ...],
     max_pixels: int | None,
     allow_skip: bool,
     workers: int | None,
@@ -209,12 +212,16 @@ def pack_cmd(
             chunks=chunks,
             shuffle=shuffle,
             seed=seed,
+            exts=exts,
             on_start=set_total,
             on_progress=advance,
             fmt=fmt,
             size=size,
         )
-    human = [f"wrote {path}" for path in result.lists + result.outputs]
+    human = [f"wrote {path}" for path in result.lists]
+    for path in result.outputs:
+        index = f" + {path[: -len('.rec')]}.idx" if fmt == pack.RECORDIO else ""
+        human.append(f"wrote {path}{index}")
     human.append(
         f"packed {result.packed}, skipped {len(result.skipped)}, "
         f"{human_bytes(result.bytes_written)} in {result.seconds:.1f} s"
