@@ -389,12 +389,7 @@ def unpack(
         storage.check_output_folder(storage.abspath(outdir))
     else:
         created = not os.path.exists(outdir)
-        try:
-            os.makedirs(outdir, exist_ok=True)
-        except OSError as err:
-            raise StorageError(
-                f"cannot create folder: {describe_os_error(err)}", path=outdir
-            ) from err
+        _make_folder(outdir)
     result = UnpackResult(outdir=outdir, list_path=list_path)
     try:
         _unpack_into(source, outdir, result, ids, limit, classes, on_progress)
@@ -406,6 +401,13 @@ def unpack(
         lst.write_class_map(lst.class_map_path(result.list_path), classes)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _make_folder(folder: str) -> None:
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise StorageError(f"cannot create folder: {describe_os_error(err)}", path=folder) from err
 
 
 def _remove_empty_folders(folder: str) -> None:
@@ -451,12 +453,7 @@ def _unpack_into(
                     raise FormatError(f"refusing to write outside {outdir}: {relpath}", path=source)
                 parent = os.path.dirname(target)
                 if parent not in made_dirs:
-                    try:
-                        os.makedirs(parent, exist_ok=True)
-                    except OSError as err:
-                        raise StorageError(
-                            f"cannot create folder: {describe_os_error(err)}", path=parent
-                        ) from err
+                    _make_folder(parent)
                     made_dirs.add(parent)
             writer.write(target, image)
             entries.append(item.entry)
