@@ -405,3 +405,11 @@ def test_unpack_refuses_to_overwrite_the_list_beside_the_rec_and_cleans_up(
     assert (tmp_path / "d.lst").read_bytes() == before
     result = CliRunner().invoke(cli, ["unpack", str(rec), str(tmp_path / "u"), "--ids", "9999"])
     assert result.exit_code != 0 and not (tmp_path / "u").exists()
+
+
+def test_encoding_takes_the_extension_with_or_without_its_dot(photos: Path, tmp_path: Path) -> None:
+    for spelling in ("png", "PNG", ".png"):
+        rec = tmp_path / f"{spelling.strip('.')}.rec"
+        run("pack", str(photos), str(rec), "--encoding", spelling, "--resize", "16")
+        first = next(iter(RecordReader(str(rec))))
+        assert unpack_image_record(first.payload)[1].startswith(b"\x89PNG")

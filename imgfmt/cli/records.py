@@ -60,7 +60,14 @@ DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
     help="JPEG quality 1-100 (default 95); with --encoding .png, the PNG compression level "
     "0-9 (default 9: im2rec's 95, as OpenCV clamps it).",
 )
-@click.option("--encoding", type=click.Choice([".jpg", ".png"]), default=".jpg", show_default=True)
+@click.option(
+    "--encoding",
+    type=click.Choice([".jpg", ".png", "jpg", "png"], case_sensitive=False),
+    default=".jpg",
+    show_default=True,
+    callback=lambda _ctx, _param, value: "." + value.lower().lstrip("."),
+    help="Encoding of re-encoded images (the dot is optional).",
+)
 @click.option(
     "--color",
     type=click.Choice(["1", "0", "-1"]),
