@@ -229,12 +229,15 @@ def _kill_when_blocked(args: list[str], written: Callable[[], bool]) -> None:
         start_new_session=True,  # its own process group: the kill takes any worker with it
     )
     deadline = time.monotonic() + 60
-    while not written():
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        assert time.monotonic() < deadline, "pack never wrote anything"
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    try:
+        while not written():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "pack never wrote anything"
+            time.sleep(0.02)
+    finally:  # also when the test fails: a pack blocked on the FIFO must not outlive it
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
 
 
