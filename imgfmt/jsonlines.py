@@ -127,12 +127,10 @@ def format_jsonl_line(
 
 
 class JsonlWriter:
-    """Append image lines to an open text stream (from ``AtomicOutputs``); ids must be unique.
+    """Append image lines to an open binary stream (from ``AtomicOutputs``), UTF-8; ids must
+    be unique. Closes nothing: the stream belongs to the caller."""
 
-    Closes nothing: the stream belongs to the caller. ``bytes_written`` counts UTF-8 bytes.
-    """
-
-    def __init__(self, stream: IO[str], name: str = "<stream>") -> None:
+    def __init__(self, stream: IO[bytes], name: str = "<stream>") -> None:
         self._stream = stream
         self.name = name
         self.records_written = 0
@@ -140,17 +138,21 @@ class JsonlWriter:
         self._ids: set[int] = set()
 
     def write(self, index: int, labels: float | Sequence[float], path: str, image: bytes) -> None:
+        self.write_line(format_jsonl_line(index, labels, path, image).encode("utf-8"), index)
+
+    def write_line(self, line: bytes, index: int) -> None:
+        """Write a line already made by :func:`format_jsonl_line` (and encoded), whose id is
+        ``index`` (``pack`` makes lines in its workers)."""
         if index in self._ids:
             raise FormatError(
                 f"id {index} is used twice",
                 path=self.name,
                 hint="ids (the .lst index column) must be unique",
             )
-        line = format_jsonl_line(index, labels, path, image)
         self._stream.write(line)
         self._ids.add(index)
         self.records_written += 1
-        self.bytes_written += len(line.encode("utf-8"))
+        self.bytes_written += len(line)
 
     def write_entry(self, entry: JsonlEntry) -> None:
         labels = entry.labels if entry.multi_label else entry.labels[0]
@@ -167,7 +169,7 @@ class JsonlFileWriter(AtomicFileWriter, JsonlWriter):
     def __init__(self, path: str) -> None:
         self.path = path
         AtomicFileWriter.__init__(self)
-        JsonlWriter.__init__(self, self._outputs.open(path, "w"), name=path)
+        JsonlWriter.__init__(self, self._outputs.open(path, "wb"), name=path)
 
 
 # --------------------------------------------------------------------------- checking

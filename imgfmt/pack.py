@@ -24,10 +24,10 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import IO
+from typing import TYPE_CHECKING, Union
 
 from imgfmt import jsonlines, lst, s3, storage
-from imgfmt.errors import FormatError, ImgfmtError, UsageError
+from imgfmt.errors import ImgfmtError, UsageError
 from imgfmt.images import ImageOptions, process_image, sniff_extension
 from imgfmt.recordio import (
     IDX_SUFFIX,
@@ -39,6 +39,9 @@ from imgfmt.recordio import (
     survives_float32,
 )
 from imgfmt.storage import AtomicOutputs, sibling
+
+if TYPE_CHECKING:
+    from imgfmt.rio_protobuf import RioProtobufWriter
 
 log = logging.getLogger(__name__)
 
@@ -170,37 +173,6 @@ def _encode_pixels(
     if len(payload) > MAX_PAYLOAD:
         raise ImgfmtError(f"{len(payload)} bytes is more than one record can hold (2**29 - 1)")
     return payload
-
-
-class _PayloadWriter:
-    """Writes pre-encoded payloads of the non-RecordIO formats: JSON lines as they are,
-    protobuf records in the SageMaker SDK's framing. Ids must be unique in JSON Lines."""
-
-    def __init__(self, stream: IO[bytes], path: str, fmt: str) -> None:
-        self.stream = stream
-        self.path = path
-        self.fmt = fmt
-        self.records_written = 0
-        self.bytes_written = 0
-        self._ids: set[int] = set()
-
-    def write(self, payload: bytes, key: int) -> None:
-        if self.fmt == JSONLINES:
-            if key in self._ids:
-                raise FormatError(
-                    f"id {key} is used twice",
-                    path=self.path,
-                    hint="ids (the .lst index column) must be unique",
-                )
-            self._ids.add(key)
-            data = payload
-        else:
-            from imgfmt.rio_protobuf import frame
-
-            data = frame(payload)
-        self.stream.write(data)
-        self.records_written += 1
-        self.bytes_written += len(data)
 
 
 def _encode_batch(job: _Job, batch: list[lst.LstEntry]) -> list[tuple[bytes | None, str | None]]:
@@ -343,6 +315,10 @@ def parse_size(text: str) -> int:
     return int(value * units[unit])
 
 
+#: The writers pack_entries appends payloads to, one per output format.
+_Writer = Union[RecordWriter, "jsonlines.JsonlWriter", "RioProtobufWriter"]
+
+
 def pack_entries(
     entries: Iterable[lst.LstEntry],
     out_rec: str,
@@ -387,22 +363,35 @@ def pack_entries(
 
     owned = outputs is None
     group = AtomicOutputs() if outputs is None else outputs
-    shards: list[tuple[str, RecordWriter | _PayloadWriter]] = []
+    shards: list[tuple[str, _Writer]] = []
 
-    def new_shard() -> RecordWriter | _PayloadWriter:
+    def new_shard() -> tuple[_Writer, Callable[[bytes, int], object]]:
+        """The next output, and how to append a worker's payload with its list index."""
+        from imgfmt.rio_protobuf import RioProtobufWriter
+
         path = f"{stem}_{len(shards)}{ext}" if shard_size else out_rec
         stream = group.open(path, "wb")
-        writer: RecordWriter | _PayloadWriter
+        writer: _Writer
+        put: Callable[[bytes, int], object]
         if fmt == RECORDIO:
-            index = group.open(sibling(path, IDX_SUFFIX), "w")
-            writer = RecordWriter(stream, index, name=path)
+            writer = RecordWriter(stream, group.open(sibling(path, IDX_SUFFIX), "w"), name=path)
+            put = writer.write
+        elif fmt == JSONLINES:
+            writer = jsonlines.JsonlWriter(stream, name=path)
+            put = writer.write_line
         else:
-            writer = _PayloadWriter(stream, path, fmt)
+            protobuf = writer = RioProtobufWriter(stream, name=path)
+
+            def put_record(payload: bytes, _index: int) -> int:
+                return protobuf.write_payload(payload)  # its records hold no id
+
+            put = put_record
+
         shards.append((path, writer))
-        return writer
+        return writer, put
 
     with group if owned else contextlib.nullcontext(group):
-        writer = new_shard()
+        writer, put = new_shard()
         for entry, payload, reason in _ordered_results(job, entries, workers or default_workers()):
             if on_progress:
                 on_progress(1)
@@ -413,8 +402,8 @@ def pack_entries(
                 log.warning("skipped %s: %s", path, reason)
                 continue
             if shard_size and writer.records_written and writer.bytes_written >= shard_size:
-                writer = new_shard()
-            writer.write(payload, key=entry.index)
+                writer, put = new_shard()
+            put(payload, entry.index)
         packed = sum(w.records_written for _p, w in shards)
         if packed == 0:
             raise ImgfmtError(
