@@ -28,6 +28,7 @@ from typing import Any
 
 from imgfmt import jsonlines, lst, storage
 from imgfmt.errors import FormatError, ImgfmtError, StorageError, UsageError, excerpt
+from imgfmt.formats import content_format
 from imgfmt.recordio import IDX_SUFFIX, RecordReader, RecordWriter, read_idx, unpack_image_record
 from imgfmt.storage import AtomicOutputs, open_input, sibling
 
@@ -545,17 +546,10 @@ def _kind(path: str) -> tuple[str, str]:
 
 def _refine_kind(source: str, kind: str, idx_path: str | None) -> str:
     """A ``.jsonl`` may be a manifest or an image dataset, a ``.rec`` without an ``.idx`` an
-    MXNet or a RecordIO-protobuf file: the first line or record tells."""
-    if kind == "manifest" and storage.splitext(source)[1].lower() == ".jsonl":
-        return "jsonlines" if jsonlines.sniff_jsonl(source) else kind
-    if kind == "rec" and idx_path is None:
-        from imgfmt import rio_protobuf
-
-        try:
-            return "recordio-protobuf" if rio_protobuf.sniff(source) else kind
-        except FormatError:
-            return kind  # the MXNet reader reports the damage, with where
-    return kind
+    MXNet or a RecordIO-protobuf file: the content tells (:mod:`imgfmt.formats`)."""
+    if kind not in ("manifest", "rec"):
+        return kind
+    return content_format(source, has_index=idx_path is not None) or kind
 
 
 def _prefix(out_prefix: str) -> str:

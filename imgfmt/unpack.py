@@ -25,10 +25,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from imgfmt import jsonlines, lst, storage
+from imgfmt import formats, jsonlines, lst, storage
 from imgfmt.errors import FormatError, StorageError, UsageError
+from imgfmt.formats import content_format
 from imgfmt.images import sniff_extension
-from imgfmt.recordio import IDX_SUFFIX, IRHeader, RecordReader, unpack_image_record
+from imgfmt.recordio import IRHeader, RecordReader, unpack_image_record
 from imgfmt.storage import describe_os_error, is_s3
 
 log = logging.getLogger(__name__)
@@ -258,18 +259,17 @@ def _jsonl_items(
         if relpath is None:
             log.warning("path %r is not a safe relative path; writing under the class", entry.path)
             relpath = fallback
-        elif relpath in used:
-            stem, ext = os.path.splitext(relpath)
-            relpath = f"{stem}.{entry.index}{ext}"
-            log.warning(
-                "id %d: path %r was already written for another line; writing %s instead (the "
-                "list then packs to other paths)",
-                entry.index,
-                entry.path,
-                relpath,
-            )
-            folder = relpath.rpartition("/")[0] or "."
         else:
+            if relpath in used:
+                stem, ext = os.path.splitext(relpath)
+                relpath = f"{stem}.{entry.index}{ext}"
+                log.warning(
+                    "id %d: path %r was already written for another line; writing %s instead "
+                    "(the list then packs to other paths)",
+                    entry.index,
+                    entry.path,
+                    relpath,
+                )
             folder = relpath.rpartition("/")[0] or "."
         if relpath in used:
             raise FormatError(f"two images would be written to {relpath}", path=source)
@@ -325,18 +325,11 @@ def _protobuf_items(
 
 
 def source_format(source: str) -> str:
-    """``"jsonlines"`` for a ``.jsonl``; for anything else ``"recordio-protobuf"`` when its
-    first record is a protobuf ``Record``, else ``"recordio"``."""
+    """``"jsonlines"`` for a ``.jsonl``; for a ``.rec``, ``"recordio-protobuf"`` when its
+    records are protobuf ``Record``s, else ``"recordio"``."""
     if storage.splitext(source)[1].lower() == ".jsonl":
-        return "jsonlines"
-    if storage.exists(storage.sibling(source, IDX_SUFFIX)):
-        return "recordio"  # only MXNet datasets come with an index; no need to read
-    from imgfmt import rio_protobuf
-
-    try:
-        return "recordio-protobuf" if rio_protobuf.sniff(source) else "recordio"
-    except FormatError:
-        return "recordio"  # damaged from the start: the RecordIO reader says where
+        return formats.JSONLINES
+    return content_format(source) or "recordio"
 
 
 def unpack(

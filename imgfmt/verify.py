@@ -46,9 +46,10 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from imgfmt import lst, storage
+from imgfmt import formats, lst, storage
 from imgfmt.errors import FormatError, ImgfmtError, UsageError
-from imgfmt.jsonlines import iter_jsonl_problems, sniff_jsonl
+from imgfmt.formats import content_format
+from imgfmt.jsonlines import iter_jsonl_problems
 from imgfmt.recordio import (
     CFLAG_FIRST,
     CFLAG_LAST,
@@ -215,17 +216,12 @@ def _refine_kind(path: str, kind: str) -> str:
     dataset from a manifest, a RecordIO-protobuf ``.rec`` (no ``.idx``) from an MXNet one.
     Anything unreadable keeps its kind: that check reports the problem."""
     try:
-        if kind == "manifest":
-            return "jsonl" if sniff_jsonl(path) else kind
-        if kind == "rec" and not path.lower().endswith(IDX_SUFFIX):
-            if storage.exists(sibling(path, IDX_SUFFIX)):
-                return kind
-            from imgfmt import rio_protobuf
-
-            return "recordio-protobuf" if rio_protobuf.sniff(path) else kind
+        found = content_format(path)
     except ImgfmtError:
-        pass
-    return kind
+        return kind
+    return {formats.JSONLINES: "jsonl", formats.RECORDIO_PROTOBUF: "recordio-protobuf"}.get(
+        found or "", kind
+    )
 
 
 def input_kind(path: str) -> str:
