@@ -3,7 +3,7 @@
 Every command goes through this module for paths, so each works the same on both: the
 path helpers (:func:`join`, :func:`dirname`, :func:`splitext`, ...), the questions
 (:func:`exists`, :func:`is_file`, :func:`is_dir`: for S3, a prefix with keys under it is
-a folder), reading (:func:`open_input`, :func:`read_bytes`, :func:`read_many`) and writing
+a folder), reading (:func:`open_input`, :func:`read_range`, :func:`read_many`) and writing
 (:class:`AtomicOutputs`, :func:`write_file`). ``imgfmt.s3`` does the S3 requests.
 
 Outputs appear complete or not at all. Local files are written under a temporary name in
@@ -251,14 +251,6 @@ def input_size(stream: IO[Any]) -> int:
     return os.fstat(stream.fileno()).st_size
 
 
-def read_bytes(path: str) -> bytes:
-    """The whole file or object (for S3, one GET)."""
-    if is_s3(path):
-        return s3.get_bytes(path)
-    with open_input(path, "rb") as handle:
-        return handle.read()
-
-
 def read_range(path: str, start: int, length: int | None) -> bytes:
     """``length`` bytes from byte ``start`` (to the end if None); for S3 one ranged GET."""
     if is_s3(path):
@@ -386,22 +378,20 @@ class _LocalOutput:
             raise StorageError(
                 f"cannot create output: {describe_os_error(err)}", path=final
             ) from err
-        buffered = _GuardedWriter(raw, buffer_size=IO_BUFFER_SIZE)
-        buffered.final = final
+        self.buffered = _GuardedWriter(raw, buffer_size=IO_BUFFER_SIZE)
+        self.buffered.final = final
         if "b" in mode:
-            self.handle: IO[Any] = buffered  # type: ignore[assignment]
+            self.handle: IO[Any] = self.buffered  # type: ignore[assignment]
         else:
-            self.handle = io.TextIOWrapper(buffered, encoding="utf-8", newline="")
+            self.handle = io.TextIOWrapper(self.buffered, encoding="utf-8", newline="")
 
     def finish(self) -> None:
         try:
             self.handle.flush()
             os.fsync(self.handle.fileno())
             self.handle.close()
-        except OSError as err:
-            raise StorageError(
-                f"cannot write output: {describe_os_error(err)}", path=self.final
-            ) from err
+        except OSError as err:  # fsync or close: the same message as a failed write
+            raise self.buffered._failure(err) from err
 
     def publish(self) -> None:
         try:
@@ -636,7 +626,6 @@ __all__ = [
     "join",
     "list_s3",
     "open_input",
-    "read_bytes",
     "read_many",
     "sibling",
     "splitext",
