@@ -125,8 +125,8 @@ def cli(
     """
     from imgfmt import s3  # boto3 itself is imported only by the first S3 request
 
-    ctx.obj = Settings(verbose, quiet, profile=profile, region=region, endpoint_url=endpoint_url)
-    s3.configure(profile=profile, region=region, endpoint_url=endpoint_url)
+    ctx.obj = Settings(verbose, quiet)
+    s3.configure(profile=profile, region=region, endpoint_url=endpoint_url)  # the one holder
     _configure_logging(verbose, quiet)
 
 

@@ -72,21 +72,9 @@ def exts_option(f: F) -> F:
 class Settings:
     """Global flags, shared with every command through the Click context."""
 
-    def __init__(
-        self,
-        verbose: int = 0,
-        quiet: bool = False,
-        *,
-        profile: str | None = None,
-        region: str | None = None,
-        endpoint_url: str | None = None,
-    ) -> None:
+    def __init__(self, verbose: int = 0, quiet: bool = False) -> None:
         self.verbose = verbose
         self.quiet = quiet
-        # How s3:// paths are reached (None: as boto3 finds it), handed to imgfmt.s3.
-        self.profile = profile
-        self.region = region
-        self.endpoint_url = endpoint_url
 
 
 def json_option(func: F) -> F:
