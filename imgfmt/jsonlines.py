@@ -274,19 +274,28 @@ class _LineChecker:
         return data
 
 
-def iter_jsonl_problems(lines: Iterable[str], name: str) -> Iterator[tuple[int, str, str]]:
-    """Every problem of a JSON Lines image dataset: ``(line number from 1, check, message)``.
-
-    ``check`` is ``json``, ``field``, ``id``, ``path``, ``label`` or ``image``. Nothing raises,
-    whatever the text (decode the file with ``errors="surrogateescape"`` so that bytes that are
-    not UTF-8 are reported, not raised). ``name`` names the input; messages do not repeat it.
-    """
-    del name  # messages are per line; the caller names the file
+def check_jsonl(lines: Iterable[str]) -> Iterator[tuple[int, JsonlEntry | None, list[Problem]]]:
+    """Every line of JSON Lines text, checked: ``(line number from 1, entry or None,
+    problems)``, ``problems`` being ``(check, message)`` pairs (empty for a good line).
+    Nothing raises, whatever the text (decode the file with ``errors="surrogateescape"`` so
+    that bytes that are not UTF-8 are reported, not raised)."""
     checker = _LineChecker()
     for number, raw in enumerate(lines, start=1):
         if number == 1:
             raw = raw.removeprefix(BOM)
-        for check, message in checker.check(number, raw)[1]:
+        entry, problems = checker.check(number, raw)
+        yield number, entry, problems
+
+
+def iter_jsonl_problems(lines: Iterable[str], name: str) -> Iterator[tuple[int, str, str]]:
+    """Every problem of a JSON Lines image dataset: ``(line number from 1, check, message)``.
+
+    ``check`` is ``json``, ``field``, ``id``, ``path``, ``label`` or ``image``; see
+    :func:`check_jsonl`. ``name`` names the input; messages do not repeat it.
+    """
+    del name  # messages are per line; the caller names the file
+    for number, _entry, problems in check_jsonl(lines):
+        for check, message in problems:
             yield number, check, message
 
 
@@ -294,13 +303,9 @@ def parse_jsonl(
     lines: Iterable[str], name: str, on_problem: Callable[[FormatError], None] | None = None
 ) -> Iterator[JsonlEntry]:
     """The entries of JSON Lines text, checked strictly: the first problem (see
-    :func:`iter_jsonl_problems`) of a line raises ``FormatError`` naming ``name`` and the
-    line; with ``on_problem``, that error is passed to it instead and the line skipped."""
-    checker = _LineChecker()
-    for number, raw in enumerate(lines, start=1):
-        if number == 1:
-            raw = raw.removeprefix(BOM)
-        entry, problems = checker.check(number, raw)
+    :func:`check_jsonl`) of a line raises ``FormatError`` naming ``name`` and the line;
+    with ``on_problem``, that error is passed to it instead and the line skipped."""
+    for number, entry, problems in check_jsonl(lines):
         if problems:
             _check, message = problems[0]
             error = FormatError(message, path=name, where=f"line {number}")
@@ -360,6 +365,7 @@ __all__ = [
     "JsonlEntry",
     "JsonlFileWriter",
     "JsonlWriter",
+    "check_jsonl",
     "format_jsonl_line",
     "iter_jsonl_problems",
     "looks_like_jsonl_dataset",

@@ -49,7 +49,7 @@ from typing import IO, TYPE_CHECKING, Any
 from imgfmt import formats, lst, storage
 from imgfmt.errors import FormatError, ImgfmtError, UsageError
 from imgfmt.formats import content_format
-from imgfmt.jsonlines import iter_jsonl_problems
+from imgfmt.jsonlines import check_jsonl
 from imgfmt.recordio import (
     CFLAG_FIRST,
     CFLAG_LAST,
@@ -1021,43 +1021,25 @@ def _verify_manifest(path: str, file: FileReport, report: Report) -> None:
 
 def _verify_jsonl(path: str, file: FileReport, report: Report, decode: bool) -> None:
     """A JSON Lines image dataset: every line's JSON, fields, unique ids and base64; with
-    ``decode``, every image decoded."""
+    ``decode``, every image decoded (in the same pass: the check already holds its bytes)."""
     try:
         handle = open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape")
     except ImgfmtError as err:
         report.add(file, Problem(path, "input", "", err.reason))
         return
-
-    def counted(stream: Iterable[str]) -> Iterator[str]:
-        for text in stream:
-            file.checked["jsonl_lines"] += 1
-            yield text
-
     with handle:
-        bad: set[int] = set()
-        for line_no, check, message in iter_jsonl_problems(counted(handle), path):
-            bad.add(line_no)
-            report.add(file, Problem(path, check, f"line {line_no}", message, line=line_no))
-        if decode:
-            _decode_jsonl(path, file, report, bad)
+        for line_no, entry, problems in check_jsonl(handle):
+            file.checked["jsonl_lines"] += 1
+            where = f"line {line_no}"
+            for check, message in problems:
+                report.add(file, Problem(path, check, where, message, line=line_no))
+            if decode and entry is not None:
+                file.checked["images_decoded"] += 1
+                reason = decode_problem(entry.image)
+                if reason is not None:
+                    report.add(file, Problem(path, "decode", where, reason, line=line_no))
     if file.checked["jsonl_lines"] == 0:
         report.add(file, Problem(path, "jsonl", "", "no lines: the dataset is empty"))
-
-
-def _decode_jsonl(path: str, file: FileReport, report: Report, bad: set[int]) -> None:
-    """Decode the image of every line that parsed (a second, streaming pass)."""
-    import base64
-    import json
-
-    with open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            if line_no in bad or not raw.strip():
-                continue
-            data = base64.b64decode(json.loads(raw)["image"])
-            file.checked["images_decoded"] += 1
-            reason = decode_problem(data)
-            if reason is not None:
-                report.add(file, Problem(path, "decode", f"line {line_no}", reason, line=line_no))
 
 
 def _verify_protobuf(path: str, file: FileReport, report: Report) -> None:
