@@ -378,12 +378,19 @@ def payload_problems(payload: bytes, feature_size: int | None = None) -> list[tu
     """What is wrong with one payload, as ``(check, message)`` pairs: ``protobuf`` (not a
     ``Record`` with a ``values`` tensor), ``values`` (not finite, or a size other than
     ``feature_size``, the size of the file's first record), ``label`` (not finite)."""
+    return _check_payload(payload, feature_size)[0]
+
+
+def _check_payload(
+    payload: bytes, feature_size: int | None
+) -> tuple[list[tuple[str, str]], int | None]:
+    """:func:`payload_problems`, and the number of feature values (None: not a record)."""
     import numpy as np
 
     try:
         values, _shape, labels = decode_dense(payload)
     except FormatError as err:
-        return [("protobuf", str(err))]
+        return [("protobuf", str(err))], None
     problems: list[tuple[str, str]] = []
     if values.size and not np.isfinite(values).all():
         bad = int(np.count_nonzero(~np.isfinite(values)))
@@ -394,7 +401,7 @@ def payload_problems(payload: bytes, feature_size: int | None = None) -> list[tu
         )
     if not all(math.isfinite(label) for label in labels):
         problems.append(("label", f"label {list(labels)} is not finite"))
-    return problems
+    return problems, values.size
 
 
 def iter_problems(
@@ -418,10 +425,11 @@ def iter_problems(
         if on_record is not None:
             on_record()
         where = f"record {record.number} at byte {record.offset}"
-        for check, message in payload_problems(record.payload, feature_size):
+        problems, size = _check_payload(record.payload, feature_size)
+        for check, message in problems:
             yield where, check, message
-        if feature_size is None and is_rio_protobuf(record.payload):
-            feature_size = decode_dense(record.payload)[0].size
+        if feature_size is None:
+            feature_size = size  # the first record's size is the one all others must have
     yield from damage
 
 
