@@ -380,12 +380,6 @@ def check_bucket(uri: str) -> None:
         ) from err
 
 
-def missing(uri: str, what: str = "object") -> StorageError:
-    """The error for an object that is not there: says whether the bucket is missing too."""
-    check_bucket(uri)  # raises "bucket does not exist", "access denied", ...
-    return NotFound(f"no such {what}", path=uri, hint="check the key")
-
-
 def list_keys(uri: str, *, recursive: bool = True) -> Iterator[str]:
     """The keys under ``uri/`` relative to it, page by page (ListObjectsV2, 1,000 a page).
 
