@@ -643,10 +643,34 @@ def test_module_import_does_not_import_pillow() -> None:
     assert out.stdout.split() == ["False", "False"]
 
 
-def test_mild_shrink_averages_areas_and_larger_ones_stay_bilinear() -> None:
+def test_mild_shrink_is_supersampled_and_larger_ones_stay_bilinear() -> None:
     source = photo(120, 90)
     data = encode(source, "PNG")
     mild = decode(process_image(data, ImageOptions(resize=80, encoding=".png", quality=1)))
-    assert psnr(mild, source.resize((106, 80), Image.Resampling.BOX)) == float("inf")
+    # 2x2 samples on the output grid, averaged: the documented method, to the pixel...
+    fine = source.resize((212, 160), Image.Resampling.NEAREST)
+    assert psnr(mild, fine.reduce(2)) == float("inf")
+    # ...and at least as close to a Lanczos reduction as area averaging (43.6 against 39.7 dB).
+    lanczos = source.resize((106, 80), Image.Resampling.LANCZOS)
+    assert psnr(mild, lanczos) > psnr(source.resize((106, 80), Image.Resampling.BOX), lanczos)
     large = decode(process_image(data, ImageOptions(resize=40, encoding=".png", quality=1)))
     assert psnr(large, source.resize((53, 40), Image.Resampling.BILINEAR)) == float("inf")
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_mild_shrink_of_every_kind_of_source_keeps_its_mode(source: str) -> None:
+    """Supersampling covers L, RGB, LA and RGBA (averaged with premultiplied alpha); a 16-bit
+    PNG kept 16-bit is filtered instead. Measured against Lanczos: 32.9 dB (palette with a
+    transparent colour) to 48.0 dB (LA)."""
+    options = ImageOptions(color=-1, encoding=".png", quality=1, resize=40)
+    out = decode(process_image(SOURCES[source], options))
+    assert (out.size, out.mode) == ((53, 40), UNCHANGED_MODES[source][0])
+    reference = decode(SOURCES[source])
+    reference = reference.convert("RGBA") if reference.mode == "P" else reference
+    reference = reference.resize((53, 40), Image.Resampling.LANCZOS).convert(out.mode)
+    if out.mode == "I;16":
+        out, reference = (
+            Image.fromarray((np.asarray(i) >> 8).astype(np.uint8)) for i in (out, reference)
+        )
+    premultiplied = {"RGBA": "RGBa", "LA": "La"}.get(out.mode, out.mode)
+    assert psnr(out.convert(premultiplied), reference.convert(premultiplied)) > 30
