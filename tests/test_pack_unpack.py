@@ -413,3 +413,19 @@ def test_encoding_takes_the_extension_with_or_without_its_dot(photos: Path, tmp_
         run("pack", str(photos), str(rec), "--encoding", spelling, "--resize", "16")
         first = next(iter(RecordReader(str(rec))))
         assert unpack_image_record(first.payload)[1].startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("count", [0, 1, 7, 40, 120, 2001])
+@pytest.mark.parametrize("workers", [1, 2, 8])
+def test_batches_keep_every_entry_in_order_and_shrink_at_the_end(count: int, workers: int) -> None:
+    """Workers finish together: near the end no batch is more than a 2 * workers-th of what is
+    left, while the bulk keeps full batches (inter-process overhead)."""
+    batches = list(pack_module._batches(range(count), 8, workers))  # type: ignore[arg-type]
+    assert [x for batch in batches for x in batch] == list(range(count))
+    left = count
+    for batch in batches:
+        assert 1 <= len(batch) <= 8
+        assert len(batch) == 8 or len(batch) <= max(1, left // (2 * workers))
+        left -= len(batch)
+    full = sum(len(batch) == 8 for batch in batches)
+    assert full >= (count - 8 * (2 * workers + 1)) // 8
