@@ -234,12 +234,12 @@ def _ordered_results(
             for entry, (payload, reason) in zip(batch, results):
                 yield entry, payload, reason
     except BaseException:  # an error, Ctrl-C, or the consumer stopped: do not wait for work
-        for _batch, future in pending:
-            future.cancel()
         if isinstance(executor, ThreadPoolExecutor):
+            for _batch, future in pending:
+                future.cancel()
             executor.shutdown(wait=False, cancel_futures=True)
         else:
-            stop_pool(executor)
+            stop_pool(executor)  # cancels the queued batches itself (see there)
         raise
     executor.shutdown(wait=True)
 

@@ -555,16 +555,14 @@ class _Decoder:
             self._collect_oldest()
 
     def close(self) -> None:
-        unfinished = bool(self._pending)  # an error or Ctrl-C: do not wait for the workers
-        for _where, future in self._pending:
-            future.cancel()
-        if self._executor is not None:
-            if unfinished:
-                from imgfmt.workers import stop_pool
+        if self._executor is None:
+            return  # decoded in this process: nothing is pending
+        if self._pending:  # an error or Ctrl-C: do not wait for the workers
+            from imgfmt.workers import stop_pool
 
-                stop_pool(self._executor)
-            else:
-                self._executor.shutdown(wait=True)
+            stop_pool(self._executor)  # cancels the queued batches itself (see there)
+        else:
+            self._executor.shutdown(wait=True)
 
 
 # --------------------------------------------------------------------------- .rec and .idx
