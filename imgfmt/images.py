@@ -63,18 +63,24 @@ DRAFT_MARGIN = 0.97
 # filters: twice as fast as filtering all the way for a 3000x2000 PNG to 256, and within 0.5 dB.
 REDUCING_GAP = 2.0
 
-# A shrink by less than this factor (both axes) of a fully decoded image -- ImageNet's typical
-# 500x375 to 256 is 1.46x -- is supersampled: the image is sampled (NEAREST) on a grid twice as
-# fine as the output and each 2x2 block of samples averaged (Image.reduce). Pillow's convolving
-# filters are scalar C, and they were half of a resize pack's time: for 500x375 to 341x256, BOX
-# takes 0.91 ms and BILINEAR 1.35, supersampling 0.48, so the benchmark's 2,000-image pack on
-# 2 cores went from 2.40 to 1.95 s. Quality: against Lanczos, on the benchmark's 500x375 images,
-# 45.3 dB (BOX 46.1, OpenCV-style point-sampled bilinear, i.e. im2rec, 43.7); on aliasing-prone
-# patterns (zone plate, 1-in-3 stripes, noise) closer than both (18.8/16.5/22.2 dB against BOX's
-# 16.9/14.6/19.6). 42.3 dB from im2rec's own pixels (BOX: 42.8). Larger shrinks, and those after
-# a reduced-size decode (itself an average), keep BILINEAR: it lands closest to im2rec's
-# (aliased) pixels there (tests/test_pack_interop.py).
+# A shrink by less than this factor (the smaller of the two axes') of a fully decoded image to at
+# most SUPERSAMPLE_MAX_PIXELS -- ImageNet's typical 500x375 to 256 is 1.46x -- is supersampled:
+# the image is sampled (NEAREST) on a grid twice as fine as the output and each 2x2 block of
+# samples averaged (Image.reduce). Pillow's convolving filters are scalar C, and they were half
+# of a resize pack's time: for 500x375 to 341x256, BOX takes 0.91 ms and BILINEAR 1.35,
+# supersampling 0.48, so the benchmark's 2,000-image pack on 2 cores went from 2.40 to 1.95 s.
+# Quality (scripts/resample_quality.py): against a Lanczos reduction of 300 natural-looking
+# 500x375 images, 45.4 dB, a little under BOX (46.6) and BILINEAR (46.7) and above OpenCV-style
+# point-sampled bilinear, i.e. im2rec (43.7); on aliasing-prone patterns (zone plate, stripes,
+# noise, a grid) and on shrinks near 1x it is 2-4 dB closer than BOX (BILINEAR stays closest).
+# On the benchmark's 2,000 images, 42.3 dB from im2rec's own pixels (BOX: 42.8).
+# Larger shrinks, and those after a reduced-size decode (itself an average), keep BILINEAR: it
+# lands closest to im2rec's (aliased) pixels there (tests/test_pack_interop.py).
 SUPERSAMPLE_BELOW = 2.0
+# The fine grid is 4x the output's pixels: beyond about 2 MP of output, supersampling is no
+# faster than BOX (2054x1369: 45 against 39 ms) and its grid costs 4x the memory, so large
+# outputs keep BOX.
+SUPERSAMPLE_MAX_PIXELS = 1_000_000
 # Modes Image.reduce averages (LA and RGBA premultiplied by Pillow); others filter with BOX.
 _SUPERSAMPLE_MODES = frozenset({"L", "RGB", "LA", "RGBA"})
 
@@ -456,12 +462,15 @@ def _transform(image: Image.Image, options: ImageOptions, name: str) -> Image.Im
         scaled = (box[0] * scale, box[1] * scale, box[2] * scale, box[3] * scale)
         factor = min(crop_w * scale / target[0], crop_h * scale / target[1])
         mild = scale == 1.0 and 1 < factor < SUPERSAMPLE_BELOW
-        if mild and result.mode in _SUPERSAMPLE_MODES:
+        reducible = result.mode in _SUPERSAMPLE_MODES
+        if mild and reducible and target[0] * target[1] <= SUPERSAMPLE_MAX_PIXELS:
             fine = (target[0] * 2, target[1] * 2)
             result = result.resize(fine, Image.Resampling.NEAREST, box=scaled).reduce(2)
         else:
             resample = Image.Resampling.BOX if mild else Image.Resampling.BILINEAR
-            result = result.resize(target, resample, box=scaled, reducing_gap=REDUCING_GAP)
+            # Image.reduce refuses 16-bit images: those are filtered all the way.
+            gap = REDUCING_GAP if result.mode not in _SIXTEEN_BIT_MODES else None
+            result = result.resize(target, resample, box=scaled, reducing_gap=gap)
     elif box != (0, 0, *stored_size):
         with _pillow_bomb_check_off():  # the crop is within the image already allowed
             result = result.crop(box)
