@@ -81,8 +81,10 @@ SUPERSAMPLE_BELOW = 2.0
 # faster than BOX (2054x1369: 45 against 39 ms) and its grid costs 4x the memory, so large
 # outputs keep BOX.
 SUPERSAMPLE_MAX_PIXELS = 1_000_000
-# Modes Image.reduce averages (LA and RGBA premultiplied by Pillow); others filter with BOX.
-_SUPERSAMPLE_MODES = frozenset({"L", "RGB", "LA", "RGBA"})
+# The modes _convert gives that Image.reduce averages (LA and RGBA premultiplied by Pillow):
+# it refuses 16-bit images, which are neither supersampled nor pre-reduced (REDUCING_GAP) but
+# filtered all the way.
+_REDUCIBLE_MODES = frozenset({"L", "RGB", "LA", "RGBA"})
 
 # How Pillow allocates image memory (``Image.core.set_block_size`` / ``set_blocks_max``). By
 # default an image is one block of its own size (up to 16 MB): a 500x375 image (750 KB) and its
@@ -462,14 +464,13 @@ def _transform(image: Image.Image, options: ImageOptions, name: str) -> Image.Im
         scaled = (box[0] * scale, box[1] * scale, box[2] * scale, box[3] * scale)
         factor = min(crop_w * scale / target[0], crop_h * scale / target[1])
         mild = scale == 1.0 and 1 < factor < SUPERSAMPLE_BELOW
-        reducible = result.mode in _SUPERSAMPLE_MODES
+        reducible = result.mode in _REDUCIBLE_MODES
         if mild and reducible and target[0] * target[1] <= SUPERSAMPLE_MAX_PIXELS:
             fine = (target[0] * 2, target[1] * 2)
             result = result.resize(fine, Image.Resampling.NEAREST, box=scaled).reduce(2)
         else:
             resample = Image.Resampling.BOX if mild else Image.Resampling.BILINEAR
-            # Image.reduce refuses 16-bit images: those are filtered all the way.
-            gap = REDUCING_GAP if result.mode not in _SIXTEEN_BIT_MODES else None
+            gap = REDUCING_GAP if reducible else None
             result = result.resize(target, resample, box=scaled, reducing_gap=gap)
     elif box != (0, 0, *stored_size):
         with _pillow_bomb_check_off():  # the crop is within the image already allowed
