@@ -10,18 +10,11 @@ imgfmt/images.py and BENCHMARKS.md come from this script.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 from collections.abc import Callable
-from pathlib import Path
 
+import make_samples as samples  # beside this script, which Python puts first on sys.path
 import numpy as np
 from PIL import Image
-
-HERE = Path(__file__).resolve().parent
-_spec = importlib.util.spec_from_file_location("make_samples", HERE / "make_samples.py")
-assert _spec and _spec.loader
-samples = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(samples)
 
 Size = tuple[int, int]
 Method = Callable[[Image.Image, Size], Image.Image]
