@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import random
 from pathlib import Path
+from types import ModuleType
 
 from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _load_make_samples() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("make_samples", REPO / "scripts/make_samples.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: scripts/make_samples.py: the natural-looking images of the demo and the benchmark.
+samples = _load_make_samples()
 
 #: The first bytes of every JPEG: stand-ins for big images that pass-through packs without
 #: decoding (it checks only that a file starts like an image).

@@ -6,7 +6,6 @@ committed. The comparison with OpenCV / im2rec itself is in test_images_interop.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import pickle
 import resource
@@ -16,29 +15,15 @@ import time
 import warnings
 import zlib
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import samples
 from PIL import Image, ImageOps, JpegImagePlugin
 
 from imgfmt import images
 from imgfmt.errors import ImageError, UsageError
 from imgfmt.images import DEFAULT_MAX_PIXELS, ImageOptions, process_image, sniff_extension
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _load_make_samples():
-    spec = importlib.util.spec_from_file_location("make_samples", REPO / "scripts/make_samples.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-samples = _load_make_samples()
-
 
 # --- helpers ---------------------------------------------------------------------------------
 

@@ -19,31 +19,18 @@ decoded with Pillow, measured with mxnet 1.9.1 + OpenCV 4.11 and Pillow 13:
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import samples
 from PIL import Image
 
 from imgfmt.images import ImageOptions, process_image
 
 pytestmark = pytest.mark.interop
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def _load_make_samples():
-    spec = importlib.util.spec_from_file_location("make_samples", REPO / "scripts/make_samples.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-samples = _load_make_samples()
 
 # Runs im2rec.image_encode itself on each case and unpacks the record it queues.
 IM2REC_RUNNER = """
