@@ -241,12 +241,11 @@ def _ordered_results(
             for entry, (payload, reason) in zip(batch, results):
                 yield entry, payload, reason
     except BaseException:  # an error, Ctrl-C, or the consumer stopped: do not wait for work
+        # Either way the pool cancels what is still queued itself.
         if isinstance(executor, ThreadPoolExecutor):
-            for _batch, future in pending:
-                future.cancel()
             executor.shutdown(wait=False, cancel_futures=True)
         else:
-            stop_pool(executor)  # cancels the queued batches itself (see there)
+            stop_pool(executor)
         raise
     executor.shutdown(wait=True)
 
