@@ -31,6 +31,8 @@ class ImgfmtError(Exception):
         self.path = path
         self.where = where
         self.hint = hint
+        #: What the operation had done when it failed (the ``--json`` summary's fields).
+        self.details: dict[str, Any] | None = None
 
     @property
     def reason(self) -> str:
@@ -47,7 +49,29 @@ class FormatError(ImgfmtError):
 
 
 class ImageError(ImgfmtError):
-    """One image cannot be decoded or processed (corrupt, truncated, too large)."""
+    """One image cannot be decoded or processed.
+
+    ``kind`` sorts the reason for programs (``--json``) and for people: one of
+    :data:`IMAGE_ERROR_KINDS`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "corrupt",
+        path: str | None = None,
+        where: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, path=path, where=where, hint=hint)
+        self.kind = kind
+
+
+#: Why an image was not used: it is no image at all; a variant (or a whole format) the decoder
+#: or the destination's readers do not support; its data ends early; its data is damaged; it
+#: is larger than allowed (pixels or memory); it could not be read from storage.
+IMAGE_ERROR_KINDS = ("not-image", "unsupported", "truncated", "corrupt", "too-large", "unreadable")
 
 
 class StorageError(ImgfmtError):

@@ -27,12 +27,12 @@ import os
 import struct
 import sys
 import threading
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from imgfmt import decoding
 from imgfmt.errors import ImageError, UsageError
 
 if TYPE_CHECKING:
@@ -174,39 +174,61 @@ def _tune_pillow() -> None:
             pass
 
 
-def process_image(data: bytes, options: ImageOptions, name: str = "<image>") -> bytes:
+def process_image(
+    data: bytes, options: ImageOptions, name: str = "<image>", notes: list[str] | None = None
+) -> bytes:
     """The record payload for one image file's bytes: decoded, transformed and re-encoded
     as ``options`` say, or ``data`` itself with ``pass_through``.
 
-    Deterministic: the same bytes and options always give the same output.
-    Raises ``ImageError`` (naming ``name``) for anything that is not a usable image.
+    Deterministic: the same bytes and options always give the same output. Raises
+    ``ImageError`` (naming ``name``, its ``kind`` saying why) for anything that is not a
+    usable image, whatever the decoder raised. With ``notes``, what the decoders said about
+    the image is collected there instead of printed (see ``imgfmt.decoding.captured``).
     """
     if not data:
-        raise ImageError("empty file (0 bytes)", path=name)
+        raise ImageError("empty file (0 bytes)", kind=decoding.NOT_IMAGE, path=name)
     if options.pass_through:
         return data
 
-    from PIL import Image
-
     _tune_pillow()
-    decode_errors = (OSError, SyntaxError, ValueError, EOFError, struct.error)
-    _check_png_checksums(data, name)
-    image = _open(data, name)
-    try:
-        try:
-            result = _transform(image, options, name)
-        except Image.DecompressionBombError as err:
-            raise ImageError(f"decompression bomb: {err}", path=name) from err
-        except decode_errors as err:
-            raise ImageError(f"truncated or corrupt image data: {_reason(err)}", path=name) from err
-        try:
-            return _encode(result, options)
-        except (OSError, ValueError) as err:
-            raise ImageError(
-                f"cannot encode as {options.encoding}: {_reason(err)}", path=name
-            ) from err
-    finally:
-        image.close()
+    with decoding.guarded(name, notes, format_name(data)) as guard:
+        image = _open(decoding.repair_png(data, name, notes), name)
+        with image:
+            guard.opened(image)
+            _check_pixels(*image.size, options, name, "the image")
+            decoding.check_plausible(image, data, name)
+            with decoding.memory_budget(_pixels_handled(image.size, options)):
+                result = _transform(image, options, name)
+                try:
+                    return _encode(result, options)
+                except (OSError, ValueError) as err:
+                    raise ImageError(
+                        f"cannot encode as {options.encoding}: {decoding.reason_text(err)}",
+                        path=name,
+                    ) from err
+
+
+def check_decodes(
+    data: bytes,
+    name: str = "<image>",
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    notes: list[str] | None = None,
+) -> None:
+    """Decode ``data`` fully, as ``process_image`` would, and drop the pixels: ``ImageError``
+    (sorted by ``kind``) when it does not decode. What ``verify --decode`` runs."""
+    if not data:
+        raise ImageError("empty file (0 bytes)", kind=decoding.NOT_IMAGE, path=name)
+    _tune_pillow()
+    options = ImageOptions(max_pixels=max_pixels)
+    with decoding.guarded(name, notes, format_name(data)) as guard:
+        image = _open(decoding.repair_png(data, name, notes), name)
+        with image:
+            guard.opened(image)
+            _check_pixels(*image.size, options, name, "the image")
+            decoding.check_plausible(image, data, name)
+            with decoding.memory_budget(image.size[0] * image.size[1]):
+                image.load()
 
 
 def sniff_extension(data: bytes) -> str | None:
@@ -238,7 +260,36 @@ def sniff_extension(data: bytes) -> str | None:
         return ".psd"
     if len(head) >= 3 and head[0:1] == b"P" and head[1:2] in b"123456" and head[2:3].isspace():
         return {b"1": ".pbm", b"4": ".pbm", b"2": ".pgm", b"5": ".pgm"}.get(head[1:2], ".ppm")
+    for magic, extension in _MORE_MAGIC:
+        if head.startswith(magic):
+            return extension
+    if head.startswith(b"\0\0\1\0") and head[4:6] != b"\0\0":  # an icon directory, 1+ images
+        return ".ico"
     return None
+
+
+# Formats rarer in datasets, told by their first bytes (each format's own specification).
+_MORE_MAGIC = (
+    (b"qoif", ".qoi"),
+    (b"DDS ", ".dds"),
+    (b"BLP1", ".blp"),
+    (b"BLP2", ".blp"),
+    (b"icns", ".icns"),
+    (b"SIMPLE  =", ".fits"),
+    (b"\x01\xda", ".sgi"),
+    (b"\x59\xa6\x6a\x95", ".ras"),
+)
+
+
+def format_name(data: bytes) -> str | None:
+    """The name Pillow gives the format of ``data`` (``JPEG``, ``ICO``...), from its first
+    bytes alone; None when they tell nothing."""
+    from PIL import Image
+
+    extension = sniff_extension(data)
+    if extension is None:
+        return None
+    return Image.registered_extensions().get(extension) or extension.lstrip(".").upper()
 
 
 # --- decoding -------------------------------------------------------------------------------
@@ -263,64 +314,56 @@ def _pillow_bomb_check_off() -> Iterator[None]:
 
 
 def _open(data: bytes, name: str) -> Image.Image:
-    """The image, opened but not decoded: only its header has been read, whatever its size."""
+    """The image, opened but not decoded: only its header has been read, whatever its size.
+    Pillow's own bomb check is off here: ``max_pixels`` and ``check_plausible`` judge it."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with _pillow_bomb_check_off():
             return Image.open(io.BytesIO(data))
     except UnidentifiedImageError as err:
-        raise ImageError(_unidentified_reason(data), path=name) from err
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error) as err:
-        raise ImageError(f"truncated or corrupt image data: {_reason(err)}", path=name) from err
+        raise _unidentified(data, name) from err
 
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: What Pillow's header parsers raise when the bytes end early.
+_SHORT_READ = (struct.error, EOFError)
 
 
-def _check_png_checksums(data: bytes, name: str) -> None:
-    """Verify the CRC of the critical PNG chunks (IHDR, PLTE, IDAT, IEND), as libpng and so
-    cv2.imread do. Pillow checks only the chunks before the pixels: a damaged IDAT would decode
-    silently to wrong pixels. Damaged ancillary chunks only make libpng warn: they pass here too."""
-    if not data.startswith(PNG_SIGNATURE):
-        return
-    view = memoryview(data)
-    offset = len(PNG_SIGNATURE)
-    while offset + 12 <= len(data):
-        (length,) = struct.unpack_from(">I", data, offset)
-        end = offset + 8 + length
-        if end + 4 > len(data):
-            return  # truncated: Pillow reports it when decoding
-        kind = data[offset + 4 : offset + 8]
-        (stored_crc,) = struct.unpack_from(">I", data, end)
-        critical = not kind[0] & 0x20  # upper-case first letter
-        if critical and stored_crc != zlib.crc32(view[offset + 4 : end]):
-            raise ImageError(
-                f"truncated or corrupt image data: PNG chunk {kind.decode('latin-1')!r} at byte "
-                f"{offset} fails its CRC check",
-                path=name,
-            )
-        if kind == b"IEND":
-            return
-        offset = end + 4
-
-
-def _unidentified_reason(data: bytes) -> str:
-    """Why Pillow could not open ``data``: a damaged header is not the same as a text file."""
+def _unidentified(data: bytes, name: str) -> ImageError:
+    """Why Pillow could not open ``data``: a text file is not a damaged header, nor a format
+    Pillow does not read, nor a variant its plugin refuses (which it then names)."""
     from PIL import Image
 
     extension = sniff_extension(data)
     if extension is None:
-        return "not an image (unrecognised format)"
-    if extension in Image.registered_extensions():
-        kind = extension.lstrip(".").upper()
-        return f"truncated or corrupt image data: the {kind} header cannot be read"
-    return f"unsupported image format ({extension})"
+        reason = f"not an image (unrecognised format; {describe_start(data)})"
+        return ImageError(reason, kind=decoding.NOT_IMAGE, path=name)
+    fmt = format_name(data) or extension
+    if fmt not in Image.OPEN:
+        reason = f"unsupported image format ({fmt}): no decoder for it here"
+        return ImageError(reason, kind=decoding.UNSUPPORTED, path=name)
+    # Image.open hides why the format's own plugin refused the file: ask the plugin.
+    factory, _accept = Image.OPEN[fmt]
+    try:
+        with _pillow_bomb_check_off():
+            factory(io.BytesIO(data), "").close()
+    except Exception as err:  # noqa: BLE001 - the plugin's reason, whatever its type
+        if isinstance(err, _SHORT_READ) or isinstance(err.__context__, _SHORT_READ):
+            reason = f"truncated {fmt}: the file ends inside its header"
+            return ImageError(reason, kind=decoding.TRUNCATED, path=name)
+        if "not identified" not in str(err):
+            return decoding.classify(err, fmt, name)
+    return ImageError(f"corrupt {fmt}: its header cannot be read", kind=decoding.CORRUPT, path=name)
 
 
-def _reason(err: Exception) -> str:
-    """An exception's message on one line (Pillow's occasionally span several)."""
-    return " ".join(str(err).split()) or type(err).__name__
+def describe_start(data: bytes) -> str:
+    """``starts with '<!DOCTYPE html>'`` for text, else the first bytes in hex: what a file
+    that is no image holds, for a message."""
+    head = data[:16]
+    text = head.decode("latin-1")
+    if text.isascii() and all(c.isprintable() or c in "\t\r\n" for c in text):
+        return f"starts with {text!r}"
+    return f"starts with {head[:8].hex(' ')}"
 
 
 def _pixels_text(count: int) -> str:
@@ -335,8 +378,9 @@ def _check_pixels(width: int, height: int, options: ImageOptions, name: str, wha
     limit = options.max_pixels
     if limit is not None and width * height > limit:
         raise ImageError(
-            f"{what}: {width}x{height} = {_pixels_text(width * height)} exceeds the limit "
-            f"of {_pixels_text(limit)}",
+            f"too large: {what} {width}x{height} = {_pixels_text(width * height)} exceeds the "
+            f"limit of {_pixels_text(limit)}",
+            kind=decoding.TOO_LARGE,
             path=name,
             hint="raise it with --max-pixels",
         )
@@ -349,6 +393,16 @@ def _center_crop_box(width: int, height: int) -> tuple[int, int, int, int]:
         return (0, margin, width, margin + width)
     margin = (width - height) // 2
     return (margin, 0, margin + height, height)
+
+
+def _pixels_handled(size: tuple[int, int], options: ImageOptions) -> int:
+    """The most pixels one image of stored ``size`` is held as: stored or output size (the
+    product does not depend on the EXIF orientation)."""
+    width, height = size
+    if options.center_crop:
+        width = height = min(width, height)
+    output = math.prod(_resized_size(width, height, options.resize)) if options.resize else 0
+    return max(size[0] * size[1], output)
 
 
 def _resized_size(width: int, height: int, edge: int) -> tuple[int, int]:
@@ -376,8 +430,8 @@ def _orientation(image: Image.Image) -> Image.Transpose | None:
 
     try:
         value = image.getexif().get(EXIF_ORIENTATION_TAG, 1)
-    except (OSError, SyntaxError, ValueError, struct.error):
-        return None  # unreadable EXIF: decoders (cv2 included) show the pixels as stored
+    except Exception:  # noqa: BLE001 - unreadable EXIF, whatever its parser raised:
+        return None  # decoders (cv2 included) show the pixels as stored
     name = _UPRIGHT_TRANSPOSE.get(value) if isinstance(value, int) else None
     return Image.Transpose[name] if name else None
 
@@ -429,7 +483,6 @@ def _transform(image: Image.Image, options: ImageOptions, name: str) -> Image.Im
     from PIL import Image
 
     stored_size = image.size
-    _check_pixels(*stored_size, options, name, "decompression bomb")
     if image.format not in _DRAFT_FORMATS:
         image.load()  # now, so that reading EXIF (which may decode a PNG) cannot hide an error
     method = _orientation(image) if options.color != -1 else None
@@ -441,7 +494,7 @@ def _transform(image: Image.Image, options: ImageOptions, name: str) -> Image.Im
     target = None
     if options.resize:
         target = _resized_size(box[2] - box[0], box[3] - box[1], options.resize)
-        _check_pixels(*target, options, name, "resized image too large")
+        _check_pixels(*target, options, name, "the resized image")
     if method is not None:
         box = _unrotate_box(box, method, upright)
         if target and _swaps_axes(method):
@@ -482,11 +535,14 @@ def _transform(image: Image.Image, options: ImageOptions, name: str) -> Image.Im
 
 def _to_8bit(image: Image.Image) -> Image.Image:
     """16-bit (or 32-bit integer) grayscale to 8 bits by keeping the high byte, as libpng's
-    strip_16 does for cv2.imread; Pillow's own convert would clip at 255 instead."""
+    strip_16 does for cv2.imread; Pillow's own convert would clip at 255 instead. 16-bit
+    samples are shifted as they are (3 bytes a pixel in all, not 8-byte integers)."""
     import numpy as np
     from PIL import Image
 
-    values = np.asarray(image).astype(np.int64).clip(0, 65535)
+    values = np.asarray(image)
+    if values.dtype.kind != "u" or values.dtype.itemsize != 2:
+        values = values.clip(0, 65535)
     return Image.fromarray((values >> 8).astype(np.uint8), "L")
 
 

@@ -21,14 +21,14 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING, Union
 
-from imgfmt import jsonlines, lst, s3, storage
-from imgfmt.errors import ImgfmtError, UsageError
-from imgfmt.images import ImageOptions, process_image, sniff_extension
+from imgfmt import jsonlines, lst, payloads, s3, storage
+from imgfmt.errors import ImageError, ImgfmtError, UsageError
+from imgfmt.images import ImageOptions, process_image
 from imgfmt.recordio import (
     IDX_SUFFIX,
     IR_HEADER_SIZE,
@@ -48,8 +48,6 @@ log = logging.getLogger(__name__)
 #: Images handed to a worker at once: large enough to amortise inter-process overhead,
 #: small enough that a window of them stays a few MB.
 BATCH_SIZE = 8
-#: Batches in flight per worker: keeps every worker busy while the writer catches up.
-BATCHES_PER_WORKER = 4
 
 #: Output formats, and the extension each output must have.
 RECORDIO = "recordio"
@@ -81,6 +79,16 @@ def format_for(path: str, fmt: str | None = None) -> str:
 class Skipped:
     path: str
     reason: str
+    #: Why, for programs: one of ``imgfmt.errors.IMAGE_ERROR_KINDS`` (or ``label``).
+    kind: str = "corrupt"
+
+
+@dataclass
+class Note:
+    """Something a decoder said about an image that was packed or skipped (a warning)."""
+
+    path: str
+    message: str
 
 
 @dataclass
@@ -91,6 +99,7 @@ class PackResult:
     lists: list[str] = field(default_factory=list)
     packed: int = 0
     skipped: list[Skipped] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
     bytes_written: int = 0
     seconds: float = 0.0
     #: List indices of the skipped images (the lists written beside the output leave them out).
@@ -102,7 +111,10 @@ class PackResult:
             "lists": self.lists,
             "packed": self.packed,
             "skipped": len(self.skipped),
-            "skipped_items": [{"path": s.path, "reason": s.reason} for s in self.skipped],
+            "skipped_items": [
+                {"path": s.path, "kind": s.kind, "reason": s.reason} for s in self.skipped
+            ],
+            "warnings": [{"path": n.path, "message": n.message} for n in self.notes],
             "bytes": self.bytes_written,
             "seconds": round(self.seconds, 3),
         }
@@ -121,14 +133,31 @@ class _Job:
     #: How to reach S3: a spawned (not forked) worker does not inherit the CLI's settings.
     s3_settings: s3.S3Settings | None = None
 
+    @property
+    def decodes(self) -> bool:
+        return not self.options.pass_through or self.fmt == RECORDIO_PROTOBUF
 
-def _encode_one(
-    job: _Job, entry: lst.LstEntry, data: bytes | ImgfmtError
-) -> tuple[bytes | None, str | None]:
-    """Process and frame-ready pack one image: ``(payload, None)`` or ``(None, reason)``."""
+
+@dataclass(frozen=True)
+class _Outcome:
+    """One image's result from a worker: the payload, or why there is none; and what the
+    decoders said about it."""
+
+    payload: bytes | None
+    reason: str | None = None
+    kind: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+#: Formats whose records carry encoded images, and who must be able to decode them.
+_READERS = {RECORDIO: payloads.MXNET_READERS, JSONLINES: payloads.MXNET_READERS}
+
+
+def _encode_one(job: _Job, entry: lst.LstEntry, data: bytes | ImgfmtError) -> _Outcome:
+    """Process and frame-ready pack one image."""
     full = storage.join(job.root, entry.path)
     if isinstance(data, ImgfmtError):
-        return None, f"cannot read: {data.reason}"
+        return _Outcome(None, f"cannot read: {data.reason}", "unreadable")
     label: float | tuple[float, ...]
     if job.pack_label and len(entry.labels) > 1:
         label = entry.labels
@@ -136,52 +165,76 @@ def _encode_one(
         label = entry.labels[0]
     for value in label if isinstance(label, tuple) else (label,):
         if not math.isfinite(value):
-            return None, f"label {value} is not a finite number (index {entry.index} in the list)"
-    if job.options.pass_through and data and sniff_extension(data) is None:
-        # Not decoded, but not packed blind either: an HTML error page saved as .jpg, a text
-        # file named .png... A truncated image does pass; `verify --decode` finds it.
-        return None, "not an image (unknown format; --pass-through stores files as they are)"
+            reason = f"label {value} is not a finite number (index {entry.index} in the list)"
+            return _Outcome(None, reason, "label")
+    if job.options.pass_through and job.fmt in _READERS:
+        # Not decoded, but not packed blind either: only formats every reader of the
+        # dataset decodes (imgfmt.payloads). A truncated JPEG does pass; verify --decode
+        # finds it.
+        problem = (
+            ImageError("empty file (0 bytes)", kind="not-image")
+            if not data
+            else payloads.payload_problem(data, _READERS[job.fmt])
+        )
+        if problem is not None:
+            return _Outcome(None, problem.reason, problem.kind)
+    notes: list[str] = []
     try:
         if job.fmt == RECORDIO_PROTOBUF:
-            return _encode_pixels(job, entry, data, label, full), None
-        image = process_image(data, job.options, name=full)
-        if job.fmt == JSONLINES:
-            line = jsonlines.format_jsonl_line(entry.index, label, entry.path, image)
-            return line.encode("utf-8"), None
+            payload = _encode_pixels(job, entry, data, label, full, notes)
+        else:
+            image = process_image(data, job.options, full, notes)
+            if job.fmt == JSONLINES:
+                line = jsonlines.format_jsonl_line(entry.index, label, entry.path, image)
+                payload = line.encode("utf-8")
+            else:
+                extra = 4 * len(entry.labels) if isinstance(label, tuple) else 0
+                if len(image) + IR_HEADER_SIZE + extra > MAX_PAYLOAD:
+                    raise ImageError(
+                        f"{len(image)} bytes is more than one record can hold (2**29 - 1)",
+                        kind="too-large",
+                    )
+                payload = pack_image_record(label, entry.index, image)
     except ImgfmtError as err:
-        return None, err.reason
-    extra = 4 * len(entry.labels) if isinstance(label, tuple) else 0
-    if len(image) + IR_HEADER_SIZE + extra > MAX_PAYLOAD:
-        return None, f"{len(image)} bytes is more than one record can hold (2**29 - 1)"
-    try:
-        return pack_image_record(label, entry.index, image), None
-    except ImgfmtError as err:
-        return None, err.reason
+        kind = err.kind if isinstance(err, ImageError) else "corrupt"
+        return _Outcome(None, err.reason, kind, tuple(notes))
+    return _Outcome(payload, notes=tuple(notes))
 
 
 def _encode_pixels(
-    job: _Job, entry: lst.LstEntry, data: bytes, label: float | tuple[float, ...], name: str
+    job: _Job,
+    entry: lst.LstEntry,
+    data: bytes,
+    label: float | tuple[float, ...],
+    name: str,
+    notes: list[str],
 ) -> bytes:
     """One RecordIO-protobuf payload: the decoded, resized pixels and the label(s)."""
     from imgfmt import rio_protobuf
 
     assert job.size is not None
     pixels = rio_protobuf.image_pixels(
-        data, job.size, job.options.color, name, max_pixels=job.options.max_pixels
+        data, job.size, job.options.color, name, max_pixels=job.options.max_pixels, notes=notes
     )
     payload = rio_protobuf.encode_dense(pixels, label, shape=pixels.shape)
     if len(payload) > MAX_PAYLOAD:
-        raise ImgfmtError(f"{len(payload)} bytes is more than one record can hold (2**29 - 1)")
+        raise ImageError(
+            f"{len(payload)} bytes is more than one record can hold (2**29 - 1)", kind="too-large"
+        )
     return payload
 
 
-def _encode_batch(job: _Job, batch: list[lst.LstEntry]) -> list[tuple[bytes | None, str | None]]:
+def _encode_batch(job: _Job, batch: list[lst.LstEntry]) -> list[_Outcome]:
     # The batch's images are fetched together: from S3 concurrently, so that a worker waits
     # for one round trip per batch, not one per image.
     if job.s3_settings is not None:
         s3.adopt(job.s3_settings)
     data = storage.read_many([storage.join(job.root, entry.path) for entry in batch])
     return [_encode_one(job, entry, item) for entry, item in zip(batch, data)]
+
+
+def _crashed(_entry: lst.LstEntry, why: str) -> _Outcome:
+    return _Outcome(None, f"the decoder crashed on this image: {why}", "corrupt")
 
 
 def _batches(
@@ -212,42 +265,28 @@ def _batches(
 
 def _ordered_results(
     job: _Job, entries: Iterable[lst.LstEntry], workers: int
-) -> Iterator[tuple[lst.LstEntry, bytes | None, str | None]]:
-    """Encode every entry with ``workers`` workers; yield results in list order."""
-    if workers <= 1:
-        for batch in _batches(entries, BATCH_SIZE):
-            yield from ((e, *r) for e, r in zip(batch, _encode_batch(job, batch)))
-        return
-    from imgfmt.workers import process_pool, stop_pool
+) -> Iterator[tuple[lst.LstEntry, _Outcome]]:
+    """Encode every entry with ``workers`` workers; yield results in list order.
 
-    executor: Executor
-    if job.options.pass_through and job.fmt != RECORDIO_PROTOBUF:
-        # Reading files releases the GIL: threads are enough and avoid pickling bytes.
-        executor = ThreadPoolExecutor(workers)
-    else:
-        executor = process_pool(workers)
-    window = workers * BATCHES_PER_WORKER
-    batches = _batches(entries, BATCH_SIZE, workers)
-    pending: deque[tuple[list[lst.LstEntry], Future[list[tuple[bytes | None, str | None]]]]]
-    pending = deque()
-    try:
-        for batch in islice(batches, window):
-            pending.append((batch, executor.submit(_encode_batch, job, batch)))
-        while pending:
-            batch, future = pending.popleft()
-            results = future.result()
-            for nxt in islice(batches, 1):
-                pending.append((nxt, executor.submit(_encode_batch, job, nxt)))
-            for entry, (payload, reason) in zip(batch, results):
-                yield entry, payload, reason
-    except BaseException:  # an error, Ctrl-C, or the consumer stopped: do not wait for work
-        # Either way the pool cancels what is still queued itself.
-        if isinstance(executor, ThreadPoolExecutor):
-            executor.shutdown(wait=False, cancel_futures=True)
-        else:
-            stop_pool(executor)
-        raise
-    executor.shutdown(wait=True)
+    Decoding runs in worker processes, also with one worker: each image then has a memory
+    budget, and a decoder that crashes takes only its own image down (``BatchPool``).
+    Pass-through is I/O bound: threads (in this thread with one worker).
+    """
+    from imgfmt.workers import BatchPool
+
+    pool = BatchPool(
+        partial(_encode_batch, job),
+        workers,
+        _crashed,
+        threads=not job.decodes,
+        decoders=job.decodes,
+    )
+    with pool:
+        for batch in _batches(entries, BATCH_SIZE, workers):
+            for done, outcomes in pool.put(batch):
+                yield from zip(done, outcomes)
+        for done, outcomes in pool.drain():
+            yield from zip(done, outcomes)
 
 
 class _StreamedList(Collection[lst.LstEntry]):
@@ -411,25 +450,31 @@ def pack_entries(
 
     with group if owned else contextlib.nullcontext(group):
         writer, put = new_shard()
-        for entry, payload, reason in _ordered_results(job, entries, workers or default_workers()):
+        for entry, outcome in _ordered_results(job, entries, workers or default_workers()):
             if on_progress:
                 on_progress(1)
-            if payload is None:
-                path = storage.join(root, entry.path)
-                result.skipped.append(Skipped(path, reason or "unknown error"))
+            path = storage.join(root, entry.path)
+            for note in outcome.notes:
+                result.notes.append(Note(path, note))
+                log.info("%s: decoder said: %s", path, note)
+            if outcome.payload is None:
+                reason = outcome.reason or "unknown error"
+                result.skipped.append(Skipped(path, reason, outcome.kind or "corrupt"))
                 result.skipped_ids.add(entry.index)
                 log.warning("skipped %s: %s", path, reason)
                 continue
             if shard_size and writer.records_written and writer.bytes_written >= shard_size:
                 writer, put = new_shard()
-            put(payload, entry.index)
+            put(outcome.payload, entry.index)
         packed = sum(w.records_written for _p, w in shards)
         if packed == 0:
-            raise ImgfmtError(
+            failure = ImgfmtError(
                 f"no image could be packed ({len(result.skipped)} skipped)",
                 path=out_rec,
                 hint="see the reasons above; nothing was written",
             )
+            failure.details = result.to_dict()
+            raise failure
     result.outputs.extend(p for p, _w in shards)
     result.packed += packed
     result.bytes_written += sum(w.bytes_written for _p, w in shards)

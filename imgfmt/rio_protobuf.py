@@ -452,6 +452,7 @@ def image_pixels(
     name: str = "<image>",
     *,
     max_pixels: int | None = None,
+    notes: list[str] | None = None,
 ) -> np.ndarray:
     """An image file's bytes as the uint8 pixel array a record stores: ``(H, W)`` for
     ``color=0``, ``(H, W, 3)`` for ``color=1``; ``size`` is ``(width, height)``.
@@ -462,11 +463,12 @@ def image_pixels(
     is first shrunk there to a shorter edge of ``max(size)`` (fast for large photos); the
     result, kept losslessly (PNG), is then resized to exactly ``size`` with Pillow's bilinear
     filter. An image already at ``size`` keeps its pixels exactly; none is resized twice.
+    ``notes`` collects what the decoders said (``imgfmt.decoding.captured``).
     """
     import numpy as np
     from PIL import Image
 
-    from imgfmt import images
+    from imgfmt import decoding, images
 
     if color not in COLORS:
         raise UsageError(
@@ -477,7 +479,7 @@ def image_pixels(
     if not data:
         raise ImageError("empty file (0 bytes)", path=name)
     # Only the header is read here (ImageError for what is not an image at all).
-    with images._open(data, name) as probe:
+    with decoding.guarded(name, notes), images._open(data, name) as probe:
         shorter = min(probe.size)
     kwargs: dict[str, Any] = {} if max_pixels is None else {"max_pixels": max_pixels}
     options = images.ImageOptions(
@@ -487,16 +489,13 @@ def image_pixels(
         quality=0,  # the PNG is only handed on: no time spent compressing
         **kwargs,
     )
-    png = images.process_image(data, options, name)
-    try:
-        with Image.open(io.BytesIO(png)) as image:
-            image.load()
-            if image.size != (width, height):
-                image = image.resize((width, height), Image.Resampling.BILINEAR)
-            pixels = np.asarray(image, dtype=np.uint8)
-    except OSError as err:  # our own PNG: cannot happen short of memory trouble
-        raise ImageError(f"cannot resize: {err}", path=name) from err
-    return pixels
+    png = images.process_image(data, options, name, notes)
+    with decoding.guarded(name), Image.open(io.BytesIO(png)) as image:
+        # Our own PNG, at most max(size) on its shorter edge: only memory trouble fails here.
+        image.load()
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.Resampling.BILINEAR)
+        return np.asarray(image, dtype=np.uint8)
 
 
 def pixels_to_png(values: np.ndarray, shape: Sequence[int] | None = None) -> bytes:

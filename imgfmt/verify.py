@@ -33,21 +33,21 @@ checked again.
 
 from __future__ import annotations
 
-import io
+import contextlib
+import logging
 import math
 import os
 import struct
 import sys
-import warnings
 from array import array
 from bisect import bisect_left
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from imgfmt import formats, lst, storage
-from imgfmt.errors import FormatError, ImgfmtError, UsageError
+from imgfmt.errors import FormatError, ImageError, ImgfmtError, UsageError
 from imgfmt.formats import content_format
 from imgfmt.jsonlines import check_jsonl
 from imgfmt.recordio import (
@@ -68,8 +68,7 @@ from imgfmt.recordio import (
 )
 from imgfmt.storage import atomic_output, input_size, open_input, sibling
 
-if TYPE_CHECKING:
-    from concurrent.futures import Future, ProcessPoolExecutor
+log = logging.getLogger(__name__)
 
 #: Problems kept in a report by default; every problem is counted, only these are listed.
 DEFAULT_MAX_PROBLEMS = 100
@@ -91,9 +90,8 @@ SCRATCH_SIZE = 1 << 20
 PEEK_SIZE = 64
 #: Call ``on_progress`` about this often (in bytes read), not once per record.
 PROGRESS_STEP = 8 << 20
-#: Images per decode job, and jobs in flight per worker (as in ``imgfmt.pack``).
+#: Images per decode job.
 DECODE_BATCH = 16
-BATCHES_PER_WORKER = 4
 
 _HEAD = struct.Struct("<II")
 #: recordio's ``IRHeader`` layout (flag, label, id, id2), read here directly on the fast path.
@@ -269,7 +267,7 @@ def verify(
         elif kind == "lst":
             _verify_lst(path, file, report, root, classes)
         elif kind == "jsonl":
-            _verify_jsonl(path, file, report, decode)
+            _verify_jsonl(path, file, report, decode, workers)
         elif kind == "recordio-protobuf":
             _verify_protobuf(path, file, report)
         else:
@@ -459,110 +457,84 @@ def _read_pieces(stream: IO[bytes], start: int, size: int) -> tuple[bytes, int, 
 # --------------------------------------------------------------------------- image decoding
 
 
-def decode_problem(data: bytes) -> str | None:
-    """Why ``data`` does not decode as an image (Pillow open + load), or None if it does."""
-    from PIL import Image, UnidentifiedImageError
+def decode_problem(data: bytes, notes: list[str] | None = None) -> ImageError | None:
+    """Why ``data`` is no image the dataset's readers decode, or None: its format must be one
+    they all read (the rule ``pack --pass-through`` keeps, ``imgfmt.payloads``) and it must
+    decode fully (``imgfmt.images.check_decodes``, the guards ``pack`` decodes with)."""
+    from imgfmt import images, payloads
 
+    problem = payloads.payload_problem(data, pass_through=False)
+    if problem is not None:
+        return problem
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # EXIF and bomb warnings are not failures here
-            with Image.open(io.BytesIO(data)) as image:
-                image.load()
-    except UnidentifiedImageError:
-        return f"not a recognised image format (starts with {data[:8].hex(' ')})"
-    except Image.DecompressionBombError as err:
-        return f"refused to decode: {err}"
-    # Pillow's decoders raise many types on hostile bytes (OSError, SyntaxError,
-    # ValueError, struct.error, ...); in a verifier every one means "does not decode".
-    except Exception as err:  # noqa: BLE001
-        return f"does not decode: {err}"
+        images.check_decodes(data, notes=notes)
+    except ImageError as err:
+        return err
     return None
 
 
-def _decode_batch(batch: list[tuple[int, int, bytes]]) -> list[tuple[int, int, str]]:
-    """``(number, offset, image)`` items -> ``(number, offset, reason)`` of the failures."""
-    failed = []
-    for number, offset, data in batch:
-        reason = decode_problem(data)
-        if reason is not None:
-            failed.append((number, offset, reason))
-    return failed
+#: One image to decode: ``(token, where, bytes)``; the token goes back to ``on_failure``.
+_DecodeItem = tuple[Any, str, bytes]
+#: What decoding it gave: the reason it fails (None: it decodes) and what decoders said.
+_Decoded = tuple[Any, tuple[str, ...]]
+
+
+def _decode_batch(batch: list[_DecodeItem]) -> list[_Decoded]:
+    results: list[_Decoded] = []
+    for _token, _where_text, data in batch:
+        notes: list[str] = []
+        problem = decode_problem(data, notes)
+        results.append((problem.reason if problem else None, tuple(notes)))
+    return results
+
+
+def _decode_crashed(_item: _DecodeItem, why: str) -> _Decoded:
+    return f"the decoder crashed on this image: {why}", ()
 
 
 class _Decoder:
-    """Decodes images in worker processes, with a bounded window of batches in flight,
-    so memory stays flat however large the file (the pattern of ``imgfmt.pack``)."""
+    """Decodes images in worker processes (``imgfmt.workers.BatchPool``: a bounded window of
+    batches in flight, so memory stays flat however large the file; a worker that dies costs
+    only the image that killed it) and reports each failure, in order, to ``on_failure(token,
+    reason)``."""
 
-    def __init__(self, workers: int, on_failure: Callable[[int, int, str], None]) -> None:
+    def __init__(self, workers: int, on_failure: Callable[[Any, str], None]) -> None:
+        # Imported here: only --decode needs it, and it costs a plain verify's start-up.
+        from imgfmt.workers import BatchPool
+
         self._on_failure = on_failure
-        self._batch: list[tuple[int, int, bytes]] = []
-        self._pending: deque[tuple[tuple[int, int], Future[list[tuple[int, int, str]]]]]
-        self._pending = deque()
-        self._stopped = False
-        self._window = workers * BATCHES_PER_WORKER
-        self._executor: ProcessPoolExecutor | None = None
-        if workers > 1:
-            # Imported here: only --decode needs it, and it costs a plain verify's start-up.
-            from imgfmt.workers import process_pool
+        self._batch: list[_DecodeItem] = []
+        self._pool = BatchPool(_decode_batch, workers, _decode_crashed, decoders=True)
 
-            self._executor = process_pool(workers)
-
-    def submit(self, number: int, offset: int, image: bytes) -> None:
-        self._batch.append((number, offset, image))
+    def submit(self, token: Any, where: str, image: bytes) -> None:
+        self._batch.append((token, where, image))
         if len(self._batch) >= DECODE_BATCH:
             self._flush()
 
     def _flush(self) -> None:
         batch, self._batch = self._batch, []
-        if not batch or self._stopped:
-            return
-        if self._executor is None:
-            self._report(_decode_batch(batch))
-            return
-        while len(self._pending) >= self._window:
-            self._collect_oldest()
-        if not self._stopped:
-            first = batch[0][:2]  # (number, offset): where to say a dead worker was
-            self._pending.append((first, self._executor.submit(_decode_batch, batch)))
+        if batch:
+            for done, results in self._pool.put(batch):
+                self._report(done, results)
 
-    def _collect_oldest(self) -> None:
-        from concurrent.futures.process import BrokenProcessPool  # loaded with the pool
-
-        (number, offset), future = self._pending.popleft()
-        try:
-            failures = future.result()
-        except BrokenProcessPool:
-            # A decoder crashed or the system killed a worker (out of memory): the pool is
-            # gone. Say so once, where it happened, and stop decoding; the scan goes on.
-            self._stopped = True
-            self._on_failure(
-                number,
-                offset,
-                "a decode worker died on this record or one of the next "
-                f"{DECODE_BATCH - 1} (out of memory, or a crashing decoder); decoding stopped "
-                "here (rerun with -j 1 from a copy to find the image)",
-            )
-            return
-        self._report(failures)
-
-    def _report(self, failures: list[tuple[int, int, str]]) -> None:
-        for number, offset, reason in failures:
-            self._on_failure(number, offset, reason)
+    def _report(self, batch: list[_DecodeItem], results: list[_Decoded]) -> None:
+        for (token, where, _data), (reason, notes) in zip(batch, results):
+            for note in notes:
+                log.info("%s: decoder said: %s", where, note)
+            if reason is not None:
+                self._on_failure(token, reason)
 
     def finish(self) -> None:
         self._flush()
-        while self._pending and not self._stopped:
-            self._collect_oldest()
+        for done, results in self._pool.drain():
+            self._report(done, results)
 
-    def close(self) -> None:
-        if self._executor is None:
-            return  # decoded in this process: nothing is pending
-        if self._pending:  # an error or Ctrl-C: do not wait for the workers
-            from imgfmt.workers import stop_pool
+    def __enter__(self) -> _Decoder:
+        return self
 
-            stop_pool(self._executor)  # cancels the queued batches itself (see there)
-        else:
-            self._executor.shutdown(wait=True)
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        # On an error or Ctrl-C the workers are stopped at once, not waited for.
+        self._pool.close(wait=exc_type is None)
 
 
 # --------------------------------------------------------------------------- .rec and .idx
@@ -659,13 +631,10 @@ class _RecVerifier:
                 self.classes_path or lst.find_class_map(self.path), self.file, self.report
             )
             decoder = _Decoder(self.workers, self._decode_failed) if self.decode else None
-            try:
+            with decoder or contextlib.nullcontext():
                 self._scan(stream, size, found, decoder)
                 if decoder is not None:
                     decoder.finish()
-            finally:
-                if decoder is not None:
-                    decoder.close()
         self._check_index()
 
     # -- the scan
@@ -715,7 +684,8 @@ class _RecVerifier:
                 self.ids.append(rec_id)
                 self.has_id.append(1)
                 if decoder is not None:
-                    decoder.submit(number, pos, bytes(payload[IR_HEADER_SIZE:]))
+                    image = bytes(payload[IR_HEADER_SIZE:])
+                    decoder.submit((number, pos), _where(number, pos), image)
             else:
                 self._check_header(number, pos, payload, found, decoder)
             pos, number = nxt, number + 1
@@ -754,7 +724,7 @@ class _RecVerifier:
         for message in _label_problems(header.labels, header.flag == 0, classes, class_path):
             self.problem("label", where, message, offset=pos)
         if decoder is not None:
-            decoder.submit(number, pos, image)
+            decoder.submit((number, pos), where, image)
 
     def _damaged(
         self, stream: IO[bytes], pos: int, number: int, size: int, damage: _Damage
@@ -774,7 +744,8 @@ class _RecVerifier:
         self.problem("framing", _where(number, pos), message, offset=pos)
         return nxt
 
-    def _decode_failed(self, number: int, offset: int, reason: str) -> None:
+    def _decode_failed(self, token: tuple[int, int], reason: str) -> None:
+        number, offset = token
         self.problem("image", _where(number, offset), reason, offset=offset)
 
     # -- the index
@@ -1017,25 +988,33 @@ def _verify_manifest(path: str, file: FileReport, report: Report) -> None:
 # --------------------------------------------------------------------------- batch formats
 
 
-def _verify_jsonl(path: str, file: FileReport, report: Report, decode: bool) -> None:
+def _verify_jsonl(
+    path: str, file: FileReport, report: Report, decode: bool, workers: int | None = None
+) -> None:
     """A JSON Lines image dataset: every line's JSON, fields, unique ids and base64; with
-    ``decode``, every image decoded (in the same pass: the check already holds its bytes)."""
+    ``decode``, every image decoded (by workers, in the same pass: the check already holds
+    its bytes)."""
     try:
         handle = open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape")
     except ImgfmtError as err:
         report.add(file, Problem(path, "input", "", err.reason))
         return
-    with handle:
+
+    def decode_failed(line_no: int, reason: str) -> None:
+        report.add(file, Problem(path, "decode", f"line {line_no}", reason, line=line_no))
+
+    decoder = _Decoder(workers or os.cpu_count() or 1, decode_failed) if decode else None
+    with handle, decoder or contextlib.nullcontext():
         for line_no, entry, problems in check_jsonl(handle):
             file.checked["jsonl_lines"] += 1
             where = f"line {line_no}"
             for check, message in problems:
                 report.add(file, Problem(path, check, where, message, line=line_no))
-            if decode and entry is not None:
+            if decoder is not None and entry is not None:
                 file.checked["images_decoded"] += 1
-                reason = decode_problem(entry.image)
-                if reason is not None:
-                    report.add(file, Problem(path, "decode", where, reason, line=line_no))
+                decoder.submit(line_no, where, entry.image)
+        if decoder is not None:
+            decoder.finish()
     if file.checked["jsonl_lines"] == 0:
         report.add(file, Problem(path, "jsonl", "", "no lines: the dataset is empty"))
 

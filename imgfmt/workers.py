@@ -11,7 +11,18 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
-from concurrent.futures import ProcessPoolExecutor
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: Batches in flight per worker: keeps every worker busy while the caller catches up.
+BATCHES_PER_WORKER = 4
 
 
 def _ignore_interrupts() -> None:
@@ -22,14 +33,22 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def process_pool(workers: int) -> ProcessPoolExecutor:
+def _start_decoder() -> None:
+    _ignore_interrupts()
+    from imgfmt import decoding
+
+    decoding.bound_this_process()  # each image gets a memory budget (imgfmt.decoding)
+
+
+def process_pool(workers: int, *, decoders: bool = False) -> ProcessPoolExecutor:
     """A pool of ``workers`` processes: forked where possible (cheap; the caller holds no
-    threads when it makes one), spawned elsewhere."""
+    threads when it makes one), spawned elsewhere. ``decoders``: the workers decode images,
+    each within a memory budget (``imgfmt.decoding.memory_budget``)."""
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     return ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context(method),
-        initializer=_ignore_interrupts,
+        initializer=_start_decoder if decoders else _ignore_interrupts,
     )
 
 
@@ -62,4 +81,156 @@ def stop_pool(executor: ProcessPoolExecutor) -> None:
         results_writer.close()
 
 
-__all__ = ["process_pool", "stop_pool"]
+def _exit_code(process: multiprocessing.process.BaseProcess) -> int | None:
+    """A stopped worker's exit code. The pool's manager thread may be reaping it at this very
+    moment (then our own wait finds nothing and the code appears a moment later): wait a
+    little for it rather than report none."""
+    process.join(timeout=5)
+    deadline = time.monotonic() + 1.0
+    while process.exitcode is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return process.exitcode
+
+
+def _exit_text(codes: list[int]) -> str:
+    """How workers ended, from their exit codes: ``killed by SIGSEGV``, ``exit status 3``."""
+    texts = []
+    for code in codes:
+        if code < 0:
+            try:
+                texts.append(f"killed by {signal.Signals(-code).name}")
+            except ValueError:
+                texts.append(f"killed by signal {-code}")
+        else:
+            texts.append(f"exit status {code}")
+    return ", ".join(sorted(set(texts))) or "it died"
+
+
+class BatchPool(Generic[T, R]):
+    """``func`` over batches of items on ``workers`` processes (or threads), with results
+    handed back in the order the batches were put, and at most ``BATCHES_PER_WORKER`` batches
+    a worker in flight, so memory stays flat however many batches come.
+
+    A worker process that dies (a decoder's segmentation fault, the kernel's OOM killer)
+    does not end the run: the batches it took down are run again one item at a time in a
+    fresh pool, and an item that kills its worker again gets ``crashed(item, why)`` as its
+    result. ``func`` and its items must pickle; ``threads`` runs it on threads instead (for
+    I/O-bound work), where a failure is only an exception. With ``threads`` and one worker it
+    runs in this thread.
+
+    Use as a context manager: leaving it normally waits for the workers, leaving it on an
+    exception (Ctrl-C included) stops them at once.
+    """
+
+    def __init__(
+        self,
+        func: Callable[[list[T]], list[R]],
+        workers: int,
+        crashed: Callable[[T, str], R],
+        *,
+        threads: bool = False,
+        decoders: bool = False,
+    ) -> None:
+        self._func = func
+        self._workers = max(1, workers)
+        self._crashed = crashed
+        self._threads = threads
+        self._decoders = decoders
+        self._window = self._workers * BATCHES_PER_WORKER
+        self._pending: deque[tuple[list[T], Future[list[R]]]] = deque()
+        self._executor: Executor | None = None
+        #: Items whose worker died and that were given ``crashed`` results.
+        self.crashes = 0
+
+    def _pool(self) -> Executor:
+        if self._executor is None:
+            if self._threads:
+                self._executor = ThreadPoolExecutor(self._workers)
+            else:
+                self._executor = process_pool(self._workers, decoders=self._decoders)
+        return self._executor
+
+    def put(self, batch: list[T]) -> Iterator[tuple[list[T], list[R]]]:
+        """Hand ``batch`` over; yields the oldest batches that are done while the window is
+        full (each ``(batch, results)``)."""
+        if self._threads and self._workers == 1:
+            yield batch, self._func(batch)
+            return
+        while len(self._pending) >= self._window:
+            yield self._collect_oldest()
+        self._pending.append((batch, self._pool().submit(self._func, batch)))
+
+    def drain(self) -> Iterator[tuple[list[T], list[R]]]:
+        """Every batch still in flight, in order."""
+        while self._pending:
+            yield self._collect_oldest()
+
+    def _collect_oldest(self) -> tuple[list[T], list[R]]:
+        batch, future = self._pending[0]
+        try:
+            results = future.result()
+        except BrokenProcessPool:
+            self._recover()
+            batch, future = self._pending[0]
+            results = future.result()
+        self._pending.popleft()
+        return batch, results
+
+    def _recover(self) -> None:
+        """After a worker died: rerun every unfinished batch an item at a time, each in a
+        fresh pool once one dies, so that only the item that kills a worker is lost."""
+        broken = self._executor
+        assert isinstance(broken, ProcessPoolExecutor)
+        stop_pool(broken)
+        self._executor = None
+        redone: deque[tuple[list[T], Future[list[R]]]] = deque()
+        for batch, future in self._pending:
+            if future.done() and future.exception() is None:
+                redone.append((batch, future))
+                continue
+            results: list[R] = []
+            for item in batch:
+                results.append(self._run_alone(item))
+            done: Future[list[R]] = Future()
+            done.set_result(results)
+            redone.append((batch, done))
+        self._pending = redone
+
+    def _run_alone(self, item: T) -> R:
+        pool = self._pool()
+        assert isinstance(pool, ProcessPoolExecutor)
+        future = pool.submit(self._func, [item])
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        try:
+            return future.result()[0]
+        except BrokenProcessPool:
+            stop_pool(pool)
+            self._executor = None
+            self.crashes += 1
+            codes = [code for code in map(_exit_code, processes) if code]
+            # The other workers were stopped by the pool (SIGTERM); the dead one tells why.
+            telling = [code for code in codes if code != -signal.SIGTERM] or codes
+            return self._crashed(item, f"its worker process died ({_exit_text(telling)})")
+
+    def close(self, *, wait: bool = True) -> None:
+        """Release the workers: wait for them, or (``wait=False``) stop them at once."""
+        executor, self._executor = self._executor, None
+        if executor is None:
+            return
+        if wait and not self._pending:
+            executor.shutdown(wait=True)
+        elif isinstance(executor, ThreadPoolExecutor):
+            executor.shutdown(wait=False, cancel_futures=True)
+        else:
+            assert isinstance(executor, ProcessPoolExecutor)
+            stop_pool(executor)  # cancels the queued batches itself (see there)
+        self._pending.clear()
+
+    def __enter__(self) -> BatchPool[T, R]:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self.close(wait=exc_type is None)
+
+
+__all__ = ["BATCHES_PER_WORKER", "BatchPool", "process_pool", "stop_pool"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import random
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -13,16 +14,19 @@ from PIL import Image
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _load_make_samples() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_samples", REPO / "scripts/make_samples.py")
+def _load_script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
 
 #: scripts/make_samples.py: the natural-looking images of the demo and the benchmark.
-samples = _load_make_samples()
+samples = _load_script("make_samples")
+#: scripts/hostile.py: the hostile image corpora and their expected outcomes.
+hostile = _load_script("hostile")
 
 #: The first bytes of every JPEG: stand-ins for big images that pass-through packs without
 #: decoding (it checks only that a file starts like an image).

@@ -391,7 +391,10 @@ def test_pass_through_refuses_options_it_would_ignore_and_non_images(
         cli, ["pack", str(photos), str(tmp_path / "x.rec"), "--pass-through"]
     )
     assert result.exit_code == 1
-    assert "page.jpg: not an image (unknown format" in result.stderr
+    assert (
+        "page.jpg: not an image (unrecognised format; starts with '<html>404 Not Fo')"
+        in result.stderr
+    )
 
 
 def test_unpack_refuses_to_overwrite_the_list_beside_the_rec_and_cleans_up(

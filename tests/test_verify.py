@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import tempfile
 from pathlib import Path
 
@@ -158,7 +159,7 @@ def test_corrupted_jpeg_payload_is_found_with_decode(dataset: tuple[Path, list[i
     patch(rec, start, bytes(len(data) - len(data) // 2))  # zero the second half
     assert run("verify", str(rec))[-1].endswith("no problems")  # framing is intact
     lines = run("verify", str(rec), "--decode", expect=1)
-    assert lines[0].startswith(f"{rec}: record 3 at byte {offsets[3]}: does not decode: ")
+    assert lines[0].startswith(f"{rec}: record 3 at byte {offsets[3]}: corrupt JPEG: ")
     assert lines[1:] == [
         "checked 1 file: 10 records, 10 images decoded, 10 index entries: 1 problem (image 1)"
     ]
@@ -170,17 +171,31 @@ def test_corrupted_jpeg_payload_is_found_with_decode(dataset: tuple[Path, list[i
     "fork" not in multiprocessing.get_all_start_methods(),
     reason="the patch reaches workers by fork",
 )
-def test_a_dying_decode_worker_is_a_problem_not_a_crash(
-    dataset: tuple[Path, list[int]], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_decoder_that_kills_its_worker_costs_only_that_image(
+    dataset: tuple[Path, list[int]], monkeypatch: pytest.MonkeyPatch, workers: int
 ) -> None:
+    """A segfaulting decoder (here: one that ends its process on one image) is reported on
+    that image, and every other image is still decoded and checked."""
     rec, offsets = dataset
-    monkeypatch.setattr(verify_module, "decode_problem", lambda data: os._exit(1))
-    report = verify([str(rec)], decode=True, workers=2)
-    assert [(p.check, p.where) for p in report.problems] == [
-        ("image", f"record 0 at byte {offsets[0]}")
+    deadly = image(6)
+    real = verify_module.decode_problem
+
+    def crashing(data: bytes, notes: list[str] | None = None) -> object:
+        if data == deadly:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return real(data, notes)
+
+    monkeypatch.setattr(verify_module, "decode_problem", crashing)
+    report = verify([str(rec)], decode=True, workers=workers)
+    assert [(p.check, p.where, p.message) for p in report.problems] == [
+        (
+            "image",
+            f"record 6 at byte {offsets[6]}",
+            "the decoder crashed on this image: its worker process died (killed by SIGSEGV)",
+        )
     ]
-    assert report.problems[0].message.startswith("a decode worker died on this record")
-    assert report.checked["records"] == 10  # the scan went on
+    assert report.checked["records"] == 10 and report.checked["images_decoded"] == 10
 
 
 def test_labels_checked_against_the_class_map(tmp_path: Path) -> None:

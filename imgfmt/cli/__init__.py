@@ -29,7 +29,9 @@ from imgfmt.errors import ImgfmtError, UsageError
 
 
 class ImgfmtGroup(click.Group):
-    """Turns the library's errors into one ``Error: ...`` line (a traceback with ``-v``)."""
+    """Turns the library's errors into one ``Error: ...`` line (a traceback with ``-v``), and,
+    for a command given ``--json``, into its one JSON object: ``{"error": ..., "exit_code":
+    ...}`` plus what the run had done (an error's ``details``)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -37,14 +39,23 @@ class ImgfmtGroup(click.Group):
         except UsageError as err:
             # A bad combination of options or arguments, found by the library: one line, exit 2.
             _traceback_if_verbose(ctx)
+            _json_error(ctx, err, 2)
             raise click.UsageError(str(err)) from err
         except ImgfmtError as err:
             _traceback_if_verbose(ctx)
+            _json_error(ctx, err, 1)
             raise click.ClickException(str(err)) from err
         except KeyboardInterrupt:
+            _json_error(ctx, "interrupted", EXIT_INTERRUPTED)
             click.echo("Interrupted; no partial output was left at the destination.", err=True)
             ctx.exit(EXIT_INTERRUPTED)
-        except (click.exceptions.Exit, click.ClickException, click.exceptions.Abort):
+        except click.UsageError as err:
+            _json_error(ctx, err.format_message(), err.exit_code)
+            raise
+        except click.ClickException as err:
+            _json_error(ctx, err.format_message(), err.exit_code)
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except BrokenPipeError:
             raise  # `imgfmt ... | head`: Click exits quietly
@@ -54,13 +65,28 @@ class ImgfmtGroup(click.Group):
 
             _traceback_if_verbose(ctx)
             where = f"{err.filename}: " if err.filename else ""
-            raise click.ClickException(f"{where}{describe_os_error(err)}") from err
+            message = f"{where}{describe_os_error(err)}"
+            _json_error(ctx, message, 1)
+            raise click.ClickException(message) from err
         except Exception as err:
             _traceback_if_verbose(ctx)
-            raise click.ClickException(
+            message = (
                 f"internal error: {type(err).__name__}: {err} (a bug in imgfmt; rerun with -v "
                 "and report the traceback)"
-            ) from err
+            )
+            _json_error(ctx, message, 1)
+            raise click.ClickException(message) from err
+
+
+def _json_error(ctx: click.Context, err: ImgfmtError | str, exit_code: int) -> None:
+    """With ``--json`` and no JSON printed yet: the failure as the command's JSON object."""
+    settings = ctx.find_object(Settings)
+    if settings is None or not settings.as_json or settings.json_done:
+        return
+    from imgfmt.cli._common import echo_json
+
+    details = dict(getattr(err, "details", None) or {})
+    echo_json(ctx, {**details, "error": str(err), "exit_code": exit_code})
 
 
 def _traceback_if_verbose(ctx: click.Context) -> None:

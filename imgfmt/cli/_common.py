@@ -75,12 +75,40 @@ class Settings:
     def __init__(self, verbose: int = 0, quiet: bool = False) -> None:
         self.verbose = verbose
         self.quiet = quiet
+        #: The command was given --json: stdout must hold one JSON object, whatever happens.
+        self.as_json = False
+        #: Where that object goes (``predictions -o -`` keeps stdout for its CSV).
+        self.json_to_stderr = False
+        #: It was printed already.
+        self.json_done = False
+
+
+def _remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    settings = ctx.find_object(Settings)
+    if settings is not None and value:
+        settings.as_json = True
+    return value
 
 
 def json_option(func: F) -> F:
+    """``--json``: one JSON object on stdout, also when the command fails after it started
+    (then with ``error`` and ``exit_code``; see ``imgfmt.cli.ImgfmtGroup``)."""
     return click.option(
-        "--json", "as_json", is_flag=True, help="Print a JSON summary on stdout for scripts."
+        "--json",
+        "as_json",
+        is_flag=True,
+        callback=_remember_json,
+        help="Print one JSON object on stdout for scripts (with an error field on failure).",
     )(func)
+
+
+def echo_json(ctx: click.Context, obj: dict[str, Any]) -> None:
+    """Print the command's one JSON object (once)."""
+    settings = ctx.find_object(Settings)
+    to_stderr = bool(settings and settings.json_to_stderr)
+    if settings is not None:
+        settings.json_done = True
+    click.echo(json.dumps(obj, ensure_ascii=False), err=to_stderr)
 
 
 def workers_option(func: F) -> F:
@@ -98,7 +126,7 @@ def workers_option(func: F) -> F:
 def emit(as_json: bool, summary: dict[str, Any], human: str) -> None:
     """Print the run's summary: one JSON object with ``--json``, else the human text."""
     if as_json:
-        click.echo(json.dumps(summary, ensure_ascii=False))
+        echo_json(click.get_current_context(), summary)
     else:
         click.echo(human)
 

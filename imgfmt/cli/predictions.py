@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from imgfmt.cli._common import json_option
+from imgfmt.cli._common import Settings, echo_json, json_option
 
 
 @click.command("predictions")
@@ -27,8 +25,14 @@ from imgfmt.cli._common import json_option
     "top5) to OUT.csv; '-' for stdout (the summary then goes to stderr).",
 )
 @json_option
+@click.pass_context
 def predictions_cmd(
-    pred: str, source: str, class_map: str | None, output: str | None, as_json: bool
+    ctx: click.Context,
+    pred: str,
+    source: str,
+    class_map: str | None,
+    output: str | None,
+    as_json: bool,
 ) -> None:
     """Join PRED, a batch transform output (application/jsonlines, lines of
     {"prediction": [p0, p1, ...]}, one per input record, in input order), to SRC,
@@ -45,9 +49,10 @@ def predictions_cmd(
     """
     from imgfmt import predictions
 
-    result = predictions.evaluate(pred, source, class_map=class_map, output=output)
     to_stderr = output == "-"  # stdout holds the CSV
+    ctx.ensure_object(Settings).json_to_stderr = to_stderr
+    result = predictions.evaluate(pred, source, class_map=class_map, output=output)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), ensure_ascii=False), err=to_stderr)
+        echo_json(ctx, result.to_dict())
     else:
         click.echo(predictions.format_summary(result), err=to_stderr)
