@@ -9,7 +9,7 @@ SMPY := $(SM_VENV)/bin/python
 DEMO_DIR := demo
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-fast interop lint bench fuzz clean
+.PHONY: help demo test test-fast interop lint bench fuzz hostile clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -65,6 +65,10 @@ fuzz: $(VENV)/.stamp ## Fuzz each reader with atheris for FUZZ_SECONDS (default 
 		grep -E "^stat::number_of_executed_units|^==|crash-" fuzz/corpus/$$target.log; \
 		[ $$status -eq 0 ] || { tail -30 fuzz/corpus/$$target.log; exit $$status; }; \
 	done
+
+HOSTILE_MUTATIONS ?= 2000
+hostile: $(VENV)/.stamp ## Pack and verify a large corpus of damaged images (HOSTILE_MUTATIONS, default 2000); checks memory
+	$(PY) scripts/hostile.py check --mutations $(HOSTILE_MUTATIONS)
 
 clean: ## Remove the venvs, the demo output and caches
 	rm -rf $(VENV) $(MXNET_VENV) $(SM_VENV) $(DEMO_DIR) fuzz/corpus .pytest_cache .mypy_cache .ruff_cache .hypothesis

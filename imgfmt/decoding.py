@@ -282,6 +282,20 @@ class _NoteHandler(logging.Handler):
         self.notes.append(record.getMessage())
 
 
+_pillow_log_quiet = False
+
+
+def quiet_pillow_log() -> None:
+    """Pillow logs a few problems (``logger.error`` in its TIFF plugin) with no handler of
+    its own, so Python's last-resort handler prints them, naming no file. A ``NullHandler``
+    on the ``PIL`` logger stops only that: handlers an application configures still get
+    every record, and :func:`captured` still collects them per image."""
+    global _pillow_log_quiet
+    if not _pillow_log_quiet:
+        logging.getLogger("PIL").addHandler(logging.NullHandler())
+        _pillow_log_quiet = True
+
+
 @contextmanager
 def captured(notes: list[str] | None) -> Iterator[None]:
     """Python warnings, Pillow's log and native stderr output during the block, appended to
@@ -292,6 +306,7 @@ def captured(notes: list[str] | None) -> Iterator[None]:
     if notes is None:
         yield
         return
+    quiet_pillow_log()
     found: list[str] = []
     pil_log = logging.getLogger("PIL")
     handler = _NoteHandler(found)

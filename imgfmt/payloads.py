@@ -25,6 +25,7 @@ them. Such files are re-encoded (pack without ``--pass-through``), never stored 
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -50,23 +51,36 @@ _READABLE_JPEG_COMPONENTS = {1: "grayscale", 3: "colour"}
 
 def identify(data: bytes) -> str | None:
     """The format of an encoded image, as Pillow names it (``JPEG``, ``PNG``, ``GIF``,
-    ``ICO``...) from its header alone, or None when it is no image Pillow knows."""
-    from imgfmt import images
+    ``ICO``...) from its header alone, or None when it is no image Pillow knows.
 
+    Safe on threads (pass-through identifies on I/O threads): JPEG and PNG are told by their
+    signatures; anything else is opened by Pillow (the header only) under a lock, with its
+    warnings and log silenced, since a plugin parsing a damaged header may warn.
+    """
     if data.startswith(b"\xff\xd8\xff"):
         return "JPEG"
     if data.startswith(decoding.PNG_SIGNATURE):
         return "PNG"
+    return _open_quietly(data)
+
+
+_QUIET = threading.Lock()
+
+
+def _open_quietly(data: bytes) -> str | None:
     from PIL import Image
 
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+    from imgfmt import images
+
+    decoding.quiet_pillow_log()
+    with _QUIET, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
             with images._pillow_bomb_check_off(), Image.open(io.BytesIO(data)) as image:
                 return image.format
-    except Exception:  # noqa: BLE001 - any failure to read a header means "not known"
-        extension = images.sniff_extension(data)
-        return extension.lstrip(".").upper() if extension else None
+        except Exception:  # noqa: BLE001 - any failure to read a header means "not known"
+            extension = images.sniff_extension(data)
+            return extension.lstrip(".").upper() if extension else None
 
 
 def _jpeg_problem(data: bytes) -> str | None:

@@ -477,9 +477,13 @@ def image_pixels(
         )
     width, height = size
     if not data:
-        raise ImageError("empty file (0 bytes)", path=name)
-    # Only the header is read here (ImageError for what is not an image at all).
-    with decoding.guarded(name, notes), images._open(data, name) as probe:
+        raise ImageError("empty file (0 bytes)", kind=decoding.NOT_IMAGE, path=name)
+    # Only the header is read here; process_image below notes what repair_png drops.
+    header = decoding.repair_png(data, name, None)
+    with (
+        decoding.guarded(name, notes, images.format_name(data)),
+        images._open(header, name) as probe,
+    ):
         shorter = min(probe.size)
     kwargs: dict[str, Any] = {} if max_pixels is None else {"max_pixels": max_pixels}
     options = images.ImageOptions(
