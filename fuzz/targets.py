@@ -16,7 +16,17 @@ import os
 import tempfile
 from collections.abc import Callable
 
-from imgfmt import jsonlines, lst, manifest, predictions, recordio, rio_protobuf, verify
+from imgfmt import (
+    images,
+    jsonlines,
+    lst,
+    manifest,
+    payloads,
+    predictions,
+    recordio,
+    rio_protobuf,
+    verify,
+)
 from imgfmt.errors import ImgfmtError
 
 #: Cap on what a damaged length may make a reader allocate in a fuzz run.
@@ -79,6 +89,14 @@ def fuzz_predictions(data: bytes) -> None:
         predictions.parse_prediction(raw, "<fuzz>", number)
 
 
+def fuzz_image(data: bytes) -> None:
+    """An image file, as pack and verify --decode see it: the pass-through rule, then a full
+    decode, crop and resize (the guards of imgfmt.decoding), then the decode check alone."""
+    payloads.payload_problem(data)
+    images.process_image(data, images.ImageOptions(resize=24, center_crop=True), "<fuzz>", [])
+    images.check_decodes(data, "<fuzz>", notes=[])
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "recordio": fuzz_recordio,
     "idx": fuzz_idx,
@@ -88,6 +106,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "jsonl": fuzz_jsonl,
     "protobuf": fuzz_protobuf,
     "predictions": fuzz_predictions,
+    "image": fuzz_image,
 }
 
 #: Targets whose contract is "never raise at all", not "raise only ImgfmtError".
