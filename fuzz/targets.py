@@ -16,18 +16,10 @@ import os
 import tempfile
 from collections.abc import Callable
 
-from imgfmt import (
-    images,
-    jsonlines,
-    lst,
-    manifest,
-    payloads,
-    predictions,
-    recordio,
-    rio_protobuf,
-    verify,
-)
+from imgfmt import images, payloads
 from imgfmt.errors import ImgfmtError
+from imgfmt.formats import jsonlines, lst, manifest, recordio, rio_protobuf
+from imgfmt.ops import predictions, verify
 
 #: Cap on what a damaged length may make a reader allocate in a fuzz run.
 MAX_INPUT = 1 << 16

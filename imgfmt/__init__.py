@@ -2,10 +2,10 @@
 
 The command line (``imgfmt``) is a thin layer over these modules, each usable on its own:
 
-- ``imgfmt.recordio``: MXNet/dmlc RecordIO framing, ``IRHeader``, ``.idx``
-- ``imgfmt.lst``: im2rec ``.lst`` lists, listing and splitting, class maps
+- ``imgfmt.formats.recordio``: MXNet/dmlc RecordIO framing, ``IRHeader``, ``.idx``
+- ``imgfmt.formats.lst``: im2rec ``.lst`` lists, listing and splitting, class maps
 - ``imgfmt.images``: decode / convert / crop / resize / encode (Pillow)
-- ``imgfmt.pack``, ``imgfmt.unpack``: the operations behind the commands
+- ``imgfmt.ops.pack``, ``imgfmt.ops.unpack``: the operations behind the commands
 
 Every error a user can cause is an ``imgfmt.errors.ImgfmtError``.
 """

@@ -200,7 +200,7 @@ def check_plausible(image: Image.Image, data: bytes, name: str) -> None:
 BUDGET_BASE = 256 << 20
 BUDGET_PER_PIXEL = 16
 
-_bounded = False  # set in imgfmt's worker processes (imgfmt.workers)
+_bounded = False  # set in imgfmt's worker processes (imgfmt.engines.local)
 
 
 def bound_this_process() -> None:

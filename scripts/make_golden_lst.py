@@ -15,7 +15,7 @@ per class when recursive). ``tests/golden/lst/cases.json`` records each case's i
 options. The output is deterministic, so ``git diff`` stays empty unless im2rec (or a case,
 or the tree) changed.
 
-``tests/test_lst.py`` rebuilds the same tree and checks that ``imgfmt.lst.make_lists``
+``tests/test_lst.py`` rebuilds the same tree and checks that ``imgfmt.formats.lst.make_lists``
 writes the same file names with the same bytes, and a class map that agrees with
 ``stdout.txt``.
 """

@@ -1,6 +1,7 @@
 """The batch-inference formats from the command line: pack --format jsonlines and
-recordio-protobuf, and unpack, verify and split on both (imgfmt.jsonlines and
-imgfmt.rio_protobuf are tested as a library in test_jsonlines.py and test_rio_protobuf.py)."""
+recordio-protobuf, and unpack, verify and split on both (imgfmt.formats.jsonlines and
+imgfmt.formats.rio_protobuf are tested as a library in test_jsonlines.py and
+test_rio_protobuf.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from click.testing import CliRunner
 from helpers import leftovers, make_tree
 from PIL import Image
 
-from imgfmt import rio_protobuf
 from imgfmt.cli import cli
+from imgfmt.formats import rio_protobuf
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "tests" / "golden" / "protobuf"

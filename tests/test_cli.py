@@ -102,7 +102,7 @@ def test_unexpected_errors_are_still_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raised: Exception, expected: str
 ) -> None:
     # A safety net under the library's own errors: never a raw traceback, exit 1.
-    from imgfmt import unpack
+    from imgfmt.ops import unpack
 
     def broken(*_args: object, **_kwargs: object) -> None:
         raise raised

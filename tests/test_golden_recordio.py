@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from imgfmt.recordio import (
+from imgfmt.formats.recordio import (
     MAGIC_BYTES,
     IRHeader,
     RecordFileWriter,

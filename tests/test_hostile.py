@@ -23,17 +23,18 @@ from click.testing import CliRunner
 from helpers import hostile, image_bytes
 from PIL import Image
 
-from imgfmt import decoding, images, pack
+from imgfmt import decoding, images
 from imgfmt.cli import cli
 from imgfmt.errors import ImageError
-from imgfmt.images import ImageOptions, process_image
-from imgfmt.recordio import (
+from imgfmt.formats.recordio import (
     IDX_SUFFIX,
     RecordReader,
     RecordWriter,
     pack_image_record,
     unpack_image_record,
 )
+from imgfmt.images import ImageOptions, process_image
+from imgfmt.ops import pack
 
 needs_fork = pytest.mark.skipif(
     "fork" not in multiprocessing.get_all_start_methods(),

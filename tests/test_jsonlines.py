@@ -11,9 +11,9 @@ from helpers import image_bytes, leftovers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imgfmt import jsonlines
 from imgfmt.errors import FormatError, ImgfmtError, UsageError
-from imgfmt.jsonlines import JsonlEntry, JsonlFileWriter, format_jsonl_line, read_jsonl
+from imgfmt.formats import jsonlines
+from imgfmt.formats.jsonlines import JsonlEntry, JsonlFileWriter, format_jsonl_line, read_jsonl
 
 
 def test_line_layout_is_compact_json_in_field_order() -> None:

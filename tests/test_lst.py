@@ -1,4 +1,4 @@
-"""imgfmt.lst: im2rec-identical listing and splitting, strict .lst and class-map reading."""
+"""imgfmt.formats.lst: im2rec-identical listing and splitting, strict .lst and class-map reading."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imgfmt.errors import FormatError, StorageError, UsageError
-from imgfmt.lst import (
+from imgfmt.formats.lst import (
     DEFAULT_EXTS,
     LstEntry,
     class_map_path,

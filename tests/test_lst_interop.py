@@ -1,4 +1,4 @@
-"""imgfmt.lst against mxnet 1.9.1's im2rec.py itself, on a freshly made random tree.
+"""imgfmt.formats.lst against mxnet 1.9.1's im2rec.py itself, on a freshly made random tree.
 
 The golden files in tests/golden/lst pin one tree; this test draws a new one each run (the
 seed is in every failure message) and has the live im2rec.py list it with several option
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from test_lst import im2rec_options
 
-from imgfmt.lst import LstEntry, make_lists, read_lst
+from imgfmt.formats.lst import LstEntry, make_lists, read_lst
 
 pytestmark = pytest.mark.interop
 

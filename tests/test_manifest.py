@@ -12,9 +12,9 @@ from helpers import leftovers, make_tree
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imgfmt import lst, manifest
 from imgfmt.cli import cli
 from imgfmt.errors import FormatError
+from imgfmt.formats import lst, manifest
 
 DATE = "2026-01-01T00:00:00"
 DATE_TEXT = "2026-01-01T00:00:00.000000"

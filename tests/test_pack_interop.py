@@ -13,7 +13,7 @@ from helpers import image_bytes, make_tree
 from PIL import Image
 
 from imgfmt.cli import cli
-from imgfmt.recordio import RecordReader, unpack_image_record
+from imgfmt.formats.recordio import RecordReader, unpack_image_record
 
 pytestmark = pytest.mark.interop
 

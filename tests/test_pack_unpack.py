@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 from helpers import image_bytes, leftovers, make_tree
 
-from imgfmt import pack as pack_module
 from imgfmt.cli import cli
-from imgfmt.recordio import RecordReader, pack_image_record, unpack_image_record
+from imgfmt.formats.recordio import RecordReader, pack_image_record, unpack_image_record
+from imgfmt.ops import pack as pack_module
 
 
 def run(*args: str, expect: int = 0) -> str:
@@ -142,7 +142,7 @@ def test_unpack_then_repack_is_byte_identical(photos: Path, tmp_path: Path) -> N
 def test_multi_label_round_trip(tmp_path: Path) -> None:
     rec = tmp_path / "m.rec"
     png = image_bytes(16, 16, seed=3, fmt="PNG")
-    from imgfmt.recordio import RecordFileWriter
+    from imgfmt.formats.recordio import RecordFileWriter
 
     with RecordFileWriter(str(rec)) as out:
         out.write(pack_image_record((1.0, 0.0, 2.5), 10, png), key=10)
@@ -179,7 +179,7 @@ def test_unpack_selected_ids_with_and_without_index(photos: Path, tmp_path: Path
 def test_unpack_never_writes_outside_outdir(tmp_path: Path) -> None:
     rec = tmp_path / "evil.rec"
     jpg = image_bytes(8, 8)
-    from imgfmt.recordio import RecordFileWriter
+    from imgfmt.formats.recordio import RecordFileWriter
 
     with RecordFileWriter(str(rec)) as out:
         for label in range(5):
@@ -453,8 +453,8 @@ def test_stopping_a_pack_part_way_leaves_no_thread_traceback(
     caller had cancelled those futures itself; 40 stops here all stay quiet."""
     import threading
 
+    from imgfmt.formats.lst import LstEntry
     from imgfmt.images import ImageOptions
-    from imgfmt.lst import LstEntry
 
     root = make_tree(tmp_path / "img", {"a": 40})
     entries = [

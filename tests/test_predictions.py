@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner, Result
 from helpers import leftovers
 
-from imgfmt import predictions
 from imgfmt.cli import cli
 from imgfmt.errors import FormatError
-from imgfmt.jsonlines import JsonlFileWriter
+from imgfmt.formats.jsonlines import JsonlFileWriter
+from imgfmt.ops import predictions
 
 # Until the command is registered in the real group: the same error boundary, this command only.
 

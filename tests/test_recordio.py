@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from imgfmt.errors import FormatError, ImgfmtError, UsageError
-from imgfmt.recordio import (
+from imgfmt.formats.recordio import (
     MAGIC_BYTES,
     MAX_PAYLOAD,
     IRHeader,
@@ -762,7 +762,7 @@ def test_reading_is_lazy(tmp_path: Path) -> None:
     )
 )
 def test_key_set_holds_what_a_set_holds(keys: list[int]) -> None:
-    from imgfmt.recordio import KeySet
+    from imgfmt.formats.recordio import KeySet
 
     compact, plain = KeySet(), set()
     for key in keys:
@@ -775,7 +775,7 @@ def test_key_set_holds_what_a_set_holds(keys: list[int]) -> None:
 
 
 def test_key_set_stays_small_for_dense_keys() -> None:
-    from imgfmt.recordio import KeySet
+    from imgfmt.formats.recordio import KeySet
 
     keys = KeySet()
     for key in reversed(range(100_000)):

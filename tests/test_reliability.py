@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from helpers import JPEG_MAGIC, image_bytes, leftovers, make_tree
 
 from imgfmt.cli import cli
-from imgfmt.recordio import RecordReader, unpack_image_record
+from imgfmt.formats.recordio import RecordReader, unpack_image_record
 
 
 def imgfmt_proc(*args: str, limit_file_size: int | None = None) -> subprocess.CompletedProcess[str]:
@@ -173,7 +173,7 @@ def test_lst_gen_terminates_on_symlink_cycles(tmp_path: Path) -> None:
 def test_unpack_of_hostile_names_stays_inside_outdir(tmp_path: Path) -> None:
     from helpers import image_bytes
 
-    from imgfmt.recordio import RecordFileWriter, pack_image_record
+    from imgfmt.formats.recordio import RecordFileWriter, pack_image_record
 
     rec = tmp_path / "h.rec"
     jpg = image_bytes(8, 8)

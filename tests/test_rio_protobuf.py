@@ -22,9 +22,9 @@ from helpers import image_bytes, leftovers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imgfmt import rio_protobuf as rp
 from imgfmt.errors import FormatError, ImageError, ImgfmtError, UsageError
-from imgfmt.recordio import MAGIC_BYTES, encode_record, pack_image_record
+from imgfmt.formats import rio_protobuf as rp
+from imgfmt.formats.recordio import MAGIC_BYTES, encode_record, pack_image_record
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden" / "protobuf"
@@ -191,7 +191,7 @@ def test_property_any_float32_rows_read_back(rows: list[list[float]]) -> None:
     for number, row in enumerate(rows):
         writer.write(row, [number, 0.5])
     stream = io.BytesIO(out.getvalue())
-    from imgfmt.recordio import read_record
+    from imgfmt.formats.recordio import read_record
 
     offset = 0
     for number, row in enumerate(rows):
@@ -386,7 +386,7 @@ def test_sdk_and_imgfmt_schemas_load_into_one_process(sagemaker_python: str) -> 
     code = """
         from sagemaker.amazon.record_pb2 import Record as Sdk
         from imgfmt.proto.record_pb2 import Record as Ours
-        import imgfmt.rio_protobuf
+        import imgfmt.formats.rio_protobuf
         assert Sdk.DESCRIPTOR is Ours.DESCRIPTOR
         print("ok")
     """

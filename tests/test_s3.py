@@ -20,7 +20,7 @@ from helpers import JPEG_MAGIC, image_bytes, leftovers, make_tree
 
 from imgfmt import s3 as s3_module
 from imgfmt.cli import cli
-from imgfmt.recordio import RecordFileWriter, pack_image_record
+from imgfmt.formats.recordio import RecordFileWriter, pack_image_record
 
 DATE = "2026-01-01T00:00:00"
 
@@ -266,7 +266,7 @@ def test_failed_pack_aborts_the_upload_and_leaves_nothing(s3, tmp_path: Path) ->
 
 
 def test_interrupted_pack_aborts_the_upload(s3, tmp_path: Path) -> None:
-    from imgfmt.pack import pack
+    from imgfmt.ops.pack import pack
 
     blobs = tmp_path / "blobs" / "a"
     blobs.mkdir(parents=True)

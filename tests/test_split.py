@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from imgfmt.cli import cli
 from imgfmt.errors import UsageError
-from imgfmt.recordio import (
+from imgfmt.formats.recordio import (
     MAGIC_BYTES,
     RecordFileWriter,
     RecordReader,
@@ -25,7 +25,7 @@ from imgfmt.recordio import (
     read_idx,
     unpack_image_record,
 )
-from imgfmt.split import allocate_counts, assign_splits, split_dataset, split_ratios
+from imgfmt.ops.split import allocate_counts, assign_splits, split_dataset, split_ratios
 
 
 def run(*args: str, expect: int = 0) -> str:

@@ -15,10 +15,10 @@ from helpers import image_bytes, leftovers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imgfmt import verify as verify_module
 from imgfmt.cli import cli
-from imgfmt.recordio import MAGIC_BYTES, RecordFileWriter, pack_image_record
-from imgfmt.verify import Report, verify
+from imgfmt.formats.recordio import MAGIC_BYTES, RecordFileWriter, pack_image_record
+from imgfmt.ops import verify as verify_module
+from imgfmt.ops.verify import Report, verify
 
 HEAD = 8  # magic + lrec
 IR = 24  # image record header
@@ -183,6 +183,9 @@ def test_a_decoder_that_kills_its_worker_costs_only_that_image(
 
     def crashing(data: bytes, notes: list[str] | None = None) -> object:
         if data == deadly:
+            import faulthandler
+
+            faulthandler.disable()  # pytest's: it would print the crash
             os.kill(os.getpid(), signal.SIGSEGV)
         return real(data, notes)
 
@@ -503,7 +506,7 @@ def test_verify_never_raises_on_damaged_bytes(
 
 def test_cli_default_matches_the_library() -> None:
     from imgfmt.cli import verify as cli_verify
-    from imgfmt.verify import DEFAULT_MAX_PROBLEMS
+    from imgfmt.ops.verify import DEFAULT_MAX_PROBLEMS
 
     assert cli_verify.DEFAULT_MAX_PROBLEMS == DEFAULT_MAX_PROBLEMS
 

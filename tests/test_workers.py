@@ -1,4 +1,4 @@
-"""imgfmt.workers: stopping a pool part-way never leaves the process unable to exit."""
+"""imgfmt.engines.local: stopping a pool part-way never leaves the process unable to exit."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import textwrap
 HALF_WRITTEN = textwrap.dedent(
     """
     import struct, sys, time
-    from imgfmt.workers import process_pool, stop_pool
+    from imgfmt.engines.local import process_pool, stop_pool
 
     def half_written_result():
         frame = sys._getframe()

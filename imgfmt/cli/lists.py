@@ -41,7 +41,7 @@ def lst_gen(
       -> data/photos_train.lst, data/photos_val.lst, data/photos_test.lst,
          data/photos.classes.tsv
     """
-    from imgfmt import lst
+    from imgfmt.formats import lst
 
     result = lst.make_lists(
         root,

@@ -13,7 +13,7 @@ from imgfmt.errors import UsageError
 
 
 class _LibraryChecked(click.ParamType):
-    """A parameter checked by an ``imgfmt.manifest`` function; its UsageError exits 2."""
+    """A parameter checked by an ``imgfmt.formats.manifest`` function; its UsageError exits 2."""
 
     def __init__(self, name: str, check_name: str) -> None:
         self.name = name
@@ -22,7 +22,7 @@ class _LibraryChecked(click.ParamType):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if not isinstance(value, str):
             return value
-        from imgfmt import manifest
+        from imgfmt.formats import manifest
 
         try:
             return getattr(manifest, self._check_name)(value)
@@ -113,7 +113,7 @@ def manifest_gen(
       imgfmt manifest-gen data/train.lst - --s3-prefix s3://bucket/photos --label-attribute label
       imgfmt manifest-gen data/tags.lst tags.manifest --s3-prefix s3://bucket/p --multi-label
     """
-    from imgfmt import manifest
+    from imgfmt.formats import manifest
 
     result = manifest.make_manifest(
         source,
@@ -166,7 +166,7 @@ def manifest_to_lst(
       imgfmt manifest-to-lst output.manifest data/train --s3-prefix s3://bucket/photos
       imgfmt pack data/train.lst data/train.rec --root photos/
     """
-    from imgfmt import manifest
+    from imgfmt.formats import manifest
 
     result = manifest.manifest_to_lst(
         source, prefix, label_attribute=label_attribute, s3_prefix=s3_prefix

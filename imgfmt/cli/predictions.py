@@ -47,7 +47,7 @@ def predictions_cmd(
       imgfmt predictions test.jsonl.out data/test.lst -o rows.csv --json
       imgfmt predictions out/test.manifest.out test.manifest --classes data/all.classes.tsv
     """
-    from imgfmt import predictions
+    from imgfmt.ops import predictions
 
     to_stderr = output == "-"  # stdout holds the CSV
     ctx.ensure_object(Settings).json_to_stderr = to_stderr

@@ -40,7 +40,7 @@ DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
     "--size",
     default=None,
     metavar="WxH",
-    callback=parsed_by(lazy("rio_protobuf", "parse_size")),
+    callback=parsed_by(lazy("formats.rio_protobuf", "parse_size")),
     help="recordio-protobuf: resize every image to exactly W x H pixels (e.g. 28x28).",
 )
 @click.option(
@@ -87,7 +87,7 @@ DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
     "--shard-size",
     default=None,
     metavar="SIZE",
-    callback=parsed_by(lazy("pack", "parse_size")),
+    callback=parsed_by(lazy("ops.pack", "parse_size")),
     help="Roll over to OUT_0.rec, OUT_1.rec, ... of about SIZE each (e.g. 256MB).",
 )
 @click.option(
@@ -146,8 +146,9 @@ def pack_cmd(
       imgfmt pack photos/ data/test.jsonl --resize 224
       imgfmt pack digits/ data/digits.rec --format recordio-protobuf --size 28x28 --color 0
     """
-    from imgfmt import images, pack
+    from imgfmt import images
     from imgfmt.errors import UsageError
+    from imgfmt.ops import pack
 
     try:
         fmt = pack.format_for(out_rec, fmt)
@@ -251,7 +252,7 @@ def pack_cmd(
 @click.option(
     "--ids",
     default=None,
-    callback=parsed_by(lazy("unpack", "parse_ids")),
+    callback=parsed_by(lazy("ops.unpack", "parse_ids")),
     help="Only these record ids, e.g. 3,7,100-200.",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N records.")
@@ -296,7 +297,7 @@ def unpack_cmd(
       imgfmt unpack data/test.jsonl images/
       imgfmt unpack data/digits.rec digits/
     """
-    from imgfmt import unpack
+    from imgfmt.ops import unpack
 
     with progress(ctx, "img") as (_set_total, advance):
         result = unpack.unpack(

@@ -70,7 +70,7 @@ def split_cmd(
       imgfmt split data/all.rec data/photos    # -> _train/_val .rec + .idx
       imgfmt split labels.manifest out/labels --label-attribute class
     """
-    from imgfmt import split
+    from imgfmt.ops import split
 
     with progress(ctx, "rec") as (set_total, advance):
         result = split.split_dataset(

@@ -16,7 +16,7 @@ from imgfmt.cli._common import (
     workers_option,
 )
 
-#: Mirrors ``imgfmt.verify.DEFAULT_MAX_PROBLEMS`` (not imported: ``--help`` stays fast).
+#: Mirrors ``imgfmt.ops.verify.DEFAULT_MAX_PROBLEMS`` (not imported: ``--help`` stays fast).
 DEFAULT_MAX_PROBLEMS = 100
 
 
@@ -31,7 +31,7 @@ class VerifiablePath(click.ParamType):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         from imgfmt.errors import UsageError
-        from imgfmt.verify import input_kind
+        from imgfmt.ops.verify import input_kind
 
         path = os.fspath(value)
         try:
@@ -101,7 +101,7 @@ def verify_cmd(
       imgfmt verify data/train.rec --fix-idx --json
       imgfmt verify data/test.jsonl data/digits.rec --decode
     """
-    from imgfmt.verify import verify
+    from imgfmt.ops.verify import verify
 
     with progress(ctx, "B") as (_set_total, advance):
         report = verify(

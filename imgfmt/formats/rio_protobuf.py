@@ -34,7 +34,7 @@ numbers 0-255 whose low two bytes are zero and whose top byte is 0x00 or 0x3f-0x
 magic's 0xce, and its protobuf tags and lengths cannot spell 0a 23 d7 ce (a property test
 checks random records). For arbitrary arrays the writer logs a warning when a payload does.
 
-Reading accepts both framings (``imgfmt.recordio.read_record`` joins dmlc's pieces and reads
+Reading accepts both framings (``imgfmt.formats.recordio.read_record`` joins dmlc's pieces and reads
 an unsplit record by its length), any of the schema's tensor types (float32, float64, int32;
 values come back in their own dtype), sparse tensors (densified with their shape), and
 records without a label or without a shape.
@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from imgfmt.errors import FormatError, ImageError, ImgfmtError, UsageError
-from imgfmt.recordio import MAGIC_BYTES, MAX_PAYLOAD, read_record
+from imgfmt.formats.recordio import MAGIC_BYTES, MAX_PAYLOAD, read_record
 from imgfmt.storage import AtomicFileWriter, open_input, read_range
 
 if TYPE_CHECKING:
@@ -411,7 +411,7 @@ def iter_problems(
     ``record N at byte B``. Framing damage (check ``framing``) does not stop it: reading
     resumes at the next record head. Nothing raises but a ``StorageError`` for a file that
     cannot be opened. ``on_record`` is called for each intact record read."""
-    from imgfmt.recordio import RecordReader
+    from imgfmt.formats.recordio import RecordReader
 
     damage: list[tuple[str, str, str]] = []
 

@@ -36,8 +36,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from imgfmt import jsonlines, lst, manifest
 from imgfmt.errors import FormatError, UsageError, excerpt
+from imgfmt.formats import jsonlines, lst, manifest
 from imgfmt.storage import atomic_output, open_input
 
 #: How many of the most probable classes the top-k column and accuracy consider.

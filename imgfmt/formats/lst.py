@@ -35,7 +35,7 @@ from typing import IO, Any, NoReturn
 
 from imgfmt import storage
 from imgfmt.errors import FormatError, StorageError, UsageError, excerpt
-from imgfmt.recordio import KeySet
+from imgfmt.formats.recordio import KeySet
 from imgfmt.storage import AtomicOutputs, atomic_output, describe_os_error, is_s3, open_input
 
 #: im2rec.py's ``--exts`` default.

@@ -2,8 +2,8 @@
 
 A ``.jsonl`` (``.json``, ``.manifest``) may be a SageMaker augmented manifest or a JSON Lines
 image dataset; a ``.rec`` may be MXNet RecordIO or SageMaker RecordIO-protobuf. Their content
-tells (:func:`imgfmt.jsonlines.sniff_jsonl`, :func:`imgfmt.rio_protobuf.sniff`); ``unpack``,
-``verify`` and ``split`` all ask here, so that they never disagree about a file.
+tells (:func:`imgfmt.formats.jsonlines.sniff_jsonl`, :func:`imgfmt.formats.rio_protobuf.sniff`);
+``unpack``, ``verify`` and ``split`` all ask here, so that they never disagree about a file.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def content_format(path: str, *, has_index: bool | None = None) -> str | None:
     cannot be read."""
     ext = storage.splitext(path)[1].lower()
     if ext in JSON_EXTENSIONS:
-        from imgfmt.jsonlines import sniff_jsonl
+        from imgfmt.formats.jsonlines import sniff_jsonl
 
         return JSONLINES if sniff_jsonl(path) else None
     if ext == ".rec":
@@ -33,7 +33,7 @@ def content_format(path: str, *, has_index: bool | None = None) -> str | None:
             has_index = storage.exists(storage.sibling(path, ".idx"))
         if has_index:
             return None
-        from imgfmt.rio_protobuf import sniff
+        from imgfmt.formats.rio_protobuf import sniff
 
         return RECORDIO_PROTOBUF if sniff(path) else None
     return None

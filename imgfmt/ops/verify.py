@@ -22,7 +22,7 @@ stay those the writer gave them.
 
 ``.lst``: every line parsed (all bad lines reported, not the first), indices unique,
 labels finite (and classes of the class map), every image present under the root.
-Manifests: ``imgfmt.manifest.iter_manifest_problems`` checks each line.
+Manifests: ``imgfmt.formats.manifest.iter_manifest_problems`` checks each line.
 
 Rebuilding the index (``fix_idx=True``): from the records the scan found intact, one
 ``key<TAB>offset`` line each, in file order. Keys are the header ids when every record
@@ -46,11 +46,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from imgfmt import formats, lst, storage
+from imgfmt import formats, storage
 from imgfmt.errors import FormatError, ImageError, ImgfmtError, UsageError
-from imgfmt.formats import content_format
-from imgfmt.jsonlines import check_jsonl
-from imgfmt.recordio import (
+from imgfmt.formats import content_format, lst
+from imgfmt.formats.jsonlines import check_jsonl
+from imgfmt.formats.recordio import (
     CFLAG_FIRST,
     CFLAG_LAST,
     CFLAG_MIDDLE,
@@ -493,14 +493,14 @@ def _decode_crashed(_item: _DecodeItem, why: str) -> _Decoded:
 
 
 class _Decoder:
-    """Decodes images in worker processes (``imgfmt.workers.BatchPool``: a bounded window of
+    """Decodes images in worker processes (``imgfmt.engines.local.BatchPool``: a bounded window of
     batches in flight, so memory stays flat however large the file; a worker that dies costs
     only the image that killed it) and reports each failure, in order, to ``on_failure(token,
     reason)``."""
 
     def __init__(self, workers: int, on_failure: Callable[[Any, str], None]) -> None:
         # Imported here: only --decode needs it, and it costs a plain verify's start-up.
-        from imgfmt.workers import BatchPool
+        from imgfmt.engines.local import BatchPool
 
         self._on_failure = on_failure
         self._batch: list[_DecodeItem] = []
@@ -961,7 +961,7 @@ def _verify_lst(
 
 
 def _verify_manifest(path: str, file: FileReport, report: Report) -> None:
-    from imgfmt.manifest import iter_manifest_problems
+    from imgfmt.formats.manifest import iter_manifest_problems
 
     try:
         handle = open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape")
@@ -1022,7 +1022,7 @@ def _verify_jsonl(
 def _verify_protobuf(path: str, file: FileReport, report: Report) -> None:
     """A SageMaker RecordIO-protobuf file: framing, each ``Record``, finite values and labels,
     the same feature count in every record."""
-    from imgfmt import rio_protobuf
+    from imgfmt.formats import rio_protobuf
 
     def counted() -> None:
         file.checked["records"] += 1

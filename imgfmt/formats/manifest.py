@@ -48,8 +48,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import IO, Any
 
-from imgfmt import lst, storage
+from imgfmt import storage
 from imgfmt.errors import FormatError, UsageError, excerpt
+from imgfmt.formats import lst
 from imgfmt.storage import AtomicOutputs, atomic_output, is_s3, open_input
 
 #: The attribute holding the image's URI; Ground Truth's name for it.

@@ -26,10 +26,10 @@ from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING, Union
 
-from imgfmt import jsonlines, lst, payloads, s3, storage
+from imgfmt import payloads, s3, storage
 from imgfmt.errors import ImageError, ImgfmtError, UsageError
-from imgfmt.images import ImageOptions, process_image
-from imgfmt.recordio import (
+from imgfmt.formats import jsonlines, lst
+from imgfmt.formats.recordio import (
     IDX_SUFFIX,
     IR_HEADER_SIZE,
     MAX_PAYLOAD,
@@ -38,10 +38,11 @@ from imgfmt.recordio import (
     pack_image_record,
     survives_float32,
 )
+from imgfmt.images import ImageOptions, process_image
 from imgfmt.storage import AtomicOutputs, sibling
 
 if TYPE_CHECKING:
-    from imgfmt.rio_protobuf import RioProtobufWriter
+    from imgfmt.formats.rio_protobuf import RioProtobufWriter
 
 log = logging.getLogger(__name__)
 
@@ -210,7 +211,7 @@ def _encode_pixels(
     notes: list[str],
 ) -> bytes:
     """One RecordIO-protobuf payload: the decoded, resized pixels and the label(s)."""
-    from imgfmt import rio_protobuf
+    from imgfmt.formats import rio_protobuf
 
     assert job.size is not None
     pixels = rio_protobuf.image_pixels(
@@ -272,7 +273,7 @@ def _ordered_results(
     budget, and a decoder that crashes takes only its own image down (``BatchPool``).
     Pass-through is I/O bound: threads (in this thread with one worker).
     """
-    from imgfmt.workers import BatchPool
+    from imgfmt.engines.local import BatchPool
 
     pool = BatchPool(
         partial(_encode_batch, job),
@@ -425,7 +426,7 @@ def pack_entries(
 
     def new_shard() -> tuple[_Writer, Callable[[bytes, int], object]]:
         """The next output, and how to append a worker's payload with its list index."""
-        from imgfmt.rio_protobuf import RioProtobufWriter
+        from imgfmt.formats.rio_protobuf import RioProtobufWriter
 
         path = f"{stem}_{len(shards)}{ext}" if shard_size else out_rec
         stream = group.open(path, "wb")

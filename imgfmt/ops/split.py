@@ -26,10 +26,16 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from imgfmt import jsonlines, lst, storage
+from imgfmt import storage
 from imgfmt.errors import FormatError, ImgfmtError, StorageError, UsageError, excerpt
-from imgfmt.formats import content_format
-from imgfmt.recordio import IDX_SUFFIX, RecordReader, RecordWriter, read_idx, unpack_image_record
+from imgfmt.formats import content_format, jsonlines, lst
+from imgfmt.formats.recordio import (
+    IDX_SUFFIX,
+    RecordReader,
+    RecordWriter,
+    read_idx,
+    unpack_image_record,
+)
 from imgfmt.storage import AtomicOutputs, open_input, sibling
 
 #: A split worth making keeps most for training and holds some back for validation.
@@ -453,7 +459,7 @@ def _changed(source: str) -> StorageError:
 
 def _read_protobuf(path: str) -> _Items:
     """First pass over a RecordIO-protobuf file: each record's class and offset."""
-    from imgfmt import rio_protobuf
+    from imgfmt.formats import rio_protobuf
 
     items = _Items()
     for record in rio_protobuf.iter_records(path):
@@ -471,7 +477,7 @@ def _copy_protobuf(
     on_progress: Callable[[int], None] | None,
 ) -> list[int]:
     """Second pass: every payload, unchanged, to its split, in the SageMaker SDK's framing."""
-    from imgfmt import rio_protobuf
+    from imgfmt.formats import rio_protobuf
 
     writers = [
         rio_protobuf.RioProtobufWriter(group.open(out.path, "wb"), name=out.path) for out in outputs

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from imgfmt.errors import FormatError, UsageError, excerpt
-from imgfmt.lst import MAX_INDEX, LstEntry
+from imgfmt.formats.lst import MAX_INDEX, LstEntry
 from imgfmt.storage import AtomicFileWriter, open_input
 
 #: The content type of a JSON Lines channel or batch transform input.

@@ -25,11 +25,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from imgfmt import formats, jsonlines, lst, storage
+from imgfmt import formats, storage
 from imgfmt.errors import FormatError, StorageError, UsageError
-from imgfmt.formats import content_format
+from imgfmt.formats import content_format, jsonlines, lst
+from imgfmt.formats.recordio import IRHeader, RecordReader, unpack_image_record
 from imgfmt.images import sniff_extension
-from imgfmt.recordio import IRHeader, RecordReader, unpack_image_record
 from imgfmt.storage import describe_os_error, is_s3
 
 log = logging.getLogger(__name__)
@@ -280,7 +280,7 @@ def _jsonl_items(
 def _protobuf_items(
     source: str, ids: list[int] | None, limit: int | None, classes: dict[int, str], skip: OnDamage
 ) -> Iterator[_Item]:
-    from imgfmt import rio_protobuf
+    from imgfmt.formats import rio_protobuf
 
     wanted = _wanted(ids)
     count = 0
