@@ -1,14 +1,25 @@
-"""Which batch-inference format a file holds, where its extension is shared.
+"""The dataset formats, one module each, and the registry that finds them.
 
-A ``.jsonl`` (``.json``, ``.manifest``) may be a SageMaker augmented manifest or a JSON Lines
-image dataset; a ``.rec`` may be MXNet RecordIO or SageMaker RecordIO-protobuf. Their content
-tells (:func:`imgfmt.formats.jsonlines.sniff_jsonl`, :func:`imgfmt.formats.rio_protobuf.sniff`);
-``unpack``, ``verify`` and ``split`` all ask here, so that they never disagree about a file.
+A format is found by its canonical name (:func:`get`), or for a path by extension and, where
+formats share one, by content (:func:`for_path`): a ``.jsonl`` (``.json``, ``.manifest``)
+may be a SageMaker augmented manifest or a JSON Lines image dataset; a ``.rec`` may be MXNet
+RecordIO or SageMaker RecordIO-protobuf (:func:`content_format` tells them apart, so that
+every command agrees about a file). Format modules are imported on first use, so that
+``imgfmt --help`` stays fast.
+
+The interface every format implements is :class:`imgfmt.formats.base.Format`.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from imgfmt import storage
+from imgfmt.errors import UsageError
+
+if TYPE_CHECKING:
+    from imgfmt.formats.base import Format
 
 JSONLINES = "jsonlines"
 RECORDIO_PROTOBUF = "recordio-protobuf"
@@ -39,4 +50,82 @@ def content_format(path: str, *, has_index: bool | None = None) -> str | None:
     return None
 
 
-__all__ = ["JSONLINES", "JSON_EXTENSIONS", "RECORDIO_PROTOBUF", "content_format"]
+#: Canonical name -> (module, class) of every dataset format that holds images.
+_DATASETS: dict[str, tuple[str, str]] = {
+    "recordio": ("imgfmt.formats.recordio", "RecordIO"),
+    RECORDIO_PROTOBUF: ("imgfmt.formats.rio_protobuf", "RecordIOProtobuf"),
+    JSONLINES: ("imgfmt.formats.jsonlines", "JsonLines"),
+    "webdataset": ("imgfmt.formats.webdataset", "WebDataset"),
+}
+
+#: Dataset format names, for ``--format`` choices (in this order in help texts).
+DATASET_FORMATS = tuple(_DATASETS)
+
+
+def get(name: str, **options: Any) -> Format:
+    """The format called ``name``, with its write ``options`` (``size=(28, 28)`` for
+    RecordIO-protobuf, ``shard_records=N`` for WebDataset)."""
+    if name not in _DATASETS:
+        raise UsageError(f"unknown format {name!r}", hint=f"use one of {', '.join(_DATASETS)}")
+    module, cls = _DATASETS[name]
+    return getattr(importlib.import_module(module), cls)(**options)  # type: ignore[no-any-return]
+
+
+def name_for_path(path: str) -> str | None:
+    """The dataset format a path names, by extension and (for shared ones) content; None
+    when it names none. Reads the file's start only for a ``.rec`` without ``.idx`` or a
+    ``.jsonl``."""
+    ext = storage.splitext(path)[1].lower()
+    if ext == ".rec":
+        found = content_format(path) if storage.exists(path) else None
+        return found or "recordio"
+    if ext == ".jsonl":
+        return JSONLINES
+    if ext == ".tar" or storage.exists(webdataset_first_shard(path)):
+        return "webdataset"
+    return None
+
+
+def webdataset_first_shard(path: str) -> str:
+    """``train-000000.tar`` for ``train.tar``, the first shard of a WebDataset named so."""
+    stem, ext = storage.splitext(path)
+    return f"{stem}-{0:06d}{ext or '.tar'}"
+
+
+def for_input(path: str, name: str | None = None) -> Format:
+    """The format to read ``path`` as: ``name`` if given, else from the path."""
+    found = name or name_for_path(path)
+    if found is None:
+        raise UsageError(
+            f"cannot tell the format of {path!r} from its name",
+            hint=f"name it with --from ({', '.join(_DATASETS)})",
+        )
+    return get(found)
+
+
+def for_output(path: str, name: str | None = None, **options: Any) -> Format:
+    """The format to write ``path`` as: ``name`` if given, else from the extension; checks
+    that the extension fits the format."""
+    ext = storage.splitext(path)[1].lower()
+    found = name or {".rec": "recordio", ".jsonl": JSONLINES, ".tar": "webdataset"}.get(ext)
+    if found is None:
+        raise UsageError(
+            f"cannot tell the format to write from {path!r}",
+            hint=f"name it with --format ({', '.join(_DATASETS)})",
+        )
+    fmt = get(found, **options)
+    fmt.check_output(path)
+    return fmt
+
+
+__all__ = [
+    "DATASET_FORMATS",
+    "JSONLINES",
+    "JSON_EXTENSIONS",
+    "RECORDIO_PROTOBUF",
+    "content_format",
+    "for_input",
+    "for_output",
+    "get",
+    "name_for_path",
+]

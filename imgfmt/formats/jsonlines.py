@@ -39,8 +39,10 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from imgfmt.errors import FormatError, UsageError, excerpt
+from imgfmt.formats.base import DatasetWriter, Format, Item, Location, OnDamage, default_name
 from imgfmt.formats.lst import MAX_INDEX, LstEntry
-from imgfmt.storage import AtomicFileWriter, open_input
+from imgfmt.payloads import MXNET_READERS
+from imgfmt.storage import AtomicFileWriter, AtomicOutputs, open_input
 
 #: The content type of a JSON Lines channel or batch transform input.
 CONTENT_TYPE = "application/jsonlines"
@@ -358,7 +360,58 @@ def looks_like_jsonl_dataset(first_line: str) -> bool:
     return isinstance(obj, dict) and IMAGE in obj and ID in obj
 
 
+# --------------------------------------------------------------------------- the format
+
+
+@dataclass(frozen=True)
+class JsonLines(Format):
+    """JSON Lines image datasets: one JSON object a line, the image base64-encoded."""
+
+    name = "jsonlines"
+    extensions = (EXTENSION,)
+    summary = "JSON Lines, one image a line (base64), for SageMaker batch transform"
+    readers = MXNET_READERS
+
+    def sniff(self, path: str) -> bool:
+        return sniff_jsonl(path)
+
+    def read(self, path: str, on_damage: OnDamage) -> Iterator[Item]:
+        with open_input(path, "r", errors="surrogateescape") as handle:
+            for number, entry, problems in check_jsonl(handle):
+                if problems:
+                    _check, message = problems[0]
+                    on_damage(FormatError(message, path=path, where=f"line {number}"))
+                    continue
+                assert entry is not None
+                where = Location(line=number)
+                labels, multi = entry.labels, entry.multi_label
+                yield Item(entry.index, labels, entry.image, entry.path, where, multi)
+
+    def encode(self, item: Item, notes: list[str] | None = None) -> bytes:
+        path = item.path if item.path is not None else default_name(item)
+        return format_jsonl_line(item.index, item.label, path, item.image).encode("utf-8")
+
+    def writer(self, path: str, outputs: AtomicOutputs) -> DatasetWriter:
+        return _JsonlDatasetWriter(path, outputs)
+
+
+class _JsonlDatasetWriter(DatasetWriter):
+    def __init__(self, path: str, outputs: AtomicOutputs) -> None:
+        self._lines = JsonlWriter(outputs.open(path, "wb"), name=path)
+        self._path = path
+
+    def append(self, payload: bytes, item: Item) -> None:
+        self._lines.write_line(payload, item.index)
+        self.records_written = self._lines.records_written
+        self.bytes_written = self._lines.bytes_written
+
+    @property
+    def outputs(self) -> list[str]:
+        return [self._path]
+
+
 __all__ = [
+    "JsonLines",
     "CONTENT_TYPE",
     "EXTENSION",
     "FIELDS",

@@ -28,8 +28,10 @@ from dataclasses import dataclass
 from typing import IO, Any, NamedTuple
 
 from imgfmt import storage
-from imgfmt.errors import FormatError, ImgfmtError, UsageError
-from imgfmt.storage import IO_BUFFER_SIZE, AtomicFileWriter, open_input, sibling
+from imgfmt.errors import FormatError, ImageError, ImgfmtError, UsageError
+from imgfmt.formats.base import DatasetWriter, Format, Item, Location, OnDamage
+from imgfmt.payloads import MXNET_READERS
+from imgfmt.storage import IO_BUFFER_SIZE, AtomicFileWriter, AtomicOutputs, open_input, sibling
 
 log = logging.getLogger(__name__)
 
@@ -614,6 +616,64 @@ def unpack_image_record(
     return IRHeader(flag, labels, rec_id, id2), payload[end:]
 
 
+# --------------------------------------------------------------------------- the format
+
+
+@dataclass(frozen=True)
+class RecordIO(Format):
+    """MXNet RecordIO: ``.rec`` + ``.idx``, im2rec's records (``IRHeader`` + image file)."""
+
+    name = "recordio"
+    extensions = (".rec",)
+    summary = "MXNet RecordIO .rec + .idx, as im2rec writes it"
+    readers = MXNET_READERS
+    float32_labels = True
+
+    def sniff(self, path: str) -> bool:
+        from imgfmt.formats import RECORDIO_PROTOBUF, content_format
+
+        return content_format(path) != RECORDIO_PROTOBUF
+
+    def read(self, path: str, on_damage: OnDamage) -> Iterator[Item]:
+        with RecordReader(path) as reader:
+            for record in reader.salvage(on_damage):
+                where = Location(record=record.number, offset=record.offset)
+                try:
+                    header, image = unpack_image_record(record.payload, path=path, where=str(where))
+                except FormatError as err:
+                    on_damage(err)
+                    continue
+                yield Item(header.id, header.labels, image, None, where, header.flag > 0)
+
+    def encode(self, item: Item, notes: list[str] | None = None) -> bytes:
+        extra = 4 * len(item.labels) if isinstance(item.label, tuple) else 0
+        if len(item.image) + IR_HEADER_SIZE + extra > MAX_PAYLOAD:
+            raise ImageError(
+                f"{len(item.image)} bytes is more than one record can hold (2**29 - 1)",
+                kind="too-large",
+            )
+        return pack_image_record(item.label, item.index, item.image)
+
+    def writer(self, path: str, outputs: AtomicOutputs) -> DatasetWriter:
+        return _RecordDatasetWriter(path, outputs)
+
+
+class _RecordDatasetWriter(DatasetWriter):
+    def __init__(self, path: str, outputs: AtomicOutputs) -> None:
+        stream = outputs.open(path, "wb")
+        self._records = RecordWriter(stream, outputs.open(sibling(path, IDX_SUFFIX), "w"), path)
+        self._path = path
+
+    def append(self, payload: bytes, item: Item) -> None:
+        self._records.write(payload, item.index)
+        self.records_written = self._records.records_written
+        self.bytes_written = self._records.bytes_written
+
+    @property
+    def outputs(self) -> list[str]:
+        return [self._path]
+
+
 __all__ = [
     "MAGIC",
     "MAGIC_BYTES",
@@ -633,4 +693,5 @@ __all__ = [
     "survives_float32",
     "unpack_image_record",
     "IO_BUFFER_SIZE",
+    "RecordIO",
 ]

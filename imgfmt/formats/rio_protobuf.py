@@ -51,8 +51,9 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from imgfmt.errors import FormatError, ImageError, ImgfmtError, UsageError
-from imgfmt.formats.recordio import MAGIC_BYTES, MAX_PAYLOAD, read_record
-from imgfmt.storage import AtomicFileWriter, open_input, read_range
+from imgfmt.formats.base import DatasetWriter, Format, Item, Location, OnDamage
+from imgfmt.formats.recordio import MAGIC_BYTES, MAX_PAYLOAD, RecordReader, read_record
+from imgfmt.storage import AtomicFileWriter, AtomicOutputs, open_input, read_range
 
 if TYPE_CHECKING:
     import numpy as np
@@ -547,7 +548,90 @@ def guess_shape(count: int) -> tuple[int, ...] | None:
     return None
 
 
+# --------------------------------------------------------------------------- the format
+
+
+@dataclass(frozen=True)
+class RecordIOProtobuf(Format):
+    """SageMaker RecordIO-protobuf: each image decoded and resized to ``size`` (width,
+    height), its pixels one dense float32 tensor, ``color`` 0 (gray) or 1 (RGB)."""
+
+    size: tuple[int, int] | None = None
+    color: int = 0
+    max_pixels: int | None = None
+
+    name = "recordio-protobuf"
+    extensions = (".rec",)
+    summary = "SageMaker RecordIO-protobuf: decoded pixels as dense float32 tensors"
+    decodes = True
+    float32_labels = True
+
+    def sniff(self, path: str) -> bool:
+        return sniff(path)
+
+    def read(self, path: str, on_damage: OnDamage) -> Iterator[Item]:
+        """Each record's pixels as a PNG (its id: the record number); a record of values
+        that are no image (a vector, an odd shape) ends the read with ``FormatError``."""
+        for record in RecordReader(path, use_index=False).salvage(on_damage):
+            where = Location(record=record.number, offset=record.offset)
+            try:
+                values, shape, labels = decode_dense(record.payload)
+            except FormatError as err:
+                err.path, err.where = path, str(where)
+                on_damage(err)
+                continue
+            shape = shape or guess_shape(values.size)
+            hint = "this file holds vectors or tensors, not images; nothing to read as images"
+            if shape is None:
+                raise FormatError(
+                    f"{values.size} values with no shape are not a square image",
+                    path=path,
+                    where=str(where),
+                    hint=hint,
+                )
+            try:
+                image = pixels_to_png(values, shape)
+            except UsageError as err:
+                raise FormatError(err.message, path=path, where=str(where), hint=hint) from err
+            yield Item(record.number, labels, image, None, where)
+
+    def encode(self, item: Item, notes: list[str] | None = None) -> bytes:
+        if self.size is None:
+            raise UsageError("recordio-protobuf needs the pixel size", hint="give size=(W, H)")
+        pixels = image_pixels(
+            item.image, self.size, self.color, item.path or str(item.index),
+            max_pixels=self.max_pixels, notes=notes,
+        )  # fmt: skip
+        labels = item.labels if item.labels else None
+        payload = encode_dense(pixels, labels, shape=pixels.shape)
+        if len(payload) > MAX_PAYLOAD:
+            raise ImageError(
+                f"{len(payload)} bytes is more than one record can hold (2**29 - 1)",
+                kind="too-large",
+            )
+        return payload
+
+    def writer(self, path: str, outputs: AtomicOutputs) -> DatasetWriter:
+        return _ProtobufDatasetWriter(path, outputs)
+
+
+class _ProtobufDatasetWriter(DatasetWriter):
+    def __init__(self, path: str, outputs: AtomicOutputs) -> None:
+        self._records = RioProtobufWriter(outputs.open(path, "wb"), name=path)
+        self._path = path
+
+    def append(self, payload: bytes, item: Item) -> None:
+        self._records.write_payload(payload)  # its records hold no id
+        self.records_written = self._records.records_written
+        self.bytes_written = self._records.bytes_written
+
+    @property
+    def outputs(self) -> list[str]:
+        return [self._path]
+
+
 __all__ = [
+    "RecordIOProtobuf",
     "CONTENT_TYPE",
     "DenseRecord",
     "RioProtobufFileWriter",

@@ -1,0 +1,159 @@
+"""The format interface: what every dataset format module provides, and the types they share.
+
+A dataset is a sequence of :class:`Item`: an encoded image with its id, labels and (where the
+format keeps one) its path. A format reads items in order (:meth:`Format.read`), turns one
+item into the bytes it stores (:meth:`Format.encode`, pure, so it runs in worker processes)
+and appends those bytes, in order, to its outputs (:meth:`Format.writer`, in the main
+process, on an ``AtomicOutputs`` group that publishes everything or nothing).
+
+A format *instance* carries its write options (the pixel size of RecordIO-protobuf, the
+shard size of WebDataset) and pickles, so workers get it whole. Operations (``imgfmt.ops``)
+are written once over this interface; the registry (``imgfmt.formats``) finds a format by
+name, by extension and, where an extension is shared, by content.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import ClassVar
+
+from imgfmt import storage
+from imgfmt.errors import FormatError, UsageError
+from imgfmt.payloads import Readers
+from imgfmt.storage import AtomicOutputs
+
+#: Where damaged records or lines go while a format reads: reported, skipped, counted.
+OnDamage = Callable[[FormatError], None]
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where an item sits in its file, for messages and for programs."""
+
+    #: 0-based record number (record formats), or None.
+    record: int | None = None
+    #: 1-based line number (line formats), or None.
+    line: int | None = None
+    #: Byte offset of the record, line or member, where known.
+    offset: int | None = None
+    #: The file it is in, when a dataset spans several (shards).
+    file: str | None = None
+
+    def __str__(self) -> str:
+        if self.line is not None:
+            text = f"line {self.line}"
+        elif self.record is not None:
+            text = f"record {self.record}"
+            if self.offset is not None:
+                text += f" at byte {self.offset}"
+        else:
+            text = f"byte {self.offset}" if self.offset is not None else ""
+        return f"{self.file}: {text}" if self.file else text
+
+
+@dataclass(frozen=True)
+class Item:
+    """One labelled image of a dataset, whatever the format."""
+
+    #: Its id: the im2rec list index, a record header's id, a JSON id, a sample's number.
+    index: int
+    #: Its labels; empty when the dataset has none for it.
+    labels: tuple[float, ...]
+    #: The encoded image file (JPEG, PNG, ...), as a decoder reads it.
+    image: bytes
+    #: The relative path it was packed from, where the format keeps one.
+    path: str | None = None
+    where: Location | None = None
+    #: Its labels are a list even when there is one (a multi-label record holding one
+    #: label, as MXNet and JSON Lines can store it); always so for several.
+    multi_label: bool = False
+
+    @property
+    def label(self) -> float | tuple[float, ...]:
+        """The labels as a single-label format stores them: one number, or the tuple for a
+        multi-label item. An item without labels stores 0.0 (a record needs one)."""
+        if self.multi_label or len(self.labels) > 1:
+            return self.labels
+        return self.labels[0] if self.labels else 0.0
+
+
+class DatasetWriter(ABC):
+    """Appends encoded items, in order, to one dataset's outputs (opened on an
+    ``AtomicOutputs`` group, which publishes them; the writer closes nothing it did not
+    open)."""
+
+    records_written: int = 0
+    bytes_written: int = 0
+
+    @abstractmethod
+    def append(self, payload: bytes, item: Item) -> None:
+        """Append what :meth:`Format.encode` made of ``item``."""
+
+    def finish(self) -> None:  # noqa: B027 - most formats have no trailer to write
+        """Write what follows the last item (a trailer, an index of all shards)."""
+
+    @property
+    @abstractmethod
+    def outputs(self) -> list[str]:
+        """The data files written (shards in order), for summaries."""
+
+
+class Format(ABC):
+    """One dataset format; a subclass per format module, registered in ``imgfmt.formats``."""
+
+    #: Canonical name, used in ``--format``, ``--json`` and messages.
+    name: ClassVar[str]
+    #: Extensions of its files, the first the one it writes.
+    extensions: ClassVar[tuple[str, ...]]
+    #: One line for help texts.
+    summary: ClassVar[str]
+    #: Who decodes its images: pass-through keeps only what they all read
+    #: (``imgfmt.payloads``); None: any image file is stored as it is.
+    readers: ClassVar[Readers | None] = None
+    #: Labels are stored as float32 (integers above 2**24 change: callers warn).
+    float32_labels: ClassVar[bool] = False
+    #: The format stores decoded pixels, not image files: ``encode`` decodes (so it runs in
+    #: worker processes, under the image guards), and nothing is passed through.
+    decodes: ClassVar[bool] = False
+
+    def sniff(self, path: str) -> bool:
+        """Whether ``path``'s content is this format, for extensions formats share (a
+        ``.rec``, a ``.jsonl``). The default trusts the extension."""
+        return True
+
+    @abstractmethod
+    def read(self, path: str, on_damage: OnDamage) -> Iterator[Item]:
+        """The items of ``path`` in order. A damaged record or line is passed to
+        ``on_damage`` and skipped, and reading goes on where it can."""
+
+    @abstractmethod
+    def encode(self, item: Item, notes: list[str] | None = None) -> bytes:
+        """What the format stores for ``item`` (pure; runs in worker processes). Raises an
+        ``ImgfmtError`` when this item cannot be stored (the caller skips it); ``notes``
+        collects what a decoder said, for formats that decode."""
+
+    @abstractmethod
+    def writer(self, path: str, outputs: AtomicOutputs) -> DatasetWriter:
+        """A writer of the dataset at ``path``, its files opened on ``outputs``."""
+
+    def check_output(self, path: str) -> None:
+        """A ``UsageError`` when ``path`` cannot name this format's output."""
+        ext = storage.splitext(path)[1].lower()
+        if ext not in self.extensions:
+            raise UsageError(
+                f"output {path!r} must end in {self.extensions[0]} for format {self.name}",
+                hint=f"e.g. data/train{self.extensions[0]}",
+            )
+
+
+def default_name(item: Item) -> str:
+    """A name for an item whose format kept none: its id and its image's usual extension
+    (``17.jpg``)."""
+    from imgfmt.images import sniff_extension
+
+    return f"{item.index}{sniff_extension(item.image) or '.bin'}"
+
+
+__all__ = ["DatasetWriter", "Format", "Item", "Location", "OnDamage", "default_name"]
