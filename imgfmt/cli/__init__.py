@@ -22,7 +22,7 @@ from imgfmt.cli._common import EXIT_INTERRUPTED, Settings
 from imgfmt.cli.lists import lst_gen
 from imgfmt.cli.manifests import manifest_gen, manifest_to_lst
 from imgfmt.cli.predictions import predictions_cmd
-from imgfmt.cli.records import pack_cmd, unpack_cmd
+from imgfmt.cli.records import convert_cmd, pack_cmd, unpack_cmd
 from imgfmt.cli.split import split_cmd
 from imgfmt.cli.verify import verify_cmd
 from imgfmt.errors import ImgfmtError, UsageError
@@ -160,6 +160,7 @@ def cli(
 cli.add_command(lst_gen)
 cli.add_command(pack_cmd)
 cli.add_command(unpack_cmd)
+cli.add_command(convert_cmd)
 cli.add_command(manifest_gen)
 cli.add_command(manifest_to_lst)
 cli.add_command(split_cmd)

@@ -319,5 +319,182 @@ def unpack_cmd(
         ctx.exit(EXIT_PROBLEMS)
 
 
+@click.command("convert")
+@click.argument("source", metavar="IN")
+@click.argument("out", metavar="OUT")
+@click.option(
+    "--format",
+    "to",
+    type=click.Choice(["recordio", "recordio-protobuf", "jsonlines", "webdataset"]),
+    default=None,
+    help="Format of OUT (default: from its extension: .rec recordio, .jsonl jsonlines, "
+    ".tar webdataset).",
+)
+@click.option(
+    "--from",
+    "source_format",
+    type=click.Choice(["recordio", "recordio-protobuf", "jsonlines", "webdataset"]),
+    default=None,
+    help="Format of IN (default: from its name and content).",
+)
+@click.option(
+    "--size",
+    default=None,
+    metavar="WxH",
+    callback=parsed_by(lazy("formats.rio_protobuf", "parse_size")),
+    help="recordio-protobuf: decode every image to exactly W x H pixels (e.g. 28x28).",
+)
+@click.option(
+    "--shard-records",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="webdataset: N samples a shard (OUT-000000.tar, OUT-000001.tar, ...).",
+)
+@click.option(
+    "--shard-size",
+    default=None,
+    metavar="SIZE",
+    callback=parsed_by(lazy("ops.pack", "parse_size")),
+    help="webdataset: roll over to the next shard before it passes SIZE (e.g. 256MB).",
+)
+@click.option(
+    "--resize", type=click.IntRange(min=0), default=0, help="Re-encode: shorter edge becomes N."
+)
+@click.option("--center-crop", is_flag=True, help="Re-encode: crop the centre square first.")
+@click.option(
+    "--quality",
+    type=click.IntRange(0, 100),
+    default=None,
+    help="Re-encode: JPEG quality 1-100 (default 95), PNG level 0-9 with --encoding .png.",
+)
+@click.option(
+    "--encoding",
+    type=click.Choice([".jpg", ".png", "jpg", "png"], case_sensitive=False),
+    default=None,
+    callback=lambda _ctx, _param, value: value and "." + value.lower().lstrip("."),
+    help="Re-encode as JPEG or PNG.",
+)
+@click.option(
+    "--color",
+    type=click.Choice(["1", "0", "-1"]),
+    default=None,
+    help="Re-encode: 1 colour, 0 grayscale, -1 unchanged (recordio-protobuf: 1 or 0, default 0).",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Refuse images larger than this many pixels when decoding.",
+)
+@click.option(
+    "--allow-skip", is_flag=True, help="Exit 0 even if some items were skipped or damaged."
+)
+@workers_option
+@json_option
+@click.pass_context
+def convert_cmd(
+    ctx: click.Context,
+    source: str,
+    out: str,
+    to: str | None,
+    source_format: str | None,
+    size: tuple[int, int] | None,
+    shard_records: int | None,
+    shard_size: int | None,
+    resize: int,
+    center_crop: bool,
+    quality: int | None,
+    encoding: str | None,
+    color: str | None,
+    max_pixels: int | None,
+    allow_skip: bool,
+    workers: int | None,
+    as_json: bool,
+) -> None:
+    """Convert the dataset IN into OUT, from any format imgfmt reads to any it
+    writes: MXNet RecordIO (.rec + .idx), SageMaker RecordIO-protobuf,
+    JSON Lines (.jsonl) and WebDataset tar shards (.tar).
+
+    Images go across unchanged where OUT's readers decode them, and are
+    re-encoded where asked (--resize, --quality, ...) or needed (a GIF into a
+    .rec, whose readers decode JPEG and PNG only). Ids, labels and paths are
+    carried. Bad items are skipped and reported, damaged records or lines of IN
+    too; the exit status is then 1 unless --allow-skip. OUT appears only when
+    complete.
+
+    \b
+    Examples:
+      imgfmt convert data/train.rec shards/train.tar --shard-records 10000
+      imgfmt convert data/train.rec data/train.jsonl
+      imgfmt convert shards/train.tar data/train.rec --resize 256
+      imgfmt convert data/train.rec data/digits.rec --format recordio-protobuf --size 28x28
+    """
+    from imgfmt import images
+    from imgfmt.ops import convert
+
+    write_options: dict[str, Any] = {}
+    image_options = None
+    decoded = to == "recordio-protobuf"
+    if decoded:
+        if size is None:
+            raise click.UsageError("--format recordio-protobuf needs --size WxH, e.g. 28x28")
+        write_options.update(size=size, color=int(color or "0"), max_pixels=max_pixels)
+    elif size is not None:
+        raise click.UsageError("--size applies to --format recordio-protobuf only; use --resize")
+    if shard_records is not None or shard_size is not None:
+        if to != "webdataset" and not out.lower().endswith(".tar"):
+            raise click.UsageError("--shard-records and --shard-size apply to webdataset output")
+        write_options.update(shard_records=shard_records, shard_size=shard_size)
+    given = {
+        "--resize": bool(resize),
+        "--center-crop": center_crop,
+        "--quality": quality is not None,
+        "--encoding": encoding is not None,
+        "--color": color is not None and not decoded,
+    }
+    if any(given.values()):
+        if decoded:
+            names = ", ".join(name for name, used in given.items() if used)
+            raise click.UsageError(f"{names}: recordio-protobuf takes --size and --color only")
+        enc = encoding or images.JPEG_ENCODING
+        kwargs: dict[str, Any] = {} if max_pixels is None else {"max_pixels": max_pixels}
+        image_options = images.ImageOptions(
+            resize=resize,
+            center_crop=center_crop,
+            quality=quality if quality is not None else DEFAULT_QUALITY[enc],
+            encoding=enc,
+            color=int(color or "1"),
+            **kwargs,
+        )
+    with progress(ctx, "img") as (_set_total, advance):
+        result = convert.convert(
+            source,
+            out,
+            to=to,
+            source_format=source_format,
+            options=image_options,
+            write_options=write_options,
+            workers=workers,
+            on_progress=advance,
+        )
+    human = [f"wrote {path}" for path in result.outputs]
+    human.append(
+        f"converted {result.converted} ({result.source_format} -> {result.format}, "
+        f"{result.reencoded} re-encoded), skipped {len(result.skipped)}, damaged "
+        f"{len(result.damaged)}, {human_bytes(result.bytes_written)} in {result.seconds:.1f} s"
+    )
+    emit(as_json, result.to_dict(), "\n".join(human))
+    problems = len(result.skipped) + len(result.damaged)
+    if problems and not allow_skip:
+        if not as_json:
+            click.echo(
+                f"Error: {_count(problems, 'item was', 'items were')} skipped (listed above); "
+                "every other one was converted; pass --allow-skip to accept that",
+                err=True,
+            )
+        ctx.exit(EXIT_PROBLEMS)
+
+
 def _count(n: int, one: str, many: str) -> str:
     return f"{n} {one if n == 1 else many}"

@@ -39,6 +39,7 @@ from imgfmt.formats.recordio import (
     survives_float32,
 )
 from imgfmt.images import ImageOptions, process_image
+from imgfmt.ops.outcomes import Note, Outcome, Skipped
 from imgfmt.storage import AtomicOutputs, sibling
 
 if TYPE_CHECKING:
@@ -77,22 +78,6 @@ def format_for(path: str, fmt: str | None = None) -> str:
 
 
 @dataclass
-class Skipped:
-    path: str
-    reason: str
-    #: Why, for programs: one of ``imgfmt.errors.IMAGE_ERROR_KINDS`` (or ``label``).
-    kind: str = "corrupt"
-
-
-@dataclass
-class Note:
-    """Something a decoder said about an image that was packed or skipped (a warning)."""
-
-    path: str
-    message: str
-
-
-@dataclass
 class PackResult:
     """What a pack run made; ``to_dict`` is the ``--json`` summary."""
 
@@ -112,10 +97,8 @@ class PackResult:
             "lists": self.lists,
             "packed": self.packed,
             "skipped": len(self.skipped),
-            "skipped_items": [
-                {"path": s.path, "kind": s.kind, "reason": s.reason} for s in self.skipped
-            ],
-            "warnings": [{"path": n.path, "message": n.message} for n in self.notes],
+            "skipped_items": [s.to_dict() for s in self.skipped],
+            "warnings": [n.to_dict() for n in self.notes],
             "bytes": self.bytes_written,
             "seconds": round(self.seconds, 3),
         }
@@ -139,26 +122,15 @@ class _Job:
         return not self.options.pass_through or self.fmt == RECORDIO_PROTOBUF
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    """One image's result from a worker: the payload, or why there is none; and what the
-    decoders said about it."""
-
-    payload: bytes | None
-    reason: str | None = None
-    kind: str | None = None
-    notes: tuple[str, ...] = ()
-
-
 #: Formats whose records carry encoded images, and who must be able to decode them.
 _READERS = {RECORDIO: payloads.MXNET_READERS, JSONLINES: payloads.MXNET_READERS}
 
 
-def _encode_one(job: _Job, entry: lst.LstEntry, data: bytes | ImgfmtError) -> _Outcome:
+def _encode_one(job: _Job, entry: lst.LstEntry, data: bytes | ImgfmtError) -> Outcome:
     """Process and frame-ready pack one image."""
     full = storage.join(job.root, entry.path)
     if isinstance(data, ImgfmtError):
-        return _Outcome(None, f"cannot read: {data.reason}", "unreadable")
+        return Outcome(None, f"cannot read: {data.reason}", "unreadable")
     label: float | tuple[float, ...]
     if job.pack_label and len(entry.labels) > 1:
         label = entry.labels
@@ -167,7 +139,7 @@ def _encode_one(job: _Job, entry: lst.LstEntry, data: bytes | ImgfmtError) -> _O
     for value in label if isinstance(label, tuple) else (label,):
         if not math.isfinite(value):
             reason = f"label {value} is not a finite number (index {entry.index} in the list)"
-            return _Outcome(None, reason, "label")
+            return Outcome(None, reason, "label")
     if job.options.pass_through and job.fmt in _READERS:
         # Not decoded, but not packed blind either: only formats every reader of the
         # dataset decodes (imgfmt.payloads). A truncated JPEG does pass; verify --decode
@@ -178,7 +150,7 @@ def _encode_one(job: _Job, entry: lst.LstEntry, data: bytes | ImgfmtError) -> _O
             else payloads.payload_problem(data, _READERS[job.fmt])
         )
         if problem is not None:
-            return _Outcome(None, problem.reason, problem.kind)
+            return Outcome(None, problem.reason, problem.kind)
     notes: list[str] = []
     try:
         if job.fmt == RECORDIO_PROTOBUF:
@@ -198,8 +170,8 @@ def _encode_one(job: _Job, entry: lst.LstEntry, data: bytes | ImgfmtError) -> _O
                 payload = pack_image_record(label, entry.index, image)
     except ImgfmtError as err:
         kind = err.kind if isinstance(err, ImageError) else "corrupt"
-        return _Outcome(None, err.reason, kind, tuple(notes))
-    return _Outcome(payload, notes=tuple(notes))
+        return Outcome(None, err.reason, kind, tuple(notes))
+    return Outcome(payload, notes=tuple(notes))
 
 
 def _encode_pixels(
@@ -225,7 +197,7 @@ def _encode_pixels(
     return payload
 
 
-def _encode_batch(job: _Job, batch: list[lst.LstEntry]) -> list[_Outcome]:
+def _encode_batch(job: _Job, batch: list[lst.LstEntry]) -> list[Outcome]:
     # The batch's images are fetched together: from S3 concurrently, so that a worker waits
     # for one round trip per batch, not one per image.
     if job.s3_settings is not None:
@@ -234,8 +206,8 @@ def _encode_batch(job: _Job, batch: list[lst.LstEntry]) -> list[_Outcome]:
     return [_encode_one(job, entry, item) for entry, item in zip(batch, data)]
 
 
-def _crashed(_entry: lst.LstEntry, why: str) -> _Outcome:
-    return _Outcome(None, f"the decoder crashed on this image: {why}", "corrupt")
+def _crashed(_entry: lst.LstEntry, why: str) -> Outcome:
+    return Outcome(None, f"the decoder crashed on this image: {why}", "corrupt")
 
 
 def _batches(
@@ -266,7 +238,7 @@ def _batches(
 
 def _ordered_results(
     job: _Job, entries: Iterable[lst.LstEntry], workers: int
-) -> Iterator[tuple[lst.LstEntry, _Outcome]]:
+) -> Iterator[tuple[lst.LstEntry, Outcome]]:
     """Encode every entry with ``workers`` workers; yield results in list order.
 
     Decoding runs in worker processes, also with one worker: each image then has a memory

@@ -1,0 +1,227 @@
+"""convert: any dataset format imgfmt reads into any format it writes.
+
+Written once over the format interface (``imgfmt.formats.base``): the source format reads
+items (id, labels, path, image) in order, the target format encodes each one (in worker
+processes when images may be decoded) and its writer appends them, in order, to outputs
+that appear whole or not at all. No format is named here.
+
+Images are carried as they are where the target's readers decode them (a JPEG from a
+``.rec`` into a ``.jsonl`` or a WebDataset shard, unchanged), and re-encoded with pack's
+image options where asked (any image option given) or needed (a GIF going into a ``.rec``,
+whose readers decode JPEG and PNG only). A target that stores pixels (RecordIO-protobuf)
+decodes every image. Ids, labels and paths are carried; an item that cannot be converted
+is skipped with its reason, a damaged record or line of the source is reported and skipped,
+and everything else is still converted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from functools import partial
+from itertools import islice
+from typing import TYPE_CHECKING
+
+from imgfmt import payloads
+from imgfmt.errors import FormatError, ImageError, ImgfmtError, UsageError
+from imgfmt.formats import for_input, for_output
+from imgfmt.formats.base import Format, Item
+from imgfmt.images import ImageOptions, process_image
+from imgfmt.ops.outcomes import Note, Outcome, Skipped
+from imgfmt.storage import AtomicOutputs
+
+if TYPE_CHECKING:
+    from imgfmt.engines.local import BatchPool
+
+log = logging.getLogger(__name__)
+
+#: Items handed to a worker at once.
+BATCH_SIZE = 8
+
+
+@dataclass
+class ConvertResult:
+    """What a convert run made; ``to_dict`` is the ``--json`` summary."""
+
+    source: str
+    source_format: str
+    format: str
+    outputs: list[str] = field(default_factory=list)
+    converted: int = 0
+    reencoded: int = 0
+    unlabeled: int = 0
+    skipped: list[Skipped] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    bytes_written: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "source": self.source,
+            "source_format": self.source_format,
+            "format": self.format,
+            "outputs": self.outputs,
+            "converted": self.converted,
+            "reencoded": self.reencoded,
+            "unlabeled": self.unlabeled,
+            "skipped": len(self.skipped),
+            "skipped_items": [s.to_dict() for s in self.skipped],
+            "damaged": self.damaged,
+            "warnings": [n.to_dict() for n in self.notes],
+            "bytes": self.bytes_written,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class _Job:
+    """What a worker needs to convert one item; small and picklable."""
+
+    target: Format
+    #: Re-encode every image with these; None: only where the target's readers need it.
+    options: ImageOptions | None
+
+
+def _convert_one(job: _Job, item: Item) -> Outcome:
+    notes: list[str] = []
+    reencoded = False
+    try:
+        if not job.target.decodes:
+            options = job.options
+            if options is None and job.target.readers is not None:
+                problem = payloads.payload_problem(item.image, job.target.readers)
+                if problem is not None:
+                    log.debug("%s: re-encoding: %s", item.where, problem.reason)
+                    options = ImageOptions()
+            if options is not None:
+                image = process_image(item.image, options, _name(item), notes)
+                item, reencoded = replace(item, image=image), True
+        payload = job.target.encode(item, notes)
+    except ImgfmtError as err:
+        kind = err.kind if isinstance(err, ImageError) else "corrupt"
+        return Outcome(None, err.reason, kind, tuple(notes))
+    return Outcome(payload, notes=tuple(notes), reencoded=reencoded)
+
+
+def _convert_batch(job: _Job, batch: list[Item]) -> list[Outcome]:
+    return [_convert_one(job, item) for item in batch]
+
+
+def _crashed(_item: Item, why: str) -> Outcome:
+    return Outcome(None, f"the decoder crashed on this image: {why}", "corrupt")
+
+
+def _name(item: Item) -> str:
+    """How messages name an item: its path where the source kept one, else where it is."""
+    return item.path or str(item.where or f"id {item.index}")
+
+
+def convert(
+    source: str,
+    out: str,
+    *,
+    to: str | None = None,
+    source_format: str | None = None,
+    options: ImageOptions | None = None,
+    write_options: dict[str, object] | None = None,
+    workers: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> ConvertResult:
+    """Convert the dataset ``source`` (format ``source_format``, else told by its name and
+    content) into ``out`` (format ``to``, else told by its extension, with the format's
+    ``write_options``: ``size`` and ``color`` for RecordIO-protobuf, ``shard_records`` or
+    ``shard_size`` for WebDataset). ``options``: re-encode every image so (pack's image
+    options); by default images are carried unchanged where the target's readers decode
+    them. See the module doc for what is kept and what is skipped."""
+    from imgfmt.engines.local import BatchPool
+    from imgfmt.ops.pack import default_workers
+
+    started = time.perf_counter()
+    if options is not None and options.pass_through:
+        options = None  # carrying images unchanged is what convert does by default
+    reader = for_input(source, source_format)
+    target = for_output(out, to, **(write_options or {}))
+    check_options(target, options)
+    result = ConvertResult(source, reader.name, target.name)
+
+    def damaged(err: FormatError) -> None:
+        result.damaged.append(str(err))
+        log.warning("skipped %s", err)
+
+    # Images are decoded in worker processes (memory budget, crash isolation) whenever
+    # they may be; a conversion that only re-frames runs in this thread.
+    may_decode = options is not None or target.decodes or target.readers is not None
+    pool: BatchPool[Item, Outcome] = BatchPool(
+        partial(_convert_batch, _Job(target, options)),
+        (workers or default_workers()) if may_decode else 1,
+        _crashed,
+        threads=not may_decode,
+        decoders=may_decode,
+    )
+    with AtomicOutputs() as outputs:
+        writer = target.writer(out, outputs)
+        with pool:
+            for batch, outcomes in _run(pool, reader.read(source, damaged)):
+                for item, outcome in zip(batch, outcomes):
+                    _record(result, item, outcome, source)
+                    if outcome.payload is not None:
+                        writer.append(outcome.payload, item)
+                    if on_progress:
+                        on_progress(1)
+        writer.finish()
+        result.outputs = writer.outputs
+        result.converted = writer.records_written
+        result.bytes_written = writer.bytes_written
+        if result.converted == 0:
+            failure = FormatError(
+                f"nothing could be converted ({len(result.skipped)} skipped, "
+                f"{len(result.damaged)} damaged)",
+                path=source,
+                hint="see the reasons above; nothing was written",
+            )
+            failure.details = result.to_dict()
+            raise failure
+    if result.unlabeled and target.name != "recordio-protobuf":
+        log.warning(
+            "%s: %d items had no label and were written with label 0", out, result.unlabeled
+        )
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _run(
+    pool: BatchPool[Item, Outcome], items: Iterator[Item]
+) -> Iterator[tuple[list[Item], list[Outcome]]]:
+    while batch := list(islice(items, BATCH_SIZE)):
+        yield from pool.put(batch)
+    yield from pool.drain()
+
+
+def _record(result: ConvertResult, item: Item, outcome: Outcome, source: str) -> None:
+    name = f"{source}: {_name(item)}"
+    for note in outcome.notes:
+        result.notes.append(Note(name, note))
+        log.info("%s: decoder said: %s", name, note)
+    if outcome.payload is None:
+        reason = outcome.reason or "unknown error"
+        result.skipped.append(Skipped(name, reason, outcome.kind or "corrupt"))
+        log.warning("skipped %s: %s", name, reason)
+        return
+    result.reencoded += outcome.reencoded
+    result.unlabeled += not item.labels
+
+
+def check_options(target: Format, options: ImageOptions | None) -> None:
+    """Options that cannot work together raise ``UsageError`` naming the parameters."""
+    if target.decodes and options is not None:
+        raise UsageError(
+            f"options: {target.name} stores decoded pixels (its own size and color); image "
+            "options (resize, quality, encoding, ...) do not apply to it",
+            hint="leave options out",
+        )
+
+
+__all__ = ["ConvertResult", "check_options", "convert"]
