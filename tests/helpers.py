@@ -28,9 +28,6 @@ samples = _load_script("make_samples")
 #: scripts/hostile.py: the hostile image corpora and their expected outcomes.
 hostile = _load_script("hostile")
 
-#: The first bytes of every JPEG: stand-ins for big images that pass-through packs without
-#: decoding (it checks only that a file starts like an image).
-JPEG_MAGIC = b"\xff\xd8\xff\xe0"
 
 
 def image_bytes(
@@ -49,6 +46,19 @@ def image_bytes(
     out = io.BytesIO()
     img.save(out, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
     return out.getvalue()
+
+
+def _jpeg_head() -> bytes:
+    """A real JPEG's bytes up to its first scan: what pass-through reads of a file."""
+    out = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(out, "JPEG")
+    data = out.getvalue()
+    return data[: data.index(b"\xff\xda")]
+
+
+#: The start of a baseline JPEG, up to its pixel data: followed by random bytes, a stand-in
+#: for a big image that pass-through packs without decoding (it reads only the headers).
+JPEG_MAGIC = _jpeg_head()
 
 
 def make_tree(root: Path, classes: dict[str, int], size: tuple[int, int] = (64, 48)) -> Path:

@@ -128,6 +128,12 @@ class Format(ABC):
         """The items of ``path`` in order. A damaged record or line is passed to
         ``on_damage`` and skipped, and reading goes on where it can."""
 
+    def read_ids(self, path: str, ids: list[int], on_damage: OnDamage) -> Iterator[Item]:
+        """The items whose id is in ``ids``. The default reads every item and keeps those;
+        a format with an index reads only the ones asked for, in the order asked."""
+        wanted = set(ids)
+        return (item for item in self.read(path, on_damage) if item.index in wanted)
+
     @abstractmethod
     def encode(self, item: Item, notes: list[str] | None = None) -> bytes:
         """What the format stores for ``item`` (pure; runs in worker processes). Raises an

@@ -24,7 +24,7 @@ import os
 import struct
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any, NamedTuple
 
 from imgfmt import storage
@@ -635,15 +635,88 @@ class RecordIO(Format):
         return content_format(path) != RECORDIO_PROTOBUF
 
     def read(self, path: str, on_damage: OnDamage) -> Iterator[Item]:
+        """Every record, salvaging past damage (resynchronising on the next record head);
+        with an ``.idx``, a file that ends before records its index lists is damage too (a
+        cut exactly at a record head reads as a clean end: the index knows better)."""
         with RecordReader(path) as reader:
-            for record in reader.salvage(on_damage):
-                where = Location(record=record.number, offset=record.offset)
+            yield from self._scan(reader, None, on_damage)
+
+    def read_ids(self, path: str, ids: list[int], on_damage: OnDamage) -> Iterator[Item]:
+        """With an ``.idx``, exactly the records asked for, in that order, each read at its
+        offset (one ranged GET on S3); an id the index lacks is a ``UsageError``. Without
+        one, the file is scanned and ids not found are reported as damage at the end."""
+        with RecordReader(path) as reader:
+            if reader.idx_path is None:
+                yield from self._scan(reader, set(ids), on_damage)
+                return
+            index = reader.index
+            missing = [i for i in ids if i not in index]
+            if missing:
+                raise UsageError(
+                    f"requested ids not in the index: {_some(missing)}", path=reader.idx_path
+                )
+            for key in ids:
+                where = Location(offset=index[key])
                 try:
-                    header, image = unpack_image_record(record.payload, path=path, where=str(where))
+                    payload = reader.read_at(index[key])
+                    item = self._item(payload, path, f"record with key {key} at byte {index[key]}")
                 except FormatError as err:
                     on_damage(err)
                     continue
-                yield Item(header.id, header.labels, image, None, where, header.flag > 0)
+                yield replace(item, where=where)
+
+    def _item(self, payload: bytes, path: str, where: str) -> Item:
+        header, image = unpack_image_record(payload, path=path, where=where)
+        return Item(header.id, header.labels, image, None, None, header.flag > 0)
+
+    def _scan(
+        self, reader: RecordReader, wanted: set[int] | None, on_damage: OnDamage
+    ) -> Iterator[Item]:
+        found: set[int] = set()
+        last_offset = -1
+        damaged_at_end = False
+
+        def damaged(err: FormatError) -> None:
+            nonlocal damaged_at_end
+            damaged_at_end = True
+            on_damage(err)
+
+        for record in reader.salvage(damaged):
+            damaged_at_end = False
+            last_offset = record.offset
+            where = Location(record=record.number, offset=record.offset)
+            try:
+                item = self._item(record.payload, reader.path, str(where))
+            except FormatError as err:
+                on_damage(err)
+                continue
+            found.add(item.index)
+            if wanted is None or item.index in wanted:
+                yield replace(item, where=where)
+        if wanted is not None and wanted - found:
+            on_damage(
+                FormatError(
+                    f"requested ids not in the file: {_some(sorted(wanted - found))}",
+                    path=reader.path,
+                    hint="check --ids against `imgfmt verify --json` or the .lst",
+                )
+            )
+        if reader.idx_path is not None and not damaged_at_end:
+            try:
+                past = sorted(offset for offset in reader.index.values() if offset > last_offset)
+            except FormatError as err:  # a damaged .idx: the records were read without it
+                on_damage(err)
+                past = []
+            if past:
+                on_damage(
+                    FormatError(
+                        f"the file ends before {len(past)} records its index lists (the first "
+                        f"at byte {past[0]})",
+                        path=reader.path,
+                        hint="the .rec is truncated; `imgfmt verify` lists the records still "
+                        "intact",
+                    )
+                )
 
     def encode(self, item: Item, notes: list[str] | None = None) -> bytes:
         extra = 4 * len(item.labels) if isinstance(item.label, tuple) else 0
@@ -656,6 +729,12 @@ class RecordIO(Format):
 
     def writer(self, path: str, outputs: AtomicOutputs) -> DatasetWriter:
         return _RecordDatasetWriter(path, outputs)
+
+
+def _some(ids: list[int], shown: int = 5) -> str:
+    """The first few of ``ids``, for a message."""
+    text = ", ".join(str(i) for i in ids[:shown])
+    return f"{text} and {len(ids) - shown} more" if len(ids) > shown else text
 
 
 class _RecordDatasetWriter(DatasetWriter):

@@ -22,13 +22,14 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import islice
 
 from imgfmt import formats, storage
 from imgfmt.errors import FormatError, StorageError, UsageError
-from imgfmt.formats import content_format, jsonlines, lst
-from imgfmt.formats.recordio import IRHeader, RecordReader, unpack_image_record
+from imgfmt.formats import lst
+from imgfmt.formats.base import Item
 from imgfmt.images import sniff_extension
 from imgfmt.storage import describe_os_error, is_s3
 
@@ -95,12 +96,6 @@ def parse_ids(text: str) -> list[int]:
     return ids
 
 
-def _some(ids: list[int], shown: int = 5) -> str:
-    """``3, 7, 9`` or ``3, 7, 9, 12, 15 and 4 more``."""
-    text = ", ".join(str(i) for i in ids[:shown])
-    return f"{text} and {len(ids) - shown} more" if len(ids) > shown else text
-
-
 def _label_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
@@ -115,12 +110,6 @@ def safe_class_dir(name: str) -> str | None:
     return "/".join(parts)
 
 
-def class_dir_for(header: IRHeader, classes: dict[int, str]) -> str:
-    if header.flag > 0:
-        return MULTI_LABEL_DIR
-    return _label_dir(header.label, classes)
-
-
 def _label_dir(label: float, classes: dict[int, str]) -> str:
     if float(label).is_integer() and int(label) in classes:
         safe = safe_class_dir(classes[int(label)])
@@ -130,206 +119,56 @@ def _label_dir(label: float, classes: dict[int, str]) -> str:
     return _label_text(label)
 
 
-#: Where damaged records and lines go: reported, skipped, counted.
-OnDamage = Callable[[FormatError], None]
-
-
-def _select(
-    reader: RecordReader, ids: list[int] | None, limit: int | None, skip: OnDamage
-) -> Iterator[tuple[str, bytes]]:
-    """Yield ``(where, payload)`` for the records asked for; damaged ones go to ``skip``."""
-    if ids is not None and reader.idx_path is not None:
-        index = reader.index
-        missing = [i for i in ids if i not in index]
-        if missing:
-            raise UsageError(
-                f"requested ids not in the index: {_some(missing)}",
-                path=reader.idx_path,
-            )
-        for count, key in enumerate(ids):
-            if limit is not None and count >= limit:
-                return
-            try:
-                payload = reader.read_at(index[key])
-            except FormatError as err:
-                skip(err)
-                continue
-            yield f"record with key {key} at byte {index[key]}", payload
-        return
-    wanted = set(ids) if ids is not None else None
-    found: set[int] = set()
-    count = 0
-    last_offset = -1
-    damaged_at_end = False
-
-    def damaged(err: FormatError) -> None:
-        nonlocal damaged_at_end
-        damaged_at_end = True
-        skip(err)
-
-    for record in reader.salvage(damaged):
-        damaged_at_end = False
-        last_offset = record.offset
-        if limit is not None and count >= limit:
-            return
-        where = f"record {record.number} at byte {record.offset}"
-        if wanted is not None:
-            try:
-                header, _image = unpack_image_record(record.payload, path=reader.path, where=where)
-            except FormatError as err:
-                skip(err)
-                continue
-            found.add(header.id)
-            if header.id not in wanted:
-                continue
-        count += 1
-        yield where, record.payload
-    if wanted is not None and wanted - found:
-        absent = sorted(wanted - found)
-        skip(
-            FormatError(
-                f"requested ids not in the file: {_some(absent)}",
-                path=reader.path,
-                hint="check --ids against `imgfmt verify --json` or the .lst",
-            )
-        )
-    if reader.idx_path is not None and not damaged_at_end:
-        # A file cut exactly at a record head reads as a clean end: the index knows better.
-        try:
-            past = sorted(offset for offset in reader.index.values() if offset > last_offset)
-        except FormatError as err:  # a damaged .idx: the records were read without it
-            skip(err)
-            past = []
-        if past:
-            skip(
-                FormatError(
-                    f"the file ends before {len(past)} records its index lists (the first at "
-                    f"byte {past[0]})",
-                    path=reader.path,
-                    hint="the .rec is truncated; `imgfmt verify` lists the records still intact",
-                )
-            )
-
-
 @dataclass(frozen=True)
-class _Item:
-    """One image to write: its path under OUTDIR, its class folder, bytes and list entry."""
+class _Output:
+    """One image to write: its path under OUTDIR, its class folder, and its list entry."""
 
     relpath: str
     folder: str
-    image: bytes
     entry: lst.LstEntry
 
 
-def _recordio_items(
-    source: str, ids: list[int] | None, limit: int | None, classes: dict[int, str], skip: OnDamage
-) -> Iterator[_Item]:
-    with RecordReader(source) as reader:
-        for where, payload in _select(reader, ids, limit, skip):
-            try:
-                header, image = unpack_image_record(payload, path=source, where=where)
-            except FormatError as err:
-                skip(err)
-                continue
-            folder = class_dir_for(header, classes)
-            relpath = f"{folder}/{header.id}{sniff_extension(image) or UNKNOWN_EXT}"
-            yield _Item(relpath, folder, image, lst.LstEntry(header.id, header.labels, relpath))
+class _Namer:
+    """Where each item goes under OUTDIR: its own relative path where the format kept one
+    (and it is safe and not taken), else ``<class>/<id><ext>``."""
 
+    def __init__(self, source: str, classes: dict[int, str]) -> None:
+        self.source = source
+        self.classes = classes
+        self.used: set[str] = set()  # two items may name one path: the second must not overwrite
 
-def _wanted(ids: list[int] | None) -> Callable[[int], bool]:
-    wanted = set(ids) if ids is not None else None
-    return lambda key: wanted is None or key in wanted
-
-
-def _jsonl_items(
-    source: str, ids: list[int] | None, limit: int | None, classes: dict[int, str], skip: OnDamage
-) -> Iterator[_Item]:
-    wanted = _wanted(ids)
-    count = 0
-    used: set[str] = set()  # two lines may name one path: the second must not overwrite
-    for entry in jsonlines.read_jsonl(source, on_problem=skip):
-        if limit is not None and count >= limit:
-            return
-        if not wanted(entry.index):
-            continue
-        count += 1
-        folder = MULTI_LABEL_DIR if entry.multi_label else _label_dir(entry.labels[0], classes)
-        fallback = f"{folder}/{entry.index}{sniff_extension(entry.image) or UNKNOWN_EXT}"
-        relpath = safe_class_dir(entry.path)
-        if relpath is None:
-            log.warning("path %r is not a safe relative path; writing under the class", entry.path)
-            relpath = fallback
-        else:
-            if relpath in used:
-                stem, ext = os.path.splitext(relpath)
-                relpath = f"{stem}.{entry.index}{ext}"
-                log.warning(
-                    "id %d: path %r was already written for another line; writing %s instead "
-                    "(the list then packs to other paths)",
-                    entry.index,
-                    entry.path,
-                    relpath,
-                )
-            folder = relpath.rpartition("/")[0] or "."
-        if relpath in used:
-            raise FormatError(f"two images would be written to {relpath}", path=source)
-        used.add(relpath)
-        yield _Item(relpath, folder, entry.image, lst.LstEntry(entry.index, entry.labels, relpath))
-
-
-def _protobuf_items(
-    source: str, ids: list[int] | None, limit: int | None, classes: dict[int, str], skip: OnDamage
-) -> Iterator[_Item]:
-    from imgfmt.formats import rio_protobuf
-
-    wanted = _wanted(ids)
-    count = 0
-    for record in RecordReader(source, use_index=False).salvage(skip):
-        if limit is not None and count >= limit:
-            return
-        if not wanted(record.number):
-            continue
-        where = f"record {record.number} at byte {record.offset}"
-        try:
-            values, shape, labels = rio_protobuf.decode_dense(record.payload)
-        except FormatError as err:
-            err.path, err.where = source, where
-            skip(err)
-            continue
-        count += 1
-        shape = shape or rio_protobuf.guess_shape(values.size)
-        if shape is None:
-            raise FormatError(
-                f"{values.size} values with no shape are not a square image",
-                path=source,
-                where=where,
-                hint="this file holds vectors, not images; nothing to unpack",
-            )
-        try:
-            image = rio_protobuf.pixels_to_png(values, shape)
-        except UsageError as err:
-            raise FormatError(
-                err.message,
-                path=source,
-                where=where,
-                hint="this file holds vectors or tensors, not images; nothing to unpack",
-            ) from err
-        if not labels:
-            folder, labels = UNLABELED_DIR, (0.0,)
-        elif len(labels) > 1:
+    def __call__(self, item: Item) -> _Output:
+        if not item.labels:
+            folder = UNLABELED_DIR
+        elif item.multi_label or len(item.labels) > 1:
             folder = MULTI_LABEL_DIR
         else:
-            folder = _label_dir(labels[0], classes)
-        relpath = f"{folder}/{record.number}.png"
-        yield _Item(relpath, folder, image, lst.LstEntry(record.number, labels, relpath))
-
-
-def source_format(source: str) -> str:
-    """``"jsonlines"`` for a ``.jsonl``; for a ``.rec``, ``"recordio-protobuf"`` when its
-    records are protobuf ``Record``s, else ``"recordio"``."""
-    if storage.splitext(source)[1].lower() == ".jsonl":
-        return formats.JSONLINES
-    return content_format(source) or "recordio"
+            folder = _label_dir(item.labels[0], self.classes)
+        relpath = f"{folder}/{item.index}{sniff_extension(item.image) or UNKNOWN_EXT}"
+        if item.path is not None:
+            own = safe_class_dir(item.path)
+            if own is None:
+                log.warning(
+                    "path %r is not a safe relative path; writing under the class", item.path
+                )
+            else:
+                if own in self.used:
+                    stem, ext = os.path.splitext(own)
+                    renamed = f"{stem}.{item.index}{ext}"
+                    log.warning(
+                        "id %d: path %r was already written for another item; writing %s "
+                        "instead (the list then packs to other paths)",
+                        item.index,
+                        item.path,
+                        renamed,
+                    )
+                    own = renamed
+                relpath, folder = own, own.rpartition("/")[0] or "."
+        if relpath in self.used:
+            raise FormatError(f"two images would be written to {relpath}", path=self.source)
+        self.used.add(relpath)
+        # A list line needs a label: an item without one is listed with 0 (in UNLABELED_DIR).
+        return _Output(relpath, folder, lst.LstEntry(item.index, item.labels or (0.0,), relpath))
 
 
 def unpack(
@@ -423,21 +262,20 @@ def _unpack_into(
     root = storage.abspath(outdir) if remote else os.path.realpath(outdir)
     entries: list[lst.LstEntry] = []
     made_dirs: set[str] = set()
-    fmt = source_format(source)
+    fmt = formats.for_input(source)
 
     def skip(err: FormatError) -> None:
         result.damaged.append(str(err))
         log.warning("skipped %s", err)
 
-    items = {
-        "recordio": _recordio_items,
-        "jsonlines": _jsonl_items,
-        "recordio-protobuf": _protobuf_items,
-    }[fmt](source, ids, limit, classes, skip)
-    result.format = fmt
+    read = fmt.read(source, skip) if ids is None else fmt.read_ids(source, ids, skip)
+    name = _Namer(source, classes)
+    result.format = fmt.name
     with storage.ObjectWriter() as writer:
-        for item in items:
-            relpath, folder, image = item.relpath, item.folder, item.image
+        for item in islice(read, limit):
+            image = item.image
+            output = name(item)
+            relpath, folder = output.relpath, output.folder
             if remote:  # no symlinks in S3: a safe relative path stays inside the prefix
                 target = storage.join(root, relpath)
             else:
@@ -449,7 +287,7 @@ def _unpack_into(
                     _make_folder(parent)
                     made_dirs.add(parent)
             writer.write(target, image)
-            entries.append(item.entry)
+            entries.append(output.entry)
             result.written += 1
             result.bytes_written += len(image)
             result.classes[folder] = result.classes.get(folder, 0) + 1
