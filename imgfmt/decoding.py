@@ -61,29 +61,27 @@ FREE_PIXELS = 1 << 22
 #:   coding has no such floor, so those JPEGs are not bounded (:func:`jpeg_frame`).
 #: - PNG: deflate expands a byte to at most 1032 bytes, and a pixel is at least 1 bit
 #:   (:func:`_png_pixels_per_byte` computes the bound from the header's bit depth).
-#: - GIF: 12-bit LZW codes; with a full table each code can stand for up to 4096 pixels, about
-#:   2730 pixels a byte; 2800.
-#: - BMP: 1 bit a pixel uncompressed (8); RLE's "delta" escape skips up to 255x255 pixels in
-#:   4 bytes (16384).
+#: - BMP without compression: 1 bit a pixel (8). (RLE BMPs are not bounded: a "delta" code
+#:   skips up to 255 whole rows in 4 bytes.)
 #: - DDS and BLP: block compression (DXT/BC) stores 16 pixels in 8 bytes at best (2); BLP1
 #:   may hold JPEG (512). Uncompressed variants are denser than that bound anyway.
-#: - TGA, SGI (RLE): a run of at most 128 pixels per 2 bytes (128); PCX and DCX: 63 bytes of
+#: - TGA (RLE): a run of at most 128 pixels per 2 bytes (128); PCX and DCX: 63 bytes of
 #:   1-bit planes per 2 bytes (256, 512 with margin); Sun raster: 256 bytes per 3 (1-bit: 684;
 #:   1024); MSP: 255 bytes per 3 (1-bit: 680; 1024); QOI: 62 pixels per run byte (64).
 #: - PNM, XBM, XPM: raw or text, at least 1 bit a pixel (8).
-#: Formats not listed (TIFF, WebP, AVIF, JPEG 2000, FLI, EPS, ICNS, ICO, PSD...) can describe
-#: huge areas in a few bytes honestly (fax coding, a "black frame" chunk, arithmetic coding):
-#: only ``max_pixels`` and the memory budget bound them.
+#: Formats not listed can describe huge areas in a few bytes honestly, so only ``max_pixels``
+#: and the memory budget bound them: a GIF's canvas may be far larger than its frames (35
+#: bytes for a blank 4096x4096 image), SGI's RLE rows may all share one stored row, TIFF has
+#: fax coding and empty strips, FLI a "black frame" chunk; WebP, AVIF and JPEG 2000 code
+#: arithmetically; EPS, ICNS, ICO and PSD hold other images.
 PIXELS_PER_BYTE = {
     "JPEG": 512,
     "MPO": 512,
-    "GIF": 2800,
-    "BMP": 16384,
-    "DIB": 16384,
+    "BMP": 8,
+    "DIB": 8,
     "DDS": 8,
     "BLP": 512,
     "TGA": 128,
-    "SGI": 128,
     "PCX": 512,
     "DCX": 512,
     "SUN": 1024,
@@ -93,8 +91,6 @@ PIXELS_PER_BYTE = {
     "XBM": 8,
     "XPM": 8,
 }
-#: Uncompressed BMP: at least 1 bit a pixel.
-BMP_RAW_PIXELS_PER_BYTE = 8
 #: zlib's best ratio: 258-byte matches in 2 bits, about 1032 bytes out per byte in.
 DEFLATE_MAX_RATIO = 1032
 
@@ -164,9 +160,8 @@ def pixels_per_byte(image: Image.Image, data: bytes) -> float | None:
         frame = jpeg_frame(data)
         if frame is not None and frame[0] >= 0xC8:
             return None  # arithmetic coding: no floor of bits per block
-    if fmt in ("BMP", "DIB"):
-        codecs = {tile[0] for tile in getattr(image, "tile", ())}
-        return PIXELS_PER_BYTE[fmt] if "bmp_rle" in codecs else BMP_RAW_PIXELS_PER_BYTE
+    if fmt in ("BMP", "DIB") and any(tile[0] == "bmp_rle" for tile in getattr(image, "tile", ())):
+        return None  # RLE: a "delta" code skips whole rows
     return PIXELS_PER_BYTE.get(fmt)
 
 

@@ -116,7 +116,7 @@ _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 
 @dataclass(frozen=True)
 class ImageOptions:
-    """What to do to every image: the im2rec record options (see FORMATS.md section 5)."""
+    """What to do to every image: the im2rec record options (docs/formats.md section 5)."""
 
     pass_through: bool = False
     resize: int = 0

@@ -69,7 +69,8 @@ TYPE_MULTI = "groundtruth/image-classification-multilabel"
 #: Ground Truth writes ``job-name`` as ``labeling-job/<job name>``.
 JOB_NAME_PREFIX = "labeling-job/"
 
-#: Defaults of ``manifest-gen``: the attribute of FORMATS.md's example, and this tool's name.
+#: Defaults of ``manifest-gen``: the attribute of the Ground Truth example (docs/formats.md
+#: section 8), and this tool's name.
 DEFAULT_LABEL_ATTRIBUTE = "class"
 DEFAULT_JOB_NAME = "imgfmt"
 

@@ -361,7 +361,7 @@ RESYNC_CHUNK = 1 << 20
 
 def find_record_head(stream: IO[bytes], start: int, size: int) -> int | None:
     """The first record head at or after ``start``: an aligned magic whose next word has
-    cflag 0 or 1 (FORMATS.md section 1); None if there is none before the end."""
+    cflag 0 or 1 (docs/formats.md section 1); None if there is none before the end."""
     window = start + (-start % 4)
     while window < size:
         stream.seek(window)

@@ -2,7 +2,7 @@
 
 A SageMaker batch transform of an image classification model, with ``Accept:
 application/jsonlines`` and ``AssembleWith: Line``, writes one line per input record, in
-input order (FORMATS.md section 6)::
+input order (docs/formats.md section 7)::
 
     {"prediction": [0.02, 0.91, 0.07]}
 
@@ -43,7 +43,7 @@ from imgfmt.storage import atomic_output, open_input
 #: How many of the most probable classes the top-k column and accuracy consider.
 TOP_K = 5
 
-#: The key of a batch transform output line (FORMATS.md section 6).
+#: The key of a batch transform output line (docs/formats.md section 7).
 PREDICTION_KEY = "prediction"
 
 #: The rows' columns, in order.

@@ -14,7 +14,7 @@ Checks, each with a name used in the report:
   unique and equal to the header ids, every record indexed;
 - ``image`` (``decode=True``): every image decodes (Pillow), in worker processes.
 
-Resynchronising (FORMATS.md section 1): when a record is damaged at byte X, the scan
+Resynchronising (docs/formats.md section 1): when a record is damaged at byte X, the scan
 looks for the next record head from X + 4 on (an aligned magic whose next word has
 cflag 0 or 1) and continues there; the skipped bytes are one problem, counted as one
 damaged record, so that with a single damaged record the numbers of the later records
