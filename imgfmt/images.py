@@ -21,6 +21,7 @@ move bytes. Every failure is an ``ImageError`` naming the image.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import math
 import os
@@ -116,7 +117,11 @@ _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 
 @dataclass(frozen=True)
 class ImageOptions:
-    """What to do to every image: the im2rec record options (docs/formats.md section 5)."""
+    """What to do to every image: the im2rec record options (docs/formats.md section 5).
+
+    Options that cannot work together raise ``UsageError``; its message names parameters
+    in backticks (`resize`), which the command line shows as its flags (``--resize``).
+    """
 
     pass_through: bool = False
     resize: int = 0
@@ -147,6 +152,23 @@ class ImageOptions:
             raise UsageError(f"resize must be 0 (keep size) or a positive edge, not {self.resize}")
         if self.max_pixels is not None and self.max_pixels < 1:
             raise UsageError(f"max_pixels must be positive or None, not {self.max_pixels}")
+        if self.pass_through:
+            ignored = [
+                f.name
+                for f in dataclasses.fields(self)
+                if f.name in _PROCESSING and getattr(self, f.name) != f.default
+            ]
+            if ignored:
+                names = ", ".join(f"`{name}`" for name in ignored)
+                verb = "does" if len(ignored) == 1 else "do"
+                raise UsageError(
+                    f"{names} {verb} not apply with `pass_through`, which stores every file "
+                    "unchanged"
+                )
+
+
+#: The options that say how an image is processed (pass-through ignores them all).
+_PROCESSING = ("resize", "center_crop", "quality", "encoding", "color")
 
 
 _pillow_tuned = False

@@ -143,7 +143,7 @@ def test_protobuf_options_that_do_not_apply_are_usage_errors(tmp_path: Path) -> 
     assert "--resize does not apply" in fail(*pb, "--size", "8x8", "--resize", "9", expect=2)
     assert "--color 0" in fail(*pb, "--size", "8x8", "--color", "-1", expect=2)
     assert "write it as WIDTHxHEIGHT" in fail(*pb, "--size", "8by8", expect=2)
-    assert "--size applies to --format recordio-protobuf" in fail(
+    assert "--size is an option of format recordio-protobuf, not of recordio" in fail(
         "pack", str(photos), out, "--size", "8x8", expect=2
     )
     assert os.listdir(tmp_path) == ["photos"]

@@ -171,13 +171,14 @@ def test_nothing_convertible_fails_with_one_json_object_and_writes_nothing(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--format", "recordio-protobuf"], "--format recordio-protobuf needs --size WxH"),
+        (["--format", "recordio-protobuf"], "recordio-protobuf needs --size, the pixel size WxH"),
         (
             ["--format", "recordio-protobuf", "--size", "8x8", "--resize", "4"],
-            "--resize: recordio-protobuf takes --size and --color only",
+            "--resize does not apply to recordio-protobuf, which stores decoded pixels resized "
+            "to --size",
         ),
-        (["--size", "8x8"], "--size applies to --format recordio-protobuf only"),
-        (["--shard-records", "3"], "--shard-records and --shard-size apply to webdataset output"),
+        (["--size", "8x8"], "--size is an option of format recordio-protobuf, not of recordio"),
+        (["--shard-records", "3"], "--shard-records is an option of format webdataset, not of"),
     ],
 )
 def test_options_that_do_not_fit_are_usage_errors(

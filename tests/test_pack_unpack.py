@@ -460,7 +460,11 @@ def test_stopping_a_pack_part_way_leaves_no_thread_traceback(
     entries = [
         LstEntry(i, (0.0,), f"a/{name}") for i, name in enumerate(sorted(os.listdir(root / "a")))
     ]
-    job = pack_module._Job(root=str(root), options=ImageOptions(resize=32), pack_label=False)
+    from imgfmt.formats.recordio import RecordIO
+
+    job = pack_module._Job(
+        root=str(root), options=ImageOptions(resize=32), pack_label=False, fmt=RecordIO()
+    )
     errors: list[BaseException | None] = []
     monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
     monkeypatch.setattr(pack_module, "BATCH_SIZE", 1)

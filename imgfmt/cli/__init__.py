@@ -11,6 +11,7 @@ inside the commands, so ``imgfmt --help`` starts fast.
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import sys
 import traceback
@@ -39,8 +40,9 @@ class ImgfmtGroup(click.Group):
         except UsageError as err:
             # A bad combination of options or arguments, found by the library: one line, exit 2.
             _traceback_if_verbose(ctx)
-            _json_error(ctx, err, 2)
-            raise click.UsageError(str(err)) from err
+            message = self._as_flags(ctx, str(err))
+            _json_error(ctx, message, 2)
+            raise click.UsageError(message) from err
         except ImgfmtError as err:
             _traceback_if_verbose(ctx)
             _json_error(ctx, err, 1)
@@ -76,6 +78,19 @@ class ImgfmtGroup(click.Group):
             )
             _json_error(ctx, message, 1)
             raise click.ClickException(message) from err
+
+
+    def _as_flags(self, ctx: click.Context, text: str) -> str:
+        """The library names parameters in backticks (`pass_through`); say them as the
+        invoked command's flags (--pass-through)."""
+        command = self.get_command(ctx, ctx.invoked_subcommand or "")
+        flags: dict[str, str] = {}
+        for param in command.params if command else []:
+            longest = max(param.opts, key=len)
+            if param.name and longest.startswith("--"):
+                flags[param.name] = longest
+        flags.setdefault("fmt", "--format")
+        return re.sub(r"`([a-z_]+)`", lambda m: flags.get(m[1], m[1]), text)
 
 
 def _json_error(ctx: click.Context, err: ImgfmtError | str, exit_code: int) -> None:

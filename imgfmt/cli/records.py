@@ -147,55 +147,10 @@ def pack_cmd(
       imgfmt pack digits/ data/digits.rec --format recordio-protobuf --size 28x28 --color 0
     """
     from imgfmt import images
-    from imgfmt.errors import UsageError
     from imgfmt.ops import pack
 
-    try:
-        fmt = pack.format_for(out_rec, fmt)
-    except UsageError as err:
-        raise click.UsageError(err.reason) from err
-    if fmt == pack.RECORDIO_PROTOBUF:
-        if size is None:
-            raise click.UsageError("--format recordio-protobuf needs --size WxH, e.g. 28x28")
-        given = [
-            name
-            for name, used in (
-                ("--pass-through", pass_through),
-                ("--resize", resize),
-                ("--center-crop", center_crop),
-                ("--quality", quality is not None),
-                ("--encoding", encoding != ".jpg"),
-            )
-            if used
-        ]
-        if given:
-            raise click.UsageError(
-                f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to "
-                "recordio-protobuf, which stores "
-                "decoded pixels resized to --size"
-            )
-        if color == "-1":
-            raise click.UsageError("recordio-protobuf needs --color 0 (grayscale) or 1 (RGB)")
-    elif size is not None:
-        raise click.UsageError("--size applies to --format recordio-protobuf only; use --resize")
-    if pass_through:
-        ignored = [
-            name
-            for name, used in (
-                ("--resize", resize),
-                ("--center-crop", center_crop),
-                ("--quality", quality is not None),
-                ("--encoding", encoding != ".jpg"),
-                ("--color", color != "1"),
-            )
-            if used
-        ]
-        if ignored:
-            raise click.UsageError(
-                f"{', '.join(ignored)} {'does' if len(ignored) == 1 else 'do'} not apply with "
-                "--pass-through, which stores every file unchanged"
-            )
-
+    # Options that do not fit together (the format's, pass-through's) are the library's to
+    # find: its UsageError names them, and the command line shows them as flags (exit 2).
     kwargs: dict[str, Any] = {}
     if max_pixels is not None:
         kwargs["max_pixels"] = max_pixels
@@ -227,8 +182,9 @@ def pack_cmd(
             size=size,
         )
     human = [f"wrote {path}" for path in result.lists]
+    indexes = dict(zip(result.outputs, result.indexes))
     for path in result.outputs:
-        index = f" + {path[: -len('.rec')]}.idx" if fmt == pack.RECORDIO else ""
+        index = f" + {indexes[path]}" if path in indexes else ""
         human.append(f"wrote {path}{index}")
     human.append(
         f"packed {result.packed}, skipped {len(result.skipped)}, "
@@ -433,30 +389,11 @@ def convert_cmd(
     from imgfmt import images
     from imgfmt.ops import convert
 
-    write_options: dict[str, Any] = {}
+    # The format's own options; the library says which do not fit (as flags, exit 2).
+    given = {"size": size, "shard_records": shard_records, "shard_size": shard_size}
+    write_options: dict[str, object] = {k: v for k, v in given.items() if v is not None}
     image_options = None
-    decoded = to == "recordio-protobuf"
-    if decoded:
-        if size is None:
-            raise click.UsageError("--format recordio-protobuf needs --size WxH, e.g. 28x28")
-        write_options.update(size=size, color=int(color or "0"), max_pixels=max_pixels)
-    elif size is not None:
-        raise click.UsageError("--size applies to --format recordio-protobuf only; use --resize")
-    if shard_records is not None or shard_size is not None:
-        if to != "webdataset" and not out.lower().endswith(".tar"):
-            raise click.UsageError("--shard-records and --shard-size apply to webdataset output")
-        write_options.update(shard_records=shard_records, shard_size=shard_size)
-    given = {
-        "--resize": bool(resize),
-        "--center-crop": center_crop,
-        "--quality": quality is not None,
-        "--encoding": encoding is not None,
-        "--color": color is not None and not decoded,
-    }
-    if any(given.values()):
-        if decoded:
-            names = ", ".join(name for name, used in given.items() if used)
-            raise click.UsageError(f"{names}: recordio-protobuf takes --size and --color only")
+    if resize or center_crop or quality is not None or encoding or color:
         enc = encoding or images.JPEG_ENCODING
         kwargs: dict[str, Any] = {} if max_pixels is None else {"max_pixels": max_pixels}
         image_options = images.ImageOptions(

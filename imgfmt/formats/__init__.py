@@ -12,6 +12,7 @@ The interface every format implements is :class:`imgfmt.formats.base.Format`.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -67,8 +68,23 @@ def get(name: str, **options: Any) -> Format:
     RecordIO-protobuf, ``shard_records=N`` for WebDataset)."""
     if name not in _DATASETS:
         raise UsageError(f"unknown format {name!r}", hint=f"use one of {', '.join(_DATASETS)}")
+    cls = _format_class(name)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for option in options:
+        if option not in known:
+            owners = [n for n in _DATASETS if option in _option_names(n)]
+            where = f"an option of format {' and '.join(owners)}" if owners else "no option"
+            raise UsageError(f"`{option}` is {where}, not of {name}")
+    return cls(**options)  # type: ignore[no-any-return]
+
+
+def _format_class(name: str) -> Any:
     module, cls = _DATASETS[name]
-    return getattr(importlib.import_module(module), cls)(**options)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module), cls)
+
+
+def _option_names(name: str) -> set[str]:
+    return {f.name for f in dataclasses.fields(_format_class(name))}
 
 
 def name_for_path(path: str) -> str | None:

@@ -21,6 +21,7 @@ from typing import ClassVar
 
 from imgfmt import storage
 from imgfmt.errors import FormatError, UsageError
+from imgfmt.images import ImageOptions
 from imgfmt.payloads import Readers
 from imgfmt.storage import AtomicOutputs
 
@@ -99,6 +100,45 @@ class DatasetWriter(ABC):
     def outputs(self) -> list[str]:
         """The data files written (shards in order), for summaries."""
 
+    @property
+    def indexes(self) -> list[str]:
+        """The index files written beside them, if the format has any."""
+        return []
+
+
+class ShardedWriter(DatasetWriter):
+    """Rolls over from ``PATH_0.ext`` to ``PATH_1.ext``, ... once a shard holds
+    ``shard_size`` bytes (each shard a whole dataset of its format, with its own index)."""
+
+    def __init__(self, fmt: Format, path: str, outputs: AtomicOutputs, shard_size: int) -> None:
+        self._fmt, self._outputs, self._size = fmt, outputs, shard_size
+        self._stem, self._ext = storage.splitext(path)
+        self._shards: list[DatasetWriter] = []
+
+    def append(self, payload: bytes, item: Item) -> None:
+        shard = self._shards[-1] if self._shards else None
+        if shard is None or (shard.records_written and shard.bytes_written >= self._size):
+            if shard is not None:
+                shard.finish()
+            path = f"{self._stem}_{len(self._shards)}{self._ext}"
+            shard = self._fmt.writer(path, self._outputs)
+            self._shards.append(shard)
+        shard.append(payload, item)
+        self.records_written += 1
+        self.bytes_written += len(payload)
+
+    def finish(self) -> None:
+        if self._shards:
+            self._shards[-1].finish()
+
+    @property
+    def outputs(self) -> list[str]:
+        return [path for shard in self._shards for path in shard.outputs]
+
+    @property
+    def indexes(self) -> list[str]:
+        return [path for shard in self._shards for path in shard.indexes]
+
 
 class Format(ABC):
     """One dataset format; a subclass per format module, registered in ``imgfmt.formats``."""
@@ -117,6 +157,9 @@ class Format(ABC):
     #: The format stores decoded pixels, not image files: ``encode`` decodes (so it runs in
     #: worker processes, under the image guards), and nothing is passed through.
     decodes: ClassVar[bool] = False
+    #: Its records hold neither id nor path: ``pack`` writes the list of what it packed
+    #: beside each output, the only map from record number to image.
+    needs_list: ClassVar[bool] = False
 
     def sniff(self, path: str) -> bool:
         """Whether ``path``'s content is this format, for extensions formats share (a
@@ -144,6 +187,12 @@ class Format(ABC):
     def writer(self, path: str, outputs: AtomicOutputs) -> DatasetWriter:
         """A writer of the dataset at ``path``, its files opened on ``outputs``."""
 
+    def with_image_options(self, options: ImageOptions) -> Format:
+        """This format as it stores images processed with ``options`` (pack's image
+        options): itself, unless it decodes images itself (then it takes what applies, and
+        refuses with ``UsageError`` what does not)."""
+        return self
+
     def check_output(self, path: str) -> None:
         """A ``UsageError`` when ``path`` cannot name this format's output."""
         ext = storage.splitext(path)[1].lower()
@@ -162,4 +211,12 @@ def default_name(item: Item) -> str:
     return f"{item.index}{sniff_extension(item.image) or '.bin'}"
 
 
-__all__ = ["DatasetWriter", "Format", "Item", "Location", "OnDamage", "default_name"]
+__all__ = [
+    "DatasetWriter",
+    "Format",
+    "Item",
+    "Location",
+    "OnDamage",
+    "ShardedWriter",
+    "default_name",
+]

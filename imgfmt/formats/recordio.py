@@ -752,6 +752,10 @@ class _RecordDatasetWriter(DatasetWriter):
     def outputs(self) -> list[str]:
         return [self._path]
 
+    @property
+    def indexes(self) -> list[str]:
+        return [sibling(self._path, IDX_SUFFIX)]
+
 
 __all__ = [
     "MAGIC",

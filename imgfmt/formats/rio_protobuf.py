@@ -42,6 +42,7 @@ records without a label or without a shape.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import math
@@ -50,6 +51,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
+from imgfmt import images
 from imgfmt.errors import FormatError, ImageError, ImgfmtError, UsageError
 from imgfmt.formats.base import DatasetWriter, Format, Item, Location, OnDamage
 from imgfmt.formats.recordio import MAGIC_BYTES, MAX_PAYLOAD, RecordReader, read_record
@@ -565,6 +567,34 @@ class RecordIOProtobuf(Format):
     summary = "SageMaker RecordIO-protobuf: decoded pixels as dense float32 tensors"
     decodes = True
     float32_labels = True
+    needs_list = True
+
+    def with_image_options(self, options: images.ImageOptions) -> RecordIOProtobuf:
+        """Takes ``color`` and ``max_pixels``; the other options do not apply (every image
+        is decoded and resized to ``size``)."""
+        defaults = images.ImageOptions()
+        given = [
+            name
+            for name in ("pass_through", "resize", "center_crop", "quality", "encoding")
+            if getattr(options, name) != getattr(defaults, name)
+        ]
+        if given:
+            names = ", ".join(f"`{name}`" for name in given)
+            raise UsageError(
+                f"{names} {'does' if len(given) == 1 else 'do'} not apply to recordio-protobuf, "
+                "which stores decoded pixels resized to `size`"
+            )
+        return dataclasses.replace(self, color=options.color, max_pixels=options.max_pixels)
+
+    def check_output(self, path: str) -> None:
+        super().check_output(path)
+        if self.size is None:
+            raise UsageError("recordio-protobuf needs `size`, the pixel size WxH, e.g. 28x28")
+        if self.color not in COLORS:
+            raise UsageError(
+                f"recordio-protobuf needs `color` 0 (grayscale) or 1 (RGB), not {self.color}",
+                hint="every record needs the same number of channels",
+            )
 
     def sniff(self, path: str) -> bool:
         return sniff(path)
@@ -597,7 +627,7 @@ class RecordIOProtobuf(Format):
 
     def encode(self, item: Item, notes: list[str] | None = None) -> bytes:
         if self.size is None:
-            raise UsageError("recordio-protobuf needs the pixel size", hint="give size=(W, H)")
+            raise UsageError("recordio-protobuf needs `size`, the pixel size WxH, e.g. 28x28")
         pixels = image_pixels(
             item.image, self.size, self.color, item.path or str(item.index),
             max_pixels=self.max_pixels, notes=notes,

@@ -25,7 +25,7 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from imgfmt import payloads
-from imgfmt.errors import FormatError, ImageError, ImgfmtError, UsageError
+from imgfmt.errors import FormatError, ImageError, ImgfmtError
 from imgfmt.formats import for_input, for_output
 from imgfmt.formats.base import Format, Item
 from imgfmt.images import ImageOptions, process_image
@@ -144,7 +144,11 @@ def convert(
         options = None  # carrying images unchanged is what convert does by default
     reader = for_input(source, source_format)
     target = for_output(out, to, **(write_options or {}))
-    check_options(target, options)
+    if options is not None:
+        target = target.with_image_options(options)  # a format that decodes takes its part
+        target.check_output(out)
+        if target.decodes:
+            options = None
     result = ConvertResult(source, reader.name, target.name)
 
     def damaged(err: FormatError) -> None:
@@ -214,14 +218,4 @@ def _record(result: ConvertResult, item: Item, outcome: Outcome, source: str) ->
     result.unlabeled += not item.labels
 
 
-def check_options(target: Format, options: ImageOptions | None) -> None:
-    """Options that cannot work together raise ``UsageError`` naming the parameters."""
-    if target.decodes and options is not None:
-        raise UsageError(
-            f"options: {target.name} stores decoded pixels (its own size and color); image "
-            "options (resize, quality, encoding, ...) do not apply to it",
-            hint="leave options out",
-        )
-
-
-__all__ = ["ConvertResult", "check_options", "convert"]
+__all__ = ["ConvertResult", "convert"]

@@ -24,26 +24,15 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
-from typing import TYPE_CHECKING, Union
 
-from imgfmt import payloads, s3, storage
+from imgfmt import formats, payloads, s3, storage
 from imgfmt.errors import ImageError, ImgfmtError, UsageError
-from imgfmt.formats import jsonlines, lst
-from imgfmt.formats.recordio import (
-    IDX_SUFFIX,
-    IR_HEADER_SIZE,
-    MAX_PAYLOAD,
-    RecordWriter,
-    as_float32,
-    pack_image_record,
-    survives_float32,
-)
+from imgfmt.formats import lst
+from imgfmt.formats.base import Format, Item, ShardedWriter
+from imgfmt.formats.recordio import as_float32, survives_float32
 from imgfmt.images import ImageOptions, process_image
 from imgfmt.ops.outcomes import Note, Outcome, Skipped
-from imgfmt.storage import AtomicOutputs, sibling
-
-if TYPE_CHECKING:
-    from imgfmt.formats.rio_protobuf import RioProtobufWriter
+from imgfmt.storage import AtomicOutputs
 
 log = logging.getLogger(__name__)
 
@@ -51,37 +40,13 @@ log = logging.getLogger(__name__)
 #: small enough that a window of them stays a few MB.
 BATCH_SIZE = 8
 
-#: Output formats, and the extension each output must have.
-RECORDIO = "recordio"
-JSONLINES = "jsonlines"
-RECORDIO_PROTOBUF = "recordio-protobuf"
-FORMAT_EXTENSIONS = {RECORDIO: ".rec", JSONLINES: ".jsonl", RECORDIO_PROTOBUF: ".rec"}
-
-
-def format_for(path: str, fmt: str | None = None) -> str:
-    """The output format: ``fmt`` if given, else from the extension (``.jsonl``: jsonlines;
-    anything else: recordio). Checks that the extension fits the format."""
-    ext = storage.splitext(path)[1].lower()
-    if fmt is None:
-        fmt = JSONLINES if ext == ".jsonl" else RECORDIO
-    if fmt not in FORMAT_EXTENSIONS:
-        raise UsageError(
-            f"unknown format {fmt!r}", hint=f"use one of {', '.join(FORMAT_EXTENSIONS)}"
-        )
-    want = FORMAT_EXTENSIONS[fmt]
-    if ext != want:
-        raise UsageError(
-            f"output {path!r} must end in {want} for --format {fmt}",
-            hint=f"e.g. data/train{want}",
-        )
-    return fmt
-
-
 @dataclass
 class PackResult:
     """What a pack run made; ``to_dict`` is the ``--json`` summary."""
 
     outputs: list[str] = field(default_factory=list)
+    #: The index files written beside them (a ``.idx`` for each ``.rec``), if any.
+    indexes: list[str] = field(default_factory=list)
     lists: list[str] = field(default_factory=list)
     packed: int = 0
     skipped: list[Skipped] = field(default_factory=list)
@@ -111,19 +76,14 @@ class _Job:
     root: str
     options: ImageOptions
     pack_label: bool
-    fmt: str = RECORDIO
-    #: ``(width, height)`` of recordio-protobuf pixel tensors.
-    size: tuple[int, int] | None = None
+    #: The output format, with its write options.
+    fmt: Format
     #: How to reach S3: a spawned (not forked) worker does not inherit the CLI's settings.
     s3_settings: s3.S3Settings | None = None
 
     @property
     def decodes(self) -> bool:
-        return not self.options.pass_through or self.fmt == RECORDIO_PROTOBUF
-
-
-#: Formats whose records carry encoded images, and who must be able to decode them.
-_READERS = {RECORDIO: payloads.MXNET_READERS, JSONLINES: payloads.MXNET_READERS}
+        return not self.options.pass_through or self.fmt.decodes
 
 
 def _encode_one(job: _Job, entry: lst.LstEntry, data: bytes | ImgfmtError) -> Outcome:
@@ -131,70 +91,33 @@ def _encode_one(job: _Job, entry: lst.LstEntry, data: bytes | ImgfmtError) -> Ou
     full = storage.join(job.root, entry.path)
     if isinstance(data, ImgfmtError):
         return Outcome(None, f"cannot read: {data.reason}", "unreadable")
-    label: float | tuple[float, ...]
-    if job.pack_label and len(entry.labels) > 1:
-        label = entry.labels
-    else:
-        label = entry.labels[0]
-    for value in label if isinstance(label, tuple) else (label,):
+    multi = job.pack_label and len(entry.labels) > 1
+    labels = entry.labels if multi else entry.labels[:1]
+    for value in labels:
         if not math.isfinite(value):
             reason = f"label {value} is not a finite number (index {entry.index} in the list)"
             return Outcome(None, reason, "label")
-    if job.options.pass_through and job.fmt in _READERS:
+    readers = job.fmt.readers
+    if job.options.pass_through and not job.fmt.decodes and readers is not None:
         # Not decoded, but not packed blind either: only formats every reader of the
         # dataset decodes (imgfmt.payloads). A truncated JPEG does pass; verify --decode
         # finds it.
         problem = (
             ImageError("empty file (0 bytes)", kind="not-image")
             if not data
-            else payloads.payload_problem(data, _READERS[job.fmt])
+            else payloads.payload_problem(data, readers)
         )
         if problem is not None:
             return Outcome(None, problem.reason, problem.kind)
     notes: list[str] = []
     try:
-        if job.fmt == RECORDIO_PROTOBUF:
-            payload = _encode_pixels(job, entry, data, label, full, notes)
-        else:
-            image = process_image(data, job.options, full, notes)
-            if job.fmt == JSONLINES:
-                line = jsonlines.format_jsonl_line(entry.index, label, entry.path, image)
-                payload = line.encode("utf-8")
-            else:
-                extra = 4 * len(entry.labels) if isinstance(label, tuple) else 0
-                if len(image) + IR_HEADER_SIZE + extra > MAX_PAYLOAD:
-                    raise ImageError(
-                        f"{len(image)} bytes is more than one record can hold (2**29 - 1)",
-                        kind="too-large",
-                    )
-                payload = pack_image_record(label, entry.index, image)
+        image = data if job.fmt.decodes else process_image(data, job.options, full, notes)
+        item = Item(entry.index, labels, image, entry.path)
+        payload = job.fmt.encode(item, notes)
     except ImgfmtError as err:
         kind = err.kind if isinstance(err, ImageError) else "corrupt"
         return Outcome(None, err.reason, kind, tuple(notes))
     return Outcome(payload, notes=tuple(notes))
-
-
-def _encode_pixels(
-    job: _Job,
-    entry: lst.LstEntry,
-    data: bytes,
-    label: float | tuple[float, ...],
-    name: str,
-    notes: list[str],
-) -> bytes:
-    """One RecordIO-protobuf payload: the decoded, resized pixels and the label(s)."""
-    from imgfmt.formats import rio_protobuf
-
-    assert job.size is not None
-    pixels = rio_protobuf.image_pixels(
-        data, job.size, job.options.color, name, max_pixels=job.options.max_pixels, notes=notes
-    )
-    payload = rio_protobuf.encode_dense(pixels, label, shape=pixels.shape)
-    if len(payload) > MAX_PAYLOAD:
-        raise ImageError(
-            f"{len(payload)} bytes is more than one record can hold (2**29 - 1)", kind="too-large"
-        )
-    return payload
 
 
 def _encode_batch(job: _Job, batch: list[lst.LstEntry]) -> list[Outcome]:
@@ -346,10 +269,6 @@ def parse_size(text: str) -> int:
     return int(value * units[unit])
 
 
-#: The writers pack_entries appends payloads to, one per output format.
-_Writer = Union[RecordWriter, "jsonlines.JsonlWriter", "RioProtobufWriter"]
-
-
 def pack_entries(
     entries: Iterable[lst.LstEntry],
     out_rec: str,
@@ -362,67 +281,35 @@ def pack_entries(
     on_progress: Callable[[int], None] | None = None,
     result: PackResult | None = None,
     outputs: AtomicOutputs | None = None,
-    fmt: str = RECORDIO,
+    fmt: str | Format | None = None,
     size: tuple[int, int] | None = None,
 ) -> PackResult:
-    """Pack ``entries`` (paths relative to ``root``) into ``out_rec`` and its ``.idx``
-    (``fmt`` recordio), or into a ``.jsonl`` or RecordIO-protobuf file (no ``.idx``; the
-    latter needs ``size``, the ``(width, height)`` of its pixel tensors).
+    """Pack ``entries`` (paths relative to ``root``) into the dataset ``out_rec`` of format
+    ``fmt`` (a name or a ``Format``; default: from the extension): MXNet RecordIO ``.rec``
+    + ``.idx``, JSON Lines, RecordIO-protobuf (``size``: the ``(width, height)`` of its
+    pixel tensors), ...
 
     With ``shard_size``, records roll over to ``OUT_0.rec``, ``OUT_1.rec``, ... each at
-    most about ``shard_size`` bytes, each with its own ``.idx``. All outputs appear together
+    most about ``shard_size`` bytes, each with its own index. All outputs appear together
     when the run completes; an error or interruption leaves none of them. Pass ``outputs``
     to make them part of a larger group that the caller commits.
     """
     options = options or ImageOptions()
     result = result or PackResult()
     started = time.perf_counter()
-    if fmt == RECORDIO_PROTOBUF and size is None:
-        raise UsageError(
-            "recordio-protobuf needs the pixel size", hint="pass --size WxH, e.g. 28x28"
-        )
-    _check_labels(entries, pack_label, out_rec, float32=fmt != JSONLINES)
-    job = _Job(
-        root=root,
-        options=options,
-        pack_label=pack_label,
-        fmt=fmt,
-        size=size,
-        s3_settings=s3.settings(),
-    )
-    stem, ext = storage.splitext(out_rec)
-
+    target = output_format(out_rec, fmt, size, options)
+    if not isinstance(entries, Collection):
+        entries = list(entries)  # read twice: the label check, then the packing
+    _check_labels(entries, pack_label, out_rec, float32=target.float32_labels)
+    job = _Job(root, options, pack_label, target, s3.settings())
     owned = outputs is None
     group = AtomicOutputs() if outputs is None else outputs
-    shards: list[tuple[str, _Writer]] = []
-
-    def new_shard() -> tuple[_Writer, Callable[[bytes, int], object]]:
-        """The next output, and how to append a worker's payload with its list index."""
-        from imgfmt.formats.rio_protobuf import RioProtobufWriter
-
-        path = f"{stem}_{len(shards)}{ext}" if shard_size else out_rec
-        stream = group.open(path, "wb")
-        writer: _Writer
-        put: Callable[[bytes, int], object]
-        if fmt == RECORDIO:
-            writer = RecordWriter(stream, group.open(sibling(path, IDX_SUFFIX), "w"), name=path)
-            put = writer.write
-        elif fmt == JSONLINES:
-            writer = jsonlines.JsonlWriter(stream, name=path)
-            put = writer.write_line
-        else:
-            protobuf = writer = RioProtobufWriter(stream, name=path)
-
-            def put_record(payload: bytes, _index: int) -> int:
-                return protobuf.write_payload(payload)  # its records hold no id
-
-            put = put_record
-
-        shards.append((path, writer))
-        return writer, put
-
     with group if owned else contextlib.nullcontext(group):
-        writer, put = new_shard()
+        writer = (
+            ShardedWriter(target, out_rec, group, shard_size)
+            if shard_size
+            else target.writer(out_rec, group)
+        )
         for entry, outcome in _ordered_results(job, entries, workers or default_workers()):
             if on_progress:
                 on_progress(1)
@@ -436,11 +323,9 @@ def pack_entries(
                 result.skipped_ids.add(entry.index)
                 log.warning("skipped %s: %s", path, reason)
                 continue
-            if shard_size and writer.records_written and writer.bytes_written >= shard_size:
-                writer, put = new_shard()
-            put(outcome.payload, entry.index)
-        packed = sum(w.records_written for _p, w in shards)
-        if packed == 0:
+            writer.append(outcome.payload, Item(entry.index, entry.labels, b"", entry.path))
+        writer.finish()
+        if writer.records_written == 0:
             failure = ImgfmtError(
                 f"no image could be packed ({len(result.skipped)} skipped)",
                 path=out_rec,
@@ -448,11 +333,32 @@ def pack_entries(
             )
             failure.details = result.to_dict()
             raise failure
-    result.outputs.extend(p for p, _w in shards)
-    result.packed += packed
-    result.bytes_written += sum(w.bytes_written for _p, w in shards)
+    result.outputs.extend(writer.outputs)
+    result.indexes.extend(writer.indexes)
+    result.packed += writer.records_written
+    result.bytes_written += writer.bytes_written
     result.seconds += time.perf_counter() - started
     return result
+
+
+def output_format(
+    path: str,
+    fmt: str | Format | None,
+    size: tuple[int, int] | None = None,
+    options: ImageOptions | None = None,
+) -> Format:
+    """The format ``pack`` writes ``path`` in: ``fmt`` (a name, or a ``Format`` with its
+    write options), else from the extension; ``size`` is the pixel size of a format that
+    stores pixels. Checks that the path and options fit it (``UsageError``)."""
+    if isinstance(fmt, Format):
+        target = fmt
+    else:
+        write_options: dict[str, object] = {} if size is None else {"size": size}
+        target = formats.for_output(path, fmt, **write_options)
+    if options is not None:
+        target = target.with_image_options(options)
+    target.check_output(path)
+    return target
 
 
 def pack(
@@ -470,19 +376,19 @@ def pack(
     exts: Sequence[str] = lst.DEFAULT_EXTS,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
-    fmt: str | None = None,
+    fmt: str | Format | None = None,
     size: tuple[int, int] | None = None,
 ) -> PackResult:
     """The ``pack`` command: ``source`` is a ``.lst`` or an image folder; ``fmt`` the output
-    format (default: from ``out_rec``'s extension, see :func:`format_for`).
+    format (default: from ``out_rec``'s extension, see :func:`output_format`).
 
     A folder is listed with lst-gen's rules (recursive, shuffled with ``seed`` unless
     ``shuffle`` is off) and the list and class map are written beside ``out_rec``.
     With ``chunks > 1`` the list is cut as im2rec cuts it and each chunk packed into
     ``OUT_i.rec``.
     """
-    fmt = format_for(out_rec, fmt)
-    ext = FORMAT_EXTENSIONS[fmt]
+    target = output_format(out_rec, fmt, size, options)
+    ext = storage.splitext(out_rec)[1]
     lst.require_list_or_folder(source, "pack")
     if chunks < 1:
         raise UsageError("--chunks must be at least 1")
@@ -512,10 +418,10 @@ def pack(
                 plan = {out_rec: _StreamedList(source)}
             # The dataset carries its class names along: unpack and manifest-gen look beside it.
             found = lst.find_class_map(source)
-            target = lst.class_map_path(stem)
-            if found and storage.abspath(found) != storage.abspath(target):
-                lst.write_class_map_to(outputs.open(target, "w"), lst.read_class_map(found))
-            if fmt == RECORDIO_PROTOBUF:
+            class_map = lst.class_map_path(stem)
+            if found and storage.abspath(found) != storage.abspath(class_map):
+                lst.write_class_map_to(outputs.open(class_map, "w"), lst.read_class_map(found))
+            if target.needs_list:
                 # Its records hold no id and no path: a list beside each output is the only
                 # map from record number to image (and what `imgfmt predictions` reads).
                 for key, chunk in plan.items():
@@ -538,8 +444,7 @@ def pack(
                 on_progress=on_progress,
                 result=result,
                 outputs=outputs,
-                fmt=fmt,
-                size=size,
+                fmt=target,
             )
         for list_path, chunk in lists.items():
             # Exactly the images packed, in record order: the list a batch transform's
@@ -547,7 +452,7 @@ def pack(
             packed = (e for e in chunk if e.index not in result.skipped_ids)
             lst.write_entries(outputs.open(list_path, "w"), packed)
             result.lists.append(list_path)
-        if result.skipped and fmt == RECORDIO_PROTOBUF and not lists:
+        if result.skipped and target.needs_list and not lists:
             log.warning(
                 "%s: skipped images are still in %s, so its lines no longer match the records "
                 "one to one; pack to another name to get a list of what was packed",
