@@ -97,7 +97,7 @@ def name_for_path(path: str) -> str | None:
         return found or "recordio"
     if ext == ".jsonl":
         return JSONLINES
-    if ext == ".tar" or storage.exists(webdataset_first_shard(path)):
+    if path.lower().endswith(".tar") or path.lower().endswith(".tar}"):  # a shard or a pattern
         return "webdataset"
     return None
 

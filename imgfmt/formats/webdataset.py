@@ -45,13 +45,21 @@ WebDataset writer:
   else the sample's number in the dataset (0-based, across shards);
 - the labels are ``.json``'s ``"labels"`` (a number or a list of numbers), else ``.cls``,
   else none;
-- the path is ``.json``'s ``"path"`` (``null``: none), else the image member's name.
+- the path is ``.json``'s ``"path"`` (``null``: none), else the image member's name;
+- its place (``Item.where``) is its shard, its number in the dataset and the byte offset of
+  its first member's header in the shard.
+
+Labels read back as floats; an item with one label reads back as single-label (the
+``.json`` list does not tell a one-label multi-label item from it).
 
 Damage is reported (to ``on_damage``) and skipped: a sample without an image or with an
 unreadable ``.json``/``.cls`` is skipped; a shard that is cut short or has a damaged header
-is read up to the damage, reported once (its path and byte offset), and reading goes on
-with the next shard. A shard missing from the middle of a dataset's numbering is reported
-too.
+is read up to the damage, reported once (its path and byte offset; the sample it cuts, or
+the one just before a missing header, which may lack members, is skipped), and reading goes
+on with the next shard. A shard missing from the middle of a dataset's numbering is
+reported too. Shards are read with ``tarfile`` in stream mode (``r|``), which on its own
+takes a missing or damaged header past the first for the end of the archive: only a zero
+block ends a shard without a report here.
 
 From PyTorch::
 
@@ -59,9 +67,10 @@ From PyTorch::
     urls = "out/train-{000000..000009}.tar"
     dataset = wds.WebDataset(urls).decode("pil").to_tuple("jpg;png", "cls")
 
-(``.cls`` exists only for single-label items; ``to_tuple("jpg;png", "json")`` gives every
-item's labels.) Any image file is stored as it is: decoding is up to the reader (Pillow,
-with ``decode("pil")``).
+(``.cls`` exists only for items with one whole-number label: for a dataset with others,
+``.select(lambda s: "cls" in s)`` first, or take every item's labels from
+``to_tuple("jpg;png", "json")``.) Any image file is stored as it is: decoding is up to the
+reader (Pillow, with ``decode("pil")``).
 """
 
 from __future__ import annotations
@@ -89,6 +98,8 @@ BLOCK_SIZE = tarfile.BLOCKSIZE
 END_OF_ARCHIVE = bytes(2 * BLOCK_SIZE)
 #: Digits of a shard's number (``train-000003.tar``), as ``%06d`` writes them.
 SHARD_DIGITS = 6
+#: Digits a sample's key is zero-padded to (``000017`` for id 17).
+KEY_DIGITS = 6
 #: Mode of every member written, as ``webdataset.TarWriter`` writes them.
 MEMBER_MODE = 0o444
 
@@ -119,10 +130,12 @@ _RANGE = re.compile(r"(-?\d+)\.\.(-?\d+)")
 #: Members not needed (or drained after a read error) are read in pieces of this size.
 _CHUNK = 1 << 20
 
+_HINT_CUT = "the shard is truncated, as by an interrupted copy: copy it again"
+_HINT_NOT_TAR = "a shard is an uncompressed tar file"
+_HINT_LAYOUT = "a sample is <key>.jpg (or .png, ...) with optional <key>.cls and <key>.json"
+
 #: Makes the error that reports one sample: its message and hint.
 _Damage = Callable[[str, "str | None"], FormatError]
-
-_HINT_LAYOUT = "a sample is <key>.jpg (or .png, ...) with optional <key>.cls and <key>.json"
 
 
 # --------------------------------------------------------------------------- shard names
@@ -283,7 +296,7 @@ class WebDataset(Format):
     def encode(self, item: Item, notes: list[str] | None = None) -> bytes:
         if item.index < 0:
             raise UsageError(f"id {item.index} is negative; WebDataset keys are ids >= 0")
-        key = f"{item.index:0{SHARD_DIGITS}d}"
+        key = f"{item.index:0{KEY_DIGITS}d}"
         extension = (sniff_extension(item.image) or ".bin").lstrip(".")
         members = {extension: item.image, JSON: _json_member(item)}
         cls = _cls_member(item.labels)
@@ -487,13 +500,20 @@ def _header_recorder(stops: list[Exception]) -> type[tarfile.TarInfo]:
     return _Recorded
 
 
+#: Why ``tarfile`` found no header where one should be: a zero block (the end of the
+#: archive), no bytes at all, or fewer than a block (module names its stubs leave out).
+_EOF_HEADER: type[Exception] = tarfile.EOFHeaderError  # type: ignore[attr-defined]
+_EMPTY_HEADER: type[Exception] = tarfile.EmptyHeaderError  # type: ignore[attr-defined]
+_TRUNCATED_HEADER: type[Exception] = tarfile.TruncatedHeaderError  # type: ignore[attr-defined]
+
 #: What a damaged or cut tar raises from ``tarfile``.
 _TAR_ERRORS = (tarfile.TarError, EOFError, ValueError, OverflowError)
 
 
 def _samples(shard: str, stream: IO[bytes], on_damage: OnDamage) -> Iterator[_Sample]:
-    """The samples of one shard, in order; damage is reported once and ends the shard (the
-    sample it cuts is dropped)."""
+    """The samples of one shard, in order. Damage is reported once and ends the shard; the
+    sample it cuts (or that comes right before a missing or damaged header, and may be
+    incomplete) is skipped."""
     stops: list[Exception] = []
     try:
         tar = tarfile.open(
@@ -504,20 +524,20 @@ def _samples(shard: str, stream: IO[bytes], on_damage: OnDamage) -> Iterator[_Sa
             errors="surrogateescape",
         )
     except _TAR_ERRORS as err:
-        on_damage(_damage(shard, 0, f"not a tar file ({err})", hint="is it a .tar shard?"))
+        on_damage(_damage(shard, 0, f"not a tar file: {err}", _HINT_NOT_TAR))
         return
     current: _Sample | None = None
-    info: tarfile.TarInfo | None = None
-    problem: FormatError | None = None
+    problem: tuple[int, str, str] | None = None  # offset, message, hint
     while True:
         try:
             info = tar.next()
         except _TAR_ERRORS as err:
-            problem = _damage(shard, tar.offset, f"damaged or cut short ({err})")
+            problem = (tar.offset, f"the tar is cut short or damaged here: {err}", _HINT_CUT)
             break
-        tar.members = []  # stream mode keeps every header it read: memory stays flat
+        # Stream mode keeps every header it read: dropped, so that memory stays flat.
+        tar.members = []  # type: ignore[attr-defined]
         if info is None:
-            problem = _end_problem(shard, tar.offset, stops[-1] if stops else None)
+            problem = _end_problem(tar.offset, stops[-1] if stops else None)
             break
         match = _KEY_AND_EXTENSION.match(info.name)
         if not info.isreg() or _META.match(info.name) or match is None:
@@ -535,17 +555,16 @@ def _samples(shard: str, stream: IO[bytes], on_damage: OnDamage) -> Iterator[_Sa
         try:
             data = _read_member(tar, info, keep=wanted)
         except _TAR_ERRORS as err:
-            problem = _damage(
-                shard,
-                info.offset,
-                f"member {info.name!r} is cut short or damaged ({err})",
-                hint="the shard is truncated (an interrupted copy?); samples before it are read",
-            )
-            break
+            message = f"member {info.name!r} is cut short or damaged: {err}"
+            on_damage(_damage(shard, info.offset, f"{message}; its sample is skipped", _HINT_CUT))
+            return
         if data is not None:
             _keep(current, info.name, extension, data)
     if problem is not None:
-        on_damage(problem)
+        offset, message, hint = problem
+        if current is not None:
+            message += f"; sample {current.key!r} before it may be incomplete and is skipped"
+        on_damage(_damage(shard, offset, message, hint))
         return
     if current is not None:
         yield current
@@ -568,21 +587,18 @@ def _read_member(tar: tarfile.TarFile, info: tarfile.TarInfo, *, keep: bool) -> 
     return None
 
 
-def _end_problem(shard: str, offset: int, stop: Exception | None) -> FormatError | None:
+def _end_problem(offset: int, stop: Exception | None) -> tuple[int, str, str] | None:
     """What the header that ended the member list says: None for a zero block, the end."""
-    cut_hint = "the shard is truncated (an interrupted copy?); samples before it are read"
-    if stop is None or isinstance(stop, tarfile.EOFHeaderError):
+    if stop is None or isinstance(stop, _EOF_HEADER):
         return None
-    if isinstance(stop, tarfile.EmptyHeaderError):
-        return _damage(shard, offset, "the tar ends without its end-of-archive blocks", cut_hint)
-    if isinstance(stop, tarfile.TruncatedHeaderError):
-        return _damage(shard, offset, "the tar ends inside a member header", cut_hint)
-    return _damage(
-        shard, offset, f"damaged member header ({stop})", "the shard is damaged from here on"
-    )
+    if isinstance(stop, _EMPTY_HEADER):
+        return offset, "the tar ends here, without its end-of-archive blocks", _HINT_CUT
+    if isinstance(stop, _TRUNCATED_HEADER):
+        return offset, "the tar ends inside a member header", _HINT_CUT
+    return offset, f"damaged member header: {stop}", "the shard is damaged from here on"
 
 
-def _damage(shard: str, offset: int, message: str, hint: str | None = None) -> FormatError:
+def _damage(shard: str, offset: int, message: str, hint: str) -> FormatError:
     return FormatError(message, path=shard, where=f"byte {offset}", hint=hint)
 
 
@@ -675,6 +691,7 @@ __all__ = [
     "BLOCK_SIZE",
     "END_OF_ARCHIVE",
     "IMAGE_EXTENSIONS",
+    "KEY_DIGITS",
     "OTHER_IMAGE_EXTENSIONS",
     "SHARD_DIGITS",
     "WebDataset",
