@@ -33,6 +33,8 @@ class ImgfmtError(Exception):
         self.hint = hint
         #: What the operation had done when it failed (the ``--json`` summary's fields).
         self.details: dict[str, Any] | None = None
+        #: The byte offset of the record or line at fault, for programs, where known.
+        self.offset: int | None = None
 
     @property
     def reason(self) -> str:

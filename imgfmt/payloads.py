@@ -129,4 +129,24 @@ def payload_problem(
     return ImageError(message, kind=decoding.UNSUPPORTED, hint=hint)
 
 
-__all__ = ["MXNET_READERS", "Readers", "identify", "payload_problem"]
+def decode_problem(
+    data: bytes, readers: Readers | None = MXNET_READERS, notes: list[str] | None = None
+) -> ImageError | None:
+    """Why ``data`` is no image a dataset's ``readers`` decode, or None: its format must be
+    one they all read (the rule ``pack --pass-through`` keeps; None: any) and it must decode
+    fully (``imgfmt.images.check_decodes``, the guards ``pack`` decodes with). What ``verify
+    --decode`` asks of every image."""
+    from imgfmt import images
+
+    if readers is not None:
+        problem = payload_problem(data, readers, pass_through=False)
+        if problem is not None:
+            return problem
+    try:
+        images.check_decodes(data, notes=notes)
+    except ImageError as err:
+        return err
+    return None
+
+
+__all__ = ["MXNET_READERS", "Readers", "decode_problem", "identify", "payload_problem"]

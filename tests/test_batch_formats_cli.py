@@ -215,7 +215,10 @@ def test_verify_tells_the_formats_apart_and_names_the_damage(tmp_path: Path) -> 
     run("pack", str(photos), str(jsonl))
     run("pack", str(photos), str(pb), "--format", "recordio-protobuf", "--size", "8x8")
     report = json.loads(run("verify", str(jsonl), str(pb), "--decode", "--json"))
-    assert report["ok"] and [f["kind"] for f in report["files"]] == ["jsonl", "recordio-protobuf"]
+    assert report["ok"] and [f["kind"] for f in report["files"]] == [
+        "jsonlines",
+        "recordio-protobuf",
+    ]
     assert report["checked"]["jsonl_lines"] == 4 and report["checked"]["images_decoded"] == 4
     assert report["checked"]["records"] == 4
 
@@ -317,7 +320,7 @@ def test_a_damaged_first_line_does_not_make_a_jsonl_dataset_a_manifest(tmp_path:
     lines = jsonl.read_text().splitlines(keepends=True)
     jsonl.write_text(lines[0][:50] + "\n" + "".join(lines[1:]))
     report = json.loads(run("verify", str(jsonl), "--json", expect=1))
-    assert report["files"][0]["kind"] == "jsonl" and report["problem_count"] == 1
+    assert report["files"][0]["kind"] == "jsonlines" and report["problem_count"] == 1
 
 
 def test_jsonl_lines_sharing_a_path_both_unpack(tmp_path: Path) -> None:

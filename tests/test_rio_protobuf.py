@@ -255,15 +255,19 @@ def test_problems_lists_bad_values_sizes_labels_and_stops_at_framing(tmp_path: P
         + b"\x10\x00"
     )
     problems = list(rp.iter_problems(str(path)))
-    assert [(where.split(" at ")[0], check) for where, check, _m in problems] == [
+    assert [(where.split(" at ")[0], check) for where, _offset, check, _m in problems] == [
         ("record 1", "values"),
         ("record 2", "values"),
         ("record 2", "label"),
         ("record 3", "protobuf"),
         ("record 4", "framing"),
     ]
-    assert problems[0][2] == "1 of 3 feature values are not finite"
-    assert problems[1][2] == "2 feature values, but the first record has 3"
+    # The offset is given as a number: a record's head, for a program to seek to.
+    assert [offset for where, offset, _c, _m in problems] == [
+        int(where.rsplit(" ", 1)[1]) for where, _o, _c, _m in problems
+    ]
+    assert problems[0][3] == "1 of 3 feature values are not finite"
+    assert problems[1][3] == "2 feature values, but the first record has 3"
     assert list(rp.iter_problems(str(GOLDEN / "digits_shape.rec"))) == []
 
 

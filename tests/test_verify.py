@@ -15,9 +15,10 @@ from helpers import image_bytes, leftovers
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from imgfmt import payloads
 from imgfmt.cli import cli
+from imgfmt.formats import recordio_check
 from imgfmt.formats.recordio import MAGIC_BYTES, RecordFileWriter, pack_image_record
-from imgfmt.ops import verify as verify_module
 from imgfmt.ops.verify import Report, verify
 
 HEAD = 8  # magic + lrec
@@ -161,7 +162,7 @@ def test_corrupted_jpeg_payload_is_found_with_decode(dataset: tuple[Path, list[i
     lines = run("verify", str(rec), "--decode", expect=1)
     assert lines[0].startswith(f"{rec}: record 3 at byte {offsets[3]}: corrupt JPEG: ")
     assert lines[1:] == [
-        "checked 1 file: 10 records, 10 images decoded, 10 index entries: 1 problem (image 1)"
+        "checked 1 file: 10 records, 10 images decoded, 10 index entries: 1 problem (decode 1)"
     ]
     # The same with a single worker (no process pool).
     assert run("verify", str(rec), "--decode", "-j", "1", expect=1) == lines
@@ -179,21 +180,21 @@ def test_a_decoder_that_kills_its_worker_costs_only_that_image(
     that image, and every other image is still decoded and checked."""
     rec, offsets = dataset
     deadly = image(6)
-    real = verify_module.decode_problem
+    real = payloads.decode_problem
 
-    def crashing(data: bytes, notes: list[str] | None = None) -> object:
+    def crashing(data: bytes, readers: object = None, notes: list[str] | None = None) -> object:
         if data == deadly:
             import faulthandler
 
             faulthandler.disable()  # pytest's: it would print the crash
             os.kill(os.getpid(), signal.SIGSEGV)
-        return real(data, notes)
+        return real(data, readers, notes)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(verify_module, "decode_problem", crashing)
+    monkeypatch.setattr(payloads, "decode_problem", crashing)
     report = verify([str(rec)], decode=True, workers=workers)
     assert [(p.check, p.where, p.message) for p in report.problems] == [
         (
-            "image",
+            "decode",
             f"record 6 at byte {offsets[6]}",
             "the decoder crashed on this image: its worker process died (killed by SIGSEGV)",
         )
@@ -400,6 +401,7 @@ def test_json_report(dataset: tuple[Path, list[int]], tmp_path: Path) -> None:
     assert report["problems"][1]["line"] == 3
     assert report["problems"][2] == {
         "path": str(missing),
+        "format": "lst",
         "check": "input",
         "where": "",
         "message": "no such file or folder (check the path)",
@@ -529,7 +531,7 @@ def _scan_dataset() -> bytes:
 SCAN_REC = _scan_dataset()
 
 
-class _WholePayloadScanner(verify_module._RecordScanner):
+class _WholePayloadScanner(recordio_check._RecordScanner):
     """The scanner as --decode runs it: every payload read whole."""
 
     def __init__(self, stream, size, payloads=True):  # type: ignore[no-untyped-def]
@@ -556,7 +558,7 @@ def test_header_only_scan_reports_what_the_whole_payload_scan_does(
         rec = Path(folder) / "s.rec"
         rec.write_bytes(_damaged(SCAN_REC, edits))
         fast = verify([str(rec)], workers=1, max_problems=10_000).to_dict()
-        with mock.patch.object(verify_module, "_RecordScanner", _WholePayloadScanner):
+        with mock.patch.object(recordio_check, "_RecordScanner", _WholePayloadScanner):
             whole = verify([str(rec)], workers=1, max_problems=10_000).to_dict()
         assert fast == whole
 

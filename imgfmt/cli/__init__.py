@@ -79,7 +79,6 @@ class ImgfmtGroup(click.Group):
             _json_error(ctx, message, 1)
             raise click.ClickException(message) from err
 
-
     def _as_flags(self, ctx: click.Context, text: str) -> str:
         """The library names parameters in backticks (`pass_through`); say them as the
         invoked command's flags (--pass-through)."""

@@ -9,6 +9,7 @@ waiting forever.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import signal
 import time
@@ -16,7 +17,13 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Generic, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from imgfmt.payloads import Readers
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -158,7 +165,12 @@ class BatchPool(Generic[T, R]):
             return
         while len(self._pending) >= self._window:
             yield self._collect_oldest()
-        self._pending.append((batch, self._pool().submit(self._func, batch)))
+        try:
+            future = self._pool().submit(self._func, batch)
+        except BrokenProcessPool:  # a worker died since the last batch was collected
+            self._recover()
+            future = self._pool().submit(self._func, batch)
+        self._pending.append((batch, future))
 
     def drain(self) -> Iterator[tuple[list[T], list[R]]]:
         """Every batch still in flight, in order."""
@@ -233,4 +245,74 @@ class BatchPool(Generic[T, R]):
         self.close(wait=exc_type is None)
 
 
-__all__ = ["BATCHES_PER_WORKER", "BatchPool", "process_pool", "stop_pool"]
+#: Images per decode job of a DecodePool.
+DECODE_BATCH = 16
+
+#: One image to decode: ``(token, where, bytes)``; the token goes back to ``on_failure``.
+_DecodeItem = tuple[Any, str, bytes]
+#: What decoding it gave: the reason it fails (None: it decodes) and what decoders said.
+_Decoded = tuple[Any, tuple[str, ...]]
+
+
+def _decode_batch(readers: Readers | None, batch: list[_DecodeItem]) -> list[_Decoded]:
+    from imgfmt import payloads
+
+    results: list[_Decoded] = []
+    for _token, _where_text, data in batch:
+        notes: list[str] = []
+        problem = payloads.decode_problem(data, readers, notes)
+        results.append((problem.reason if problem else None, tuple(notes)))
+    return results
+
+
+def _decode_crashed(_item: _DecodeItem, why: str) -> _Decoded:
+    return f"the decoder crashed on this image: {why}", ()
+
+
+class DecodePool:
+    """Checks that images decode (``imgfmt.payloads.decode_problem``) in worker processes:
+    a bounded window of batches in flight, so memory stays flat however large the dataset;
+    a worker that dies costs only the image that killed it. Each failure goes, in order, to
+    ``on_failure(token, reason)``; what decoders said goes to the log (``-v``)."""
+
+    def __init__(
+        self, workers: int, readers: Readers | None, on_failure: Callable[[Any, str], None]
+    ) -> None:
+        self._on_failure = on_failure
+        self._batch: list[_DecodeItem] = []
+        self._pool: BatchPool[_DecodeItem, _Decoded] = BatchPool(
+            partial(_decode_batch, readers), workers, _decode_crashed, decoders=True
+        )
+
+    def submit(self, token: Any, where: str, image: bytes) -> None:
+        self._batch.append((token, where, image))
+        if len(self._batch) >= DECODE_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, []
+        if batch:
+            for done, results in self._pool.put(batch):
+                self._report(done, results)
+
+    def _report(self, batch: list[_DecodeItem], results: list[_Decoded]) -> None:
+        for (token, where, _data), (reason, notes) in zip(batch, results):
+            for note in notes:
+                log.info("%s: decoder said: %s", where, note)
+            if reason is not None:
+                self._on_failure(token, reason)
+
+    def finish(self) -> None:
+        self._flush()
+        for done, results in self._pool.drain():
+            self._report(done, results)
+
+    def __enter__(self) -> DecodePool:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        # On an error or Ctrl-C the workers are stopped at once, not waited for.
+        self._pool.close(wait=exc_type is None)
+
+
+__all__ = ["BATCHES_PER_WORKER", "BatchPool", "DecodePool", "process_pool", "stop_pool"]

@@ -17,10 +17,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from imgfmt import storage
-from imgfmt.errors import UsageError
+from imgfmt.errors import ImgfmtError, UsageError
 
 if TYPE_CHECKING:
-    from imgfmt.formats.base import Format
+    from imgfmt.formats.base import Document, Format
 
 JSONLINES = "jsonlines"
 RECORDIO_PROTOBUF = "recordio-protobuf"
@@ -62,6 +62,23 @@ _DATASETS: dict[str, tuple[str, str]] = {
 #: Dataset format names, for ``--format`` choices (in this order in help texts).
 DATASET_FORMATS = tuple(_DATASETS)
 
+#: Formats that name images rather than hold them: ``verify`` checks them too.
+_LISTS: dict[str, tuple[str, str]] = {
+    "lst": ("imgfmt.formats.lst", "ImageList"),
+    "manifest": ("imgfmt.formats.manifest", "AugmentedManifest"),
+}
+
+#: The extensions ``verify`` reads, and the format each names before its content is seen.
+CHECKED_EXTENSIONS = {
+    ".rec": "recordio",
+    ".idx": "recordio",
+    ".lst": "lst",
+    ".manifest": "manifest",
+    ".jsonl": "manifest",
+    ".json": "manifest",
+    ".tar": "webdataset",
+}
+
 
 def get(name: str, **options: Any) -> Format:
     """The format called ``name``, with its write ``options`` (``size=(28, 28)`` for
@@ -79,8 +96,28 @@ def get(name: str, **options: Any) -> Format:
 
 
 def _format_class(name: str) -> Any:
-    module, cls = _DATASETS[name]
+    module, cls = {**_DATASETS, **_LISTS}[name]
     return getattr(importlib.import_module(module), cls)
+
+
+def for_check(path: str) -> Document:
+    """The format ``verify`` checks ``path`` as: by extension (``UsageError`` for one it
+    does not read), then, where formats share it, by content (a ``.jsonl`` image dataset or
+    a manifest; a RecordIO-protobuf or an MXNet ``.rec``). A file that cannot be read keeps
+    the extension's format: its check reports the problem."""
+    ext = storage.splitext(path)[1].lower()
+    name = CHECKED_EXTENSIONS.get(ext)
+    if name is None:
+        raise UsageError(
+            f"cannot verify {path!r}: unknown extension {ext or '(none)'!r}",
+            hint=f"verify reads {', '.join(CHECKED_EXTENSIONS)} files",
+        )
+    if ext != ".idx":
+        try:
+            name = content_format(path) or name
+        except ImgfmtError:
+            pass
+    return _format_class(name)()  # type: ignore[no-any-return]
 
 
 def _option_names(name: str) -> set[str]:
@@ -139,7 +176,9 @@ __all__ = [
     "JSONLINES",
     "JSON_EXTENSIONS",
     "RECORDIO_PROTOBUF",
+    "CHECKED_EXTENSIONS",
     "content_format",
+    "for_check",
     "for_input",
     "for_output",
     "get",

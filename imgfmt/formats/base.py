@@ -14,10 +14,12 @@ name, by extension and, where an extension is shared, by content.
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from imgfmt import storage
 from imgfmt.errors import FormatError, UsageError
@@ -140,8 +142,79 @@ class ShardedWriter(DatasetWriter):
         return [path for shard in self._shards for path in shard.indexes]
 
 
-class Format(ABC):
-    """One dataset format; a subclass per format module, registered in ``imgfmt.formats``."""
+@dataclass(frozen=True)
+class Problem:
+    """One problem ``verify`` found: in which file, in which format, which check found it,
+    where in the file, and what is wrong.
+
+    ``offset`` (byte position) or ``line`` (1-based) locate it for a program; ``where``
+    says the same for a person ("record 3 at byte 1240", "line 7").
+    """
+
+    path: str
+    check: str
+    where: str
+    message: str
+    offset: int | None = None
+    line: int | None = None
+    #: The canonical name of the file's format (``recordio``, ``lst``, ...).
+    format: str = ""
+
+    def __str__(self) -> str:
+        return ": ".join(part for part in (self.path, self.where, self.message) if part)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "path": self.path,
+            "format": self.format,
+            "check": self.check,
+            "where": self.where,
+            "message": self.message,
+        }
+        if self.offset is not None:
+            out["offset"] = self.offset
+        if self.line is not None:
+            out["line"] = self.line
+        return out
+
+
+@dataclass
+class CheckContext:
+    """What a format's :meth:`Document.check` needs, and where it reports; ``verify`` makes
+    one per input."""
+
+    #: The input; a check may point it at the file it really checked (an ``.idx`` -> ``.rec``).
+    path: str
+    #: Where problems go (the report counts every one).
+    add: Callable[[Problem], None]
+    #: How much was checked, by what (``records``, ``images_decoded``, ...).
+    checked: Counter[str] = field(default_factory=Counter)
+    #: Remarks that are no problems ("no index: --fix-idx writes it").
+    notes: list[str] = field(default_factory=list)
+    #: Files a check rewrote (``--fix-idx``).
+    fixed: list[str] = field(default_factory=list)
+    #: Decode every image too.
+    decode: bool = False
+    #: A class map to check labels against (default: the one beside the input).
+    classes: str | None = None
+    #: The folder a list's paths are relative to (default: the list's folder).
+    root: str | None = None
+    #: Rebuild a missing or wrong index.
+    fix_idx: bool = False
+    workers: int = 1
+    #: Called with the number of bytes read since the last call.
+    progress: Callable[[int], None] = lambda _n: None
+
+    def decoder(self, readers: Readers | None, on_failure: Callable[[Any, str], None]) -> Any:
+        """A ``DecodePool`` (a context manager) checking images on ``workers`` processes."""
+        from imgfmt.engines.local import DecodePool
+
+        return DecodePool(self.workers, readers, on_failure)
+
+
+class Document(ABC):
+    """A file format ``verify`` checks: the dataset formats, and image lists and manifests
+    (which name images rather than hold them)."""
 
     #: Canonical name, used in ``--format``, ``--json`` and messages.
     name: ClassVar[str]
@@ -149,6 +222,28 @@ class Format(ABC):
     extensions: ClassVar[tuple[str, ...]]
     #: One line for help texts.
     summary: ClassVar[str]
+
+    def sniff(self, path: str) -> bool:
+        """Whether ``path``'s content is this format, for extensions formats share (a
+        ``.rec``, a ``.jsonl``). The default trusts the extension."""
+        return True
+
+    @abstractmethod
+    def check(self, path: str, ctx: CheckContext) -> None:
+        """Find every problem in ``path``, reporting each to ``ctx.add`` and going on;
+        count what was checked in ``ctx.checked``."""
+
+    def problem(self, path: str, check: str, where: object, message: str, **at: Any) -> Problem:
+        """A problem in a file of this format (``at``: ``offset`` or ``line``)."""
+        return Problem(path, check, str(where or ""), message, format=self.name, **at)
+
+
+class Format(Document):
+    """One dataset format; a subclass per format module, registered in ``imgfmt.formats``.
+
+    Its default :meth:`check` reads every item (``read``), reports damage and repeated ids,
+    and with ``decode`` decodes every image under the rule of the format's readers."""
+
     #: Who decodes its images: pass-through keeps only what they all read
     #: (``imgfmt.payloads``); None: any image file is stored as it is.
     readers: ClassVar[Readers | None] = None
@@ -161,10 +256,32 @@ class Format(ABC):
     #: beside each output, the only map from record number to image.
     needs_list: ClassVar[bool] = False
 
-    def sniff(self, path: str) -> bool:
-        """Whether ``path``'s content is this format, for extensions formats share (a
-        ``.rec``, a ``.jsonl``). The default trusts the extension."""
-        return True
+    def check(self, path: str, ctx: CheckContext) -> None:
+        def damaged(err: FormatError) -> None:
+            where = err.where or ""
+            ctx.add(self.problem(err.path or path, "framing", where, err.reason))
+
+        def failed(where: Location, reason: str) -> None:
+            ctx.add(self.problem(path, "decode", where, reason, offset=where.offset))
+
+        seen: dict[int, str] = {}
+        decoder = ctx.decoder(self.readers, failed) if ctx.decode else None
+        with decoder or contextlib.nullcontext():
+            for item in self.read(path, damaged):
+                ctx.checked["items"] += 1
+                where = item.where or Location()
+                if item.index in seen:
+                    message = f"id {item.index} already used at {seen[item.index]}"
+                    ctx.add(self.problem(path, "id", where, message, offset=where.offset))
+                else:
+                    seen[item.index] = str(where)
+                if decoder is not None:
+                    ctx.checked["images_decoded"] += 1
+                    decoder.submit(where, str(where), item.image)
+            if decoder is not None:
+                decoder.finish()
+        if ctx.checked["items"] == 0:
+            ctx.add(self.problem(path, "framing", "", "no items: the dataset is empty"))
 
     @abstractmethod
     def read(self, path: str, on_damage: OnDamage) -> Iterator[Item]:
@@ -212,8 +329,11 @@ def default_name(item: Item) -> str:
 
 
 __all__ = [
+    "CheckContext",
     "DatasetWriter",
+    "Document",
     "Format",
+    "Problem",
     "Item",
     "Location",
     "OnDamage",

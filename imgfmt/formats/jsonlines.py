@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import math
 import numbers
@@ -38,8 +39,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from imgfmt.errors import FormatError, UsageError, excerpt
-from imgfmt.formats.base import DatasetWriter, Format, Item, Location, OnDamage, default_name
+from imgfmt.errors import FormatError, ImgfmtError, UsageError, excerpt
+from imgfmt.formats.base import (
+    CheckContext,
+    DatasetWriter,
+    Format,
+    Item,
+    Location,
+    OnDamage,
+    default_name,
+)
 from imgfmt.formats.lst import MAX_INDEX, LstEntry
 from imgfmt.payloads import MXNET_READERS
 from imgfmt.storage import AtomicFileWriter, AtomicOutputs, open_input
@@ -374,6 +383,33 @@ class JsonLines(Format):
 
     def sniff(self, path: str) -> bool:
         return sniff_jsonl(path)
+
+    def check(self, path: str, ctx: CheckContext) -> None:
+        """Every line's JSON, fields, unique ids and base64; with ``decode``, every image
+        decoded (by workers, in the same pass: the check already holds its bytes)."""
+        try:
+            handle = open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape")
+        except ImgfmtError as err:
+            ctx.add(self.problem(path, "input", "", err.reason))
+            return
+
+        def decode_failed(line_no: int, reason: str) -> None:
+            ctx.add(self.problem(path, "decode", f"line {line_no}", reason, line=line_no))
+
+        decoder = ctx.decoder(self.readers, decode_failed) if ctx.decode else None
+        with handle, decoder or contextlib.nullcontext():
+            for line_no, entry, problems in check_jsonl(handle):
+                ctx.checked["jsonl_lines"] += 1
+                where = f"line {line_no}"
+                for check, message in problems:
+                    ctx.add(self.problem(path, check, where, message, line=line_no))
+                if decoder is not None and entry is not None:
+                    ctx.checked["images_decoded"] += 1
+                    decoder.submit(line_no, where, entry.image)
+            if decoder is not None:
+                decoder.finish()
+        if ctx.checked["jsonl_lines"] == 0:
+            ctx.add(self.problem(path, "jsonl", "", "no lines: the dataset is empty"))
 
     def read(self, path: str, on_damage: OnDamage) -> Iterator[Item]:
         with open_input(path, "r", errors="surrogateescape") as handle:

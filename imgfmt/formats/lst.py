@@ -25,6 +25,7 @@ no header. ``name`` is the class folder relative to the listed root (``cat``,
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import re
@@ -34,7 +35,8 @@ from dataclasses import dataclass, field
 from typing import IO, Any, NoReturn
 
 from imgfmt import storage
-from imgfmt.errors import FormatError, StorageError, UsageError, excerpt
+from imgfmt.errors import FormatError, ImgfmtError, StorageError, UsageError, excerpt
+from imgfmt.formats.base import CheckContext, Document
 from imgfmt.formats.recordio import KeySet
 from imgfmt.storage import AtomicOutputs, atomic_output, describe_os_error, is_s3, open_input
 
@@ -578,6 +580,40 @@ def _check_prefix(prefix: str) -> None:
     storage.check_output_folder(prefix, hint="create it or choose another prefix")
 
 
+def load_class_map(
+    path: str | None, fmt: Document, ctx: CheckContext
+) -> tuple[str, dict[int, str]] | None:
+    """For ``verify``: the class map at ``path`` (or None); a damaged one is a problem
+    reported to ``ctx``, not a crash."""
+    if path is None:
+        return None
+    try:
+        return path, read_class_map(path)
+    except ImgfmtError as err:
+        ctx.add(fmt.problem(err.path or path, "classes", err.where or "", err.reason))
+        return None
+
+
+def label_problems(
+    labels: Sequence[float], single: bool, classes: dict[int, str] | None, class_path: str
+) -> Iterator[str]:
+    """What is wrong with a record's or a line's labels (``single``: one class label), for
+    ``verify``."""
+    for value in labels:
+        if not math.isfinite(value):
+            yield f"label {value} is not a finite number"
+    if single and classes is not None:
+        (value,) = labels
+        if math.isfinite(value):
+            if value != int(value):
+                yield f"label {value} is not a whole number, so it is no class of {class_path}"
+            elif int(value) not in classes:
+                yield (
+                    f"label {int(value)} is not in the class map {class_path} "
+                    f"({len(classes)} classes)"
+                )
+
+
 def make_lists(
     root: str,
     prefix: str,
@@ -619,3 +655,71 @@ def make_lists(
         unlisted=len(entries) - sum(counts.values()),
         empty=[path for path, count in counts.items() if count == 0],
     )
+
+
+# --------------------------------------------------------------------------- verify
+
+
+class ImageList(Document):
+    """im2rec's image list (``.lst``): it names images rather than holding them."""
+
+    name = "lst"
+    extensions = (".lst",)
+    summary = "im2rec image list: index, labels and relative path a line"
+
+    def check(self, path: str, ctx: CheckContext) -> None:
+        """Every line parsed (all bad lines reported, not the first), indices unique, labels
+        finite (and classes of the class map), every image present under the root."""
+
+        def problem(check: str, where: str, message: str, line: int | None = None) -> None:
+            ctx.add(self.problem(path, check, where, message, line=line))
+
+        try:
+            handle = open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape")
+        except ImgfmtError as err:
+            problem("input", "", err.reason)
+            return
+        found = load_class_map(ctx.classes or find_class_map(path), self, ctx)
+        class_path, class_map = found if found else ("", None)
+        root = ctx.root
+        folder = root if root is not None else storage.dirname(storage.abspath(path))
+        # Under S3 one listing of the prefix (paginated) answers for every line, not one
+        # request per image.
+        remote_keys = set(storage.list_s3(folder)) if storage.is_s3(folder) else None
+        seen: dict[int, int] = {}  # index -> line number
+        lines = entries = present = 0
+        with handle:
+            for line_no, raw in enumerate(handle, start=1):
+                lines += 1
+                where = f"line {line_no}"
+                try:
+                    parsed = list(parse_lst([raw], path))
+                except FormatError as err:
+                    problem("lst", where, err.message, line=line_no)
+                    continue
+                if not parsed:
+                    continue  # a blank line
+                entry = parsed[0]
+                entries += 1
+                if entry.index in seen:
+                    problem(
+                        "lst",
+                        where,
+                        f"index {entry.index} already used on line {seen[entry.index]}",
+                        line=line_no,
+                    )
+                else:
+                    seen[entry.index] = line_no
+                single = len(entry.labels) == 1
+                for message in label_problems(entry.labels, single, class_map, class_path):
+                    problem("label", where, message, line=line_no)
+                full = storage.join(folder, entry.path)
+                if os.path.isfile(full) if remote_keys is None else entry.path in remote_keys:
+                    present += 1
+                else:
+                    problem("file", where, f"image not found: {full}", line=line_no)
+        ctx.checked["lst_lines"] = lines
+        ctx.checked["lst_entries"] = entries
+        ctx.checked["files_found"] = present
+        if entries == 0:
+            problem("lst", "", "no entries: the list is empty")

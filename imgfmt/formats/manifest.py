@@ -49,8 +49,9 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 from imgfmt import storage
-from imgfmt.errors import FormatError, UsageError, excerpt
+from imgfmt.errors import FormatError, ImgfmtError, UsageError, excerpt
 from imgfmt.formats import lst
+from imgfmt.formats.base import CheckContext, Document
 from imgfmt.storage import AtomicOutputs, atomic_output, is_s3, open_input
 
 #: The attribute holding the image's URI; Ground Truth's name for it.
@@ -910,3 +911,38 @@ def manifest_to_lst(
             handle.write(lst.format_lst_line(item))
         lst.write_class_map_to(outputs.open(map_path, "w"), classes)
     return LstFromManifestResult(list_path, map_path, len(entries), classes, attribute, multi, base)
+
+
+# --------------------------------------------------------------------------- verify
+
+
+class AugmentedManifest(Document):
+    """A SageMaker augmented manifest: JSON Lines of ``source-ref`` and labels; it names
+    images (``s3://`` URIs) rather than holding them."""
+
+    name = "manifest"
+    extensions = (".manifest", ".jsonl", ".json")
+    summary = "SageMaker augmented manifest (Ground Truth image-classification lines)"
+
+    def check(self, path: str, ctx: CheckContext) -> None:
+        """Each line (``iter_manifest_problems``), and that there is one."""
+        try:
+            handle = open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape")
+        except ImgfmtError as err:
+            ctx.add(self.problem(path, "input", "", err.reason))
+            return
+        lines = entries = 0
+
+        def counted(stream: Iterable[str]) -> Iterator[str]:
+            nonlocal lines, entries
+            for text in stream:
+                lines += 1
+                entries += bool(text.strip())
+                yield text
+
+        with handle:
+            for line_no, check, message in iter_manifest_problems(counted(handle), path):
+                ctx.add(self.problem(path, check, f"line {line_no}", message, line=line_no))
+        ctx.checked["manifest_lines"] = lines
+        if entries == 0:
+            ctx.add(self.problem(path, "manifest", "", "no entries: the file is empty"))

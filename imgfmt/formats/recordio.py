@@ -29,7 +29,7 @@ from typing import IO, Any, NamedTuple
 
 from imgfmt import storage
 from imgfmt.errors import FormatError, ImageError, ImgfmtError, UsageError
-from imgfmt.formats.base import DatasetWriter, Format, Item, Location, OnDamage
+from imgfmt.formats.base import CheckContext, DatasetWriter, Format, Item, Location, OnDamage
 from imgfmt.payloads import MXNET_READERS
 from imgfmt.storage import IO_BUFFER_SIZE, AtomicFileWriter, AtomicOutputs, open_input, sibling
 
@@ -450,6 +450,7 @@ class RecordReader:
                 try:
                     result = read_record(stream, offset, number, self.path)
                 except FormatError as err:
+                    err.offset = offset
                     on_damage(err)
                     resume = find_record_head(stream, offset + 4, size)
                     if resume is None:
@@ -633,6 +634,14 @@ class RecordIO(Format):
         from imgfmt.formats import RECORDIO_PROTOBUF, content_format
 
         return content_format(path) != RECORDIO_PROTOBUF
+
+    def check(self, path: str, ctx: CheckContext) -> None:
+        """Framing, padding, headers, labels, the ``.idx`` (``fix_idx`` rebuilds it) and,
+        with ``decode``, every image (``imgfmt.formats.recordio_check``). ``path`` may be
+        the ``.rec`` or its ``.idx``."""
+        from imgfmt.formats.recordio_check import check_recordio
+
+        check_recordio(self, path, ctx)
 
     def read(self, path: str, on_damage: OnDamage) -> Iterator[Item]:
         """Every record, salvaging past damage (resynchronising on the next record head);

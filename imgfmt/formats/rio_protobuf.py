@@ -53,7 +53,14 @@ from typing import IO, TYPE_CHECKING, Any
 
 from imgfmt import images
 from imgfmt.errors import FormatError, ImageError, ImgfmtError, UsageError
-from imgfmt.formats.base import DatasetWriter, Format, Item, Location, OnDamage
+from imgfmt.formats.base import (
+    CheckContext,
+    DatasetWriter,
+    Format,
+    Item,
+    Location,
+    OnDamage,
+)
 from imgfmt.formats.recordio import MAGIC_BYTES, MAX_PAYLOAD, RecordReader, read_record
 from imgfmt.storage import AtomicFileWriter, AtomicOutputs, open_input, read_range
 
@@ -409,17 +416,16 @@ def _check_payload(
 
 def iter_problems(
     path: str, on_record: Callable[[], None] | None = None
-) -> Iterator[tuple[str, str, str]]:
-    """Every problem of a RecordIO-protobuf file: ``(where, check, message)``, ``where`` being
-    ``record N at byte B``. Framing damage (check ``framing``) does not stop it: reading
-    resumes at the next record head. Nothing raises but a ``StorageError`` for a file that
-    cannot be opened. ``on_record`` is called for each intact record read."""
-    from imgfmt.formats.recordio import RecordReader
-
-    damage: list[tuple[str, str, str]] = []
+) -> Iterator[tuple[str, int | None, str, str]]:
+    """Every problem of a RecordIO-protobuf file: ``(where, offset, check, message)``, where
+    being ``record N at byte B`` and offset that B. Framing damage
+    (check ``framing``) does not stop it: reading resumes at the next record head. Nothing
+    raises but a ``StorageError`` for a file that cannot be opened. ``on_record`` is called
+    for each intact record read."""
+    damage: list[tuple[str, int | None, str, str]] = []
 
     def damaged(err: FormatError) -> None:
-        damage.append((err.where or "", "framing", err.message))
+        damage.append((err.where or "", err.offset, "framing", err.reason))
 
     feature_size: int | None = None
     for record in RecordReader(path, use_index=False).salvage(damaged):
@@ -430,7 +436,7 @@ def iter_problems(
         where = f"record {record.number} at byte {record.offset}"
         problems, size = _check_payload(record.payload, feature_size)
         for check, message in problems:
-            yield where, check, message
+            yield where, record.offset, check, message
         if feature_size is None:
             feature_size = size  # the first record's size is the one all others must have
     yield from damage
@@ -598,6 +604,22 @@ class RecordIOProtobuf(Format):
 
     def sniff(self, path: str) -> bool:
         return sniff(path)
+
+    def check(self, path: str, ctx: CheckContext) -> None:
+        """Framing, each ``Record``, finite values and labels, the same feature count in every
+        record."""
+
+        def counted() -> None:
+            ctx.checked["records"] += 1
+
+        try:
+            for where, offset, check, message in iter_problems(path, counted):
+                ctx.add(self.problem(path, check, where, message, offset=offset))
+        except ImgfmtError as err:
+            ctx.add(self.problem(path, "input", "", err.reason))
+            return
+        if ctx.checked["records"] == 0:
+            ctx.add(self.problem(path, "framing", "", "no records: the file is empty"))
 
     def read(self, path: str, on_damage: OnDamage) -> Iterator[Item]:
         """Each record's pixels as a PNG (its id: the record number); a record of values

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 #: small enough that a window of them stays a few MB.
 BATCH_SIZE = 8
 
+
 @dataclass
 class PackResult:
     """What a pack run made; ``to_dict`` is the ``--json`` summary."""
