@@ -42,7 +42,7 @@ def content_format(path: str, *, has_index: bool | None = None) -> str | None:
         return JSONLINES if sniff_jsonl(path) else None
     if ext == ".rec":
         if has_index is None:
-            has_index = storage.exists(storage.sibling(path, ".idx"))
+            has_index = storage.is_file(storage.sibling(path, ".idx"))
         if has_index:
             return None
         from imgfmt.formats.rio_protobuf import sniff
@@ -130,7 +130,7 @@ def name_for_path(path: str) -> str | None:
     ``.jsonl``."""
     ext = storage.splitext(path)[1].lower()
     if ext == ".rec":
-        found = content_format(path) if storage.exists(path) else None
+        found = content_format(path) if storage.is_file(path) else None
         return found or "recordio"
     if ext == ".jsonl":
         return JSONLINES

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from imgfmt import storage
-from imgfmt.errors import FormatError, UsageError
+from imgfmt.errors import FormatError, ImgfmtError, UsageError
 from imgfmt.images import ImageOptions
 from imgfmt.payloads import Readers
 from imgfmt.storage import AtomicOutputs
@@ -212,6 +212,50 @@ class CheckContext:
         return DecodePool(self.workers, readers, on_failure)
 
 
+def label_class(labels: tuple[float, ...] | list[float]) -> str:
+    """The stratum ``split`` keeps a record's labels in: ``"3"``; multi-label ``"1,0,1"``;
+    ``"unlabeled"`` for none."""
+    if not labels:
+        return "unlabeled"
+    return ",".join(str(int(v)) if float(v).is_integer() else repr(float(v)) for v in labels)
+
+
+class SplitSource(ABC):
+    """One input of ``split``: read once for the class of each of its units (record, line,
+    sample), then copied unit by unit, unchanged, into the output its split names."""
+
+    #: The class of each unit, in input order.
+    classes: list[str]
+    #: The label attribute a manifest was split by (None for other formats).
+    label_attribute: str | None = None
+
+    def companions(self, output: str) -> list[str]:
+        """The files written beside an output besides itself (an ``.idx``)."""
+        return []
+
+    @abstractmethod
+    def copy(
+        self,
+        assignment: list[int],
+        outputs: list[str],
+        group: AtomicOutputs,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> list[int]:
+        """Copy unit ``n`` into ``outputs[assignment[n]]`` (files opened on ``group``);
+        returns how many went into each. ``StorageError`` if the input changed meanwhile."""
+
+
+def input_changed(source: str) -> ImgfmtError:
+    """The error of an input that changed between the two passes of a split."""
+    from imgfmt.errors import StorageError
+
+    return StorageError(
+        "the file changed while it was being split",
+        path=source,
+        hint="run split again when nothing writes to it",
+    )
+
+
 class Document(ABC):
     """A file format ``verify`` checks: the dataset formats, and image lists and manifests
     (which name images rather than hold them)."""
@@ -228,10 +272,24 @@ class Document(ABC):
         ``.rec``, a ``.jsonl``). The default trusts the extension."""
         return True
 
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` names a dataset of this format (a dataset of several files, as
+        WebDataset shards, exists when one of them does)."""
+        return storage.is_file(path)
+
     @abstractmethod
     def check(self, path: str, ctx: CheckContext) -> None:
         """Find every problem in ``path``, reporting each to ``ctx.add`` and going on;
         count what was checked in ``ctx.checked``."""
+
+    @abstractmethod
+    def split_source(self, path: str, label_attribute: str | None = None) -> SplitSource:
+        """``path`` read for ``split`` (its first pass); damage raises ``FormatError``.
+        ``label_attribute`` chooses a manifest's label; other formats refuse it."""
+
+    def _no_label_attribute(self, label_attribute: str | None) -> None:
+        if label_attribute is not None:
+            raise UsageError(f"`label_attribute` applies to manifests only, not to {self.name}")
 
     def problem(self, path: str, check: str, where: object, message: str, **at: Any) -> Problem:
         """A problem in a file of this format (``at``: ``offset`` or ``line``)."""
@@ -283,6 +341,13 @@ class Format(Document):
         if ctx.checked["items"] == 0:
             ctx.add(self.problem(path, "framing", "", "no items: the dataset is empty"))
 
+    def split_source(self, path: str, label_attribute: str | None = None) -> SplitSource:
+        """By default a split reads the items and writes them again with this format's
+        writer (a lossless copy where reading and encoding round-trip, as in the shards
+        imgfmt writes); formats that can copy their records as they are do so instead."""
+        self._no_label_attribute(label_attribute)
+        return _ItemSplit(self, path)
+
     @abstractmethod
     def read(self, path: str, on_damage: OnDamage) -> Iterator[Item]:
         """The items of ``path`` in order. A damaged record or line is passed to
@@ -320,6 +385,60 @@ class Format(Document):
             )
 
 
+class LineSplit(SplitSource):
+    """A split of a text format held as lines (a ``.lst``, a manifest): each non-blank line
+    is one unit, copied byte for byte."""
+
+    def __init__(self, classes: list[str], lines: list[bytes], label_attribute: str | None = None):
+        self.classes, self.lines, self.label_attribute = classes, lines, label_attribute
+
+    def copy(
+        self,
+        assignment: list[int],
+        outputs: list[str],
+        group: AtomicOutputs,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> list[int]:
+        handles = [group.open(path, "wb") for path in outputs]
+        written = [0] * len(outputs)
+        for line, split in zip(self.lines, assignment):
+            handles[split].write(line)
+            written[split] += 1
+        return written
+
+
+def with_newline(line: bytes) -> bytes:
+    return line if line.endswith(b"\n") else line + b"\n"
+
+
+def _raise(err: FormatError) -> None:
+    raise err
+
+
+class _ItemSplit(SplitSource):
+    def __init__(self, fmt: Format, path: str) -> None:
+        self.fmt, self.path = fmt, path
+        self.classes = [label_class(item.labels) for item in fmt.read(path, _raise)]
+
+    def copy(
+        self,
+        assignment: list[int],
+        outputs: list[str],
+        group: AtomicOutputs,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> list[int]:
+        writers = [self.fmt.writer(path, group) for path in outputs]
+        for number, item in enumerate(self.fmt.read(self.path, _raise)):
+            if number >= len(assignment):
+                raise input_changed(self.path)
+            writers[assignment[number]].append(self.fmt.encode(item), item)
+            if on_progress:
+                on_progress(1)
+        for writer in writers:
+            writer.finish()
+        return [writer.records_written for writer in writers]
+
+
 def default_name(item: Item) -> str:
     """A name for an item whose format kept none: its id and its image's usual extension
     (``17.jpg``)."""
@@ -338,5 +457,10 @@ __all__ = [
     "Location",
     "OnDamage",
     "ShardedWriter",
+    "LineSplit",
+    "SplitSource",
+    "with_newline",
     "default_name",
+    "input_changed",
+    "label_class",
 ]

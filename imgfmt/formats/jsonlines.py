@@ -47,7 +47,11 @@ from imgfmt.formats.base import (
     Item,
     Location,
     OnDamage,
+    SplitSource,
     default_name,
+    input_changed,
+    label_class,
+    with_newline,
 )
 from imgfmt.formats.lst import MAX_INDEX, LstEntry
 from imgfmt.payloads import MXNET_READERS
@@ -411,6 +415,12 @@ class JsonLines(Format):
         if ctx.checked["jsonl_lines"] == 0:
             ctx.add(self.problem(path, "jsonl", "", "no lines: the dataset is empty"))
 
+    def split_source(self, path: str, label_attribute: str | None = None) -> SplitSource:
+        """Each line's class from its labels (first pass; lines are not kept, they hold
+        whole images); the copy streams the lines again, byte for byte."""
+        self._no_label_attribute(label_attribute)
+        return _JsonlSplit(path)
+
     def read(self, path: str, on_damage: OnDamage) -> Iterator[Item]:
         with open_input(path, "r", errors="surrogateescape") as handle:
             for number, entry, problems in check_jsonl(handle):
@@ -429,6 +439,37 @@ class JsonLines(Format):
 
     def writer(self, path: str, outputs: AtomicOutputs) -> DatasetWriter:
         return _JsonlDatasetWriter(path, outputs)
+
+
+class _JsonlSplit(SplitSource):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        with open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape") as handle:
+            self.classes = [label_class(entry.labels) for entry in parse_jsonl(handle, path)]
+
+    def copy(
+        self,
+        assignment: list[int],
+        outputs: list[str],
+        group: AtomicOutputs,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> list[int]:
+        handles = [group.open(path, "wb") for path in outputs]
+        written = [0] * len(outputs)
+        number = 0
+        with open_input(self.path, "rb") as stream:
+            for line in stream:
+                if number == 0 and line.startswith(b"\xef\xbb\xbf"):
+                    line = line[3:]
+                if not line.strip():
+                    continue
+                if number >= len(assignment):
+                    raise input_changed(self.path)
+                split = assignment[number]
+                handles[split].write(with_newline(line))
+                written[split] += 1
+                number += 1
+        return written
 
 
 class _JsonlDatasetWriter(DatasetWriter):

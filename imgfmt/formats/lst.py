@@ -36,7 +36,14 @@ from typing import IO, Any, NoReturn
 
 from imgfmt import storage
 from imgfmt.errors import FormatError, ImgfmtError, StorageError, UsageError, excerpt
-from imgfmt.formats.base import CheckContext, Document
+from imgfmt.formats.base import (
+    CheckContext,
+    Document,
+    LineSplit,
+    SplitSource,
+    label_class,
+    with_newline,
+)
 from imgfmt.formats.recordio import KeySet
 from imgfmt.storage import AtomicOutputs, atomic_output, describe_os_error, is_s3, open_input
 
@@ -50,7 +57,7 @@ DEFAULT_SEED = 100
 CLASS_MAP_SUFFIX = ".classes.tsv"
 
 #: Extensions stripped from a dataset path to get its prefix: ``data/train.rec`` -> ``data/train``.
-DATASET_EXTS = (".lst", ".rec", ".idx", ".manifest", ".jsonl", ".json")
+DATASET_EXTS = (".lst", ".rec", ".idx", ".manifest", ".jsonl", ".json", ".tar")
 
 #: What im2rec appends to a prefix for splits and chunks: ``_train``, ``_val``, ``_test``, ``_3``.
 SPLIT_SUFFIX = re.compile(r"_(?:train|val|test|\d+)$")
@@ -666,6 +673,23 @@ class ImageList(Document):
     name = "lst"
     extensions = (".lst",)
     summary = "im2rec image list: index, labels and relative path a line"
+
+    def split_source(self, path: str, label_attribute: str | None = None) -> SplitSource:
+        """Each entry's line, copied byte for byte; its class from its labels."""
+        self._no_label_attribute(label_attribute)
+        with open_input(path, "rb") as handle:
+            data = handle.read()
+        if data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+        raw = data.splitlines(keepends=True)
+        texts = [line.decode("utf-8", errors="surrogateescape") for line in raw]
+        # parse_lst skips exactly the lines that strip to nothing; the rest pair with entries.
+        kept = [line for line, text in zip(raw, texts) if text.strip()]
+        classes, lines = [], []
+        for entry, line in zip(parse_lst(texts, path), kept):
+            classes.append(label_class(entry.labels))
+            lines.append(with_newline(line))
+        return LineSplit(classes, lines)
 
     def check(self, path: str, ctx: CheckContext) -> None:
         """Every line parsed (all bad lines reported, not the first), indices unique, labels

@@ -51,7 +51,7 @@ from typing import IO, Any
 from imgfmt import storage
 from imgfmt.errors import FormatError, ImgfmtError, UsageError, excerpt
 from imgfmt.formats import lst
-from imgfmt.formats.base import CheckContext, Document
+from imgfmt.formats.base import CheckContext, Document, LineSplit, SplitSource, with_newline
 from imgfmt.storage import AtomicOutputs, atomic_output, is_s3, open_input
 
 #: The attribute holding the image's URI; Ground Truth's name for it.
@@ -512,6 +512,35 @@ def _is_classification(obj: dict[str, Any], key: str) -> bool:
     return isinstance(meta, dict) and meta.get("type") in (TYPE_SINGLE, TYPE_MULTI)
 
 
+def label_attributes(obj: dict[str, Any]) -> list[str]:
+    """The attributes of a manifest line that may be its label: those with a ``-metadata``
+    beside them; of several, those whose metadata says image classification (a ``boxes``
+    attribute beside ``class`` is not a label). One: the label attribute."""
+    candidates = _label_candidates(obj)
+    if len(candidates) > 1:
+        candidates = [key for key in candidates if _is_classification(obj, key)] or candidates
+    return candidates
+
+
+def _json_class(value: Any) -> str | None:
+    """The class (split stratum) of a label attribute's value: a number, a string, or a
+    list of them."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    if isinstance(value, list) and value:
+        parts = [_json_class(v) for v in value]
+        return None if any(p is None for p in parts) else ",".join(str(p) for p in parts)
+    if isinstance(value, list):
+        return "[]"
+    return None
+
+
 Problem = tuple[str, str, str | None]  # (check, message, hint)
 
 
@@ -583,9 +612,7 @@ class _LineChecker:
     def _find_attribute(self, obj: dict[str, Any], problems: list[Problem]) -> str | None:
         if self.attribute is not None:
             return self.attribute
-        candidates = _label_candidates(obj)
-        if len(candidates) > 1:
-            candidates = [key for key in candidates if _is_classification(obj, key)] or candidates
+        candidates = label_attributes(obj)
         if len(candidates) == 1:
             self.attribute = candidates[0]
             return self.attribute
@@ -924,6 +951,11 @@ class AugmentedManifest(Document):
     extensions = (".manifest", ".jsonl", ".json")
     summary = "SageMaker augmented manifest (Ground Truth image-classification lines)"
 
+    def split_source(self, path: str, label_attribute: str | None = None) -> SplitSource:
+        """Each line copied byte for byte; its class from the label attribute (given, or
+        the one :func:`label_attributes` finds on the first line)."""
+        return _manifest_split(path, label_attribute)
+
     def check(self, path: str, ctx: CheckContext) -> None:
         """Each line (``iter_manifest_problems``), and that there is one."""
         try:
@@ -946,3 +978,64 @@ class AugmentedManifest(Document):
         ctx.checked["manifest_lines"] = lines
         if entries == 0:
             ctx.add(self.problem(path, "manifest", "", "no entries: the file is empty"))
+
+
+def _manifest_split(path: str, label_attribute: str | None) -> LineSplit:
+    items = LineSplit([], [], label_attribute)
+    offset = 0
+    with open_input(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            where = f"line {number} at byte {offset}"
+            offset += len(line)
+            if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
+                text = line.decode("utf-8", errors="replace").strip()
+                raise FormatError(
+                    f"not a JSON object: {getattr(err, 'msg', err)}: {excerpt(text, 80)}",
+                    path=path,
+                    where=where,
+                    hint="a manifest holds one JSON object per line",
+                ) from err
+            if not isinstance(record, dict):
+                raise FormatError(
+                    f"expected a JSON object, found {type(record).__name__}",
+                    path=path,
+                    where=where,
+                    hint="a manifest holds one JSON object per line",
+                )
+            if items.label_attribute is None:
+                found = label_attributes(record)
+                if len(found) != 1:
+                    what = "no label attribute" if not found else f"label attributes {found}"
+                    raise UsageError(
+                        f"found {what} (an attribute NAME with a NAME-metadata beside it)",
+                        path=path,
+                        where=where,
+                        hint="name the one to split by with --label-attribute NAME",
+                    )
+                items.label_attribute = found[0]
+            attribute = items.label_attribute
+            if attribute not in record:
+                raise FormatError(
+                    f"no {attribute!r} attribute, so the item's class is unknown",
+                    path=path,
+                    where=where,
+                    hint="every line needs the label attribute; choose another "
+                    "with --label-attribute",
+                )
+            cls = _json_class(record[attribute])
+            if cls is None:
+                raise FormatError(
+                    f"cannot read a class from {attribute!r}: {excerpt(record[attribute], 80)}",
+                    path=path,
+                    where=where,
+                    hint="a label is a number, a string or a list of them",
+                )
+            items.classes.append(cls)
+            items.lines.append(with_newline(line))
+    return items

@@ -28,8 +28,18 @@ from dataclasses import dataclass, replace
 from typing import IO, Any, NamedTuple
 
 from imgfmt import storage
-from imgfmt.errors import FormatError, ImageError, ImgfmtError, UsageError
-from imgfmt.formats.base import CheckContext, DatasetWriter, Format, Item, Location, OnDamage
+from imgfmt.errors import FormatError, ImageError, ImgfmtError, StorageError, UsageError
+from imgfmt.formats.base import (
+    CheckContext,
+    DatasetWriter,
+    Format,
+    Item,
+    Location,
+    OnDamage,
+    SplitSource,
+    input_changed,
+    label_class,
+)
 from imgfmt.payloads import MXNET_READERS
 from imgfmt.storage import IO_BUFFER_SIZE, AtomicFileWriter, AtomicOutputs, open_input, sibling
 
@@ -727,6 +737,13 @@ class RecordIO(Format):
                     )
                 )
 
+    def split_source(self, path: str, label_attribute: str | None = None) -> SplitSource:
+        """Each record's class from its header; the copy moves every payload unchanged,
+        under its ``.idx`` key (its header id when there is no ``.idx``), into each split's
+        ``.rec`` and ``.idx``."""
+        self._no_label_attribute(label_attribute)
+        return _RecordSplit(path)
+
     def encode(self, item: Item, notes: list[str] | None = None) -> bytes:
         extra = 4 * len(item.labels) if isinstance(item.label, tuple) else 0
         if len(item.image) + IR_HEADER_SIZE + extra > MAX_PAYLOAD:
@@ -738,6 +755,89 @@ class RecordIO(Format):
 
     def writer(self, path: str, outputs: AtomicOutputs) -> DatasetWriter:
         return _RecordDatasetWriter(path, outputs)
+
+
+class _RecordSplit(SplitSource):
+    """First pass over a ``.rec``: each record's offset, key and class; payloads dropped."""
+
+    def __init__(self, path: str) -> None:
+        candidate = sibling(path, IDX_SUFFIX)
+        idx_path = candidate if storage.is_file(candidate) else None
+        self.path, self.idx_path = path, idx_path
+        keys_at: dict[int, int] = {}
+        if idx_path is not None:
+            for key, offset in read_idx(idx_path).items():
+                keys_at.setdefault(offset, key)
+        self.classes: list[str] = []
+        self.keys: list[int] = []
+        self.offsets: list[int] = []
+        seen: dict[int, int] = {}  # key -> record number
+        for record in RecordReader(path, use_index=False):
+            where = f"record {record.number} at byte {record.offset}"
+            header, _image = unpack_image_record(record.payload, path=path, where=where)
+            if idx_path is not None:
+                if record.offset not in keys_at:
+                    raise FormatError(
+                        "record is missing from the index",
+                        path=idx_path,
+                        where=where,
+                        hint="rebuild the index with `imgfmt verify --fix-idx`",
+                    )
+                key = keys_at[record.offset]
+            else:
+                key = header.id
+            if key in seen:
+                raise FormatError(
+                    f"key {key} already used by record {seen[key]}",
+                    path=path,
+                    where=where,
+                    hint="keys must be unique; rebuild the index with `imgfmt verify --fix-idx`",
+                )
+            seen[key] = record.number
+            self.classes.append(label_class(header.labels))
+            self.keys.append(key)
+            self.offsets.append(record.offset)
+        if idx_path is not None and len(keys_at) != len(self.offsets):
+            stray = sorted(set(keys_at) - set(self.offsets))[0]
+            raise FormatError(
+                f"offset {stray} (key {keys_at[stray]}) is not the head of a record",
+                path=idx_path,
+                hint="rebuild the index with `imgfmt verify --fix-idx`",
+            )
+
+    def companions(self, output: str) -> list[str]:
+        return [sibling(output, IDX_SUFFIX)]
+
+    def copy(
+        self,
+        assignment: list[int],
+        outputs: list[str],
+        group: AtomicOutputs,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> list[int]:
+        """Second pass: every payload, unchanged, to its split's ``.rec``, under its key."""
+        writers = []
+        for path in outputs:
+            stream = group.open(path, "wb")
+            writers.append(RecordWriter(stream, group.open(sibling(path, IDX_SUFFIX), "w"), path))
+        copied = 0
+        for record in RecordReader(self.path, use_index=False):
+            if record.number >= len(assignment) or record.offset != self.offsets[record.number]:
+                error = input_changed(self.path)
+                error.where = f"record {record.number} at byte {record.offset}"
+                raise error
+            writers[assignment[record.number]].write(record.payload, key=self.keys[record.number])
+            copied += 1
+            if on_progress:
+                on_progress(1)
+        if copied != len(assignment):
+            raise StorageError(
+                f"the file changed while it was being split ({copied} records, "
+                f"{len(assignment)} before)",
+                path=self.path,
+                hint="run split again when nothing writes to it",
+            )
+        return [writer.records_written for writer in writers]
 
 
 def _some(ids: list[int], shown: int = 5) -> str:

@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from imgfmt import images
+from imgfmt import images, storage
 from imgfmt.errors import FormatError, ImageError, ImgfmtError, UsageError
 from imgfmt.formats.base import (
     CheckContext,
@@ -60,6 +60,9 @@ from imgfmt.formats.base import (
     Item,
     Location,
     OnDamage,
+    SplitSource,
+    input_changed,
+    label_class,
 )
 from imgfmt.formats.recordio import MAGIC_BYTES, MAX_PAYLOAD, RecordReader, read_record
 from imgfmt.storage import AtomicFileWriter, AtomicOutputs, open_input, read_range
@@ -621,6 +624,14 @@ class RecordIOProtobuf(Format):
         if ctx.checked["records"] == 0:
             ctx.add(self.problem(path, "framing", "", "no records: the file is empty"))
 
+    def split_source(self, path: str, label_attribute: str | None = None) -> SplitSource:
+        """Each record's class from its labels (``unlabeled`` for none); the copy moves the
+        payloads unchanged, in the SDK's framing, and writes beside each output the lines of
+        the list beside the input for its records (the map from record to image that
+        ``imgfmt predictions`` reads), when there is one."""
+        self._no_label_attribute(label_attribute)
+        return _ProtobufSplit(path)
+
     def read(self, path: str, on_damage: OnDamage) -> Iterator[Item]:
         """Each record's pixels as a PNG (its id: the record number); a record of values
         that are no image (a vector, an odd shape) ends the read with ``FormatError``."""
@@ -665,6 +676,55 @@ class RecordIOProtobuf(Format):
 
     def writer(self, path: str, outputs: AtomicOutputs) -> DatasetWriter:
         return _ProtobufDatasetWriter(path, outputs)
+
+
+class _ProtobufSplit(SplitSource):
+    def __init__(self, path: str) -> None:
+        from imgfmt.formats import lst
+
+        self.path = path
+        self.classes, self.offsets = [], []
+        for record in iter_records(path):
+            self.classes.append(label_class(record.labels))
+            self.offsets.append(record.offset)
+        beside = storage.sibling(path, ".lst")
+        self.entries: list[lst.LstEntry] | None = None
+        if storage.is_file(beside):
+            entries = list(lst.read_lst(beside))
+            if len(entries) == len(self.classes):
+                self.entries = entries
+            else:
+                log.warning(
+                    "%s has %d lines for %d records: the split outputs get no list",
+                    beside,
+                    len(entries),
+                    len(self.classes),
+                )
+
+    def companions(self, output: str) -> list[str]:
+        return [storage.sibling(output, ".lst")] if self.entries is not None else []
+
+    def copy(
+        self,
+        assignment: list[int],
+        outputs: list[str],
+        group: AtomicOutputs,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> list[int]:
+        from imgfmt.formats import lst
+
+        writers = [RioProtobufWriter(group.open(path, "wb"), name=path) for path in outputs]
+        for number, offset, payload in iter_payloads(self.path):
+            if number >= len(assignment) or offset != self.offsets[number]:
+                raise input_changed(self.path)
+            writers[assignment[number]].write_payload(payload)
+            if on_progress:
+                on_progress(1)
+        if self.entries is not None:
+            for split, path in enumerate(outputs):
+                chosen = (e for e, s in zip(self.entries, assignment) if s == split)
+                lst.write_entries(group.open(storage.sibling(path, ".lst"), "w"), chosen)
+        return [writer.records_written for writer in writers]
 
 
 class _ProtobufDatasetWriter(DatasetWriter):

@@ -264,6 +264,14 @@ class WebDataset(Format):
                     hint="leave it out for no limit",
                 )
 
+    def exists(self, path: str) -> bool:
+        """A shard, a pattern whose first shard exists, or a dataset with any shard."""
+        if storage.is_file(path):
+            return True
+        if _is_pattern(path):
+            return storage.is_file(next(expand_braces(path)))
+        return bool(dataset_shards(path))
+
     def sniff(self, path: str) -> bool:
         """Whether ``path`` (its first shard, for a dataset name or pattern) starts with a
         ustar header (magic ``ustar`` and a valid checksum)."""

@@ -24,7 +24,7 @@ from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from imgfmt import payloads
+from imgfmt import payloads, storage
 from imgfmt.errors import FormatError, ImageError, ImgfmtError
 from imgfmt.formats import for_input, for_output
 from imgfmt.formats.base import Format, Item
@@ -144,6 +144,12 @@ def convert(
         options = None  # carrying images unchanged is what convert does by default
     reader = for_input(source, source_format)
     target = for_output(out, to, **(write_options or {}))
+    if not reader.exists(source):
+        raise storage.missing(
+            source, "no such file", hint=f"check the path of the {reader.name} dataset"
+        )
+    # A missing folder or bucket is found before the work, not after it.
+    storage.check_output_folder(out, hint="create it first")
     if options is not None:
         target = target.with_image_options(options)  # a format that decodes takes its part
         target.check_output(out)

@@ -16,7 +16,6 @@ is shuffled with the seed and cut by the ratios. Same input, ratios and seed: sa
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -26,17 +25,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from imgfmt import storage
-from imgfmt.errors import FormatError, ImgfmtError, StorageError, UsageError, excerpt
-from imgfmt.formats import content_format, jsonlines, lst
-from imgfmt.formats.recordio import (
-    IDX_SUFFIX,
-    RecordReader,
-    RecordWriter,
-    read_idx,
-    unpack_image_record,
-)
-from imgfmt.storage import AtomicOutputs, open_input, sibling
+from imgfmt import formats, storage
+from imgfmt.errors import FormatError, ImgfmtError, StorageError, UsageError
+from imgfmt.formats import lst
+from imgfmt.formats.base import Document, label_class
+from imgfmt.formats.recordio import IDX_SUFFIX
+from imgfmt.storage import AtomicOutputs, open_input
 
 #: A split worth making keeps most for training and holds some back for validation.
 DEFAULT_TRAIN_RATIO = 0.8
@@ -46,19 +40,6 @@ DEFAULT_SEED = lst.DEFAULT_SEED
 
 #: im2rec's split names, in the order the outputs are written and reported.
 SPLIT_NAMES = ("train", "val", "test")
-
-#: Input kinds by extension (lower case); a manifest keeps whichever of these it has.
-LST_EXTS = (".lst",)
-REC_EXTS = (".rec",)
-MANIFEST_EXTS = (".manifest", ".jsonl", ".json")
-
-#: SageMaker: a label attribute ``NAME`` comes with ``NAME-metadata``; ``-ref`` ends a URI.
-METADATA_SUFFIX = "-metadata"
-REF_SUFFIX = "-ref"
-
-#: Longest excerpt of a bad line quoted in an error message.
-QUOTE_LIMIT = 80
-
 
 # --------------------------------------------------------------------------- results
 
@@ -70,6 +51,8 @@ class SplitOutput:
     split: str
     path: str
     index: str | None = None
+    #: The list written beside it (a RecordIO-protobuf output's map to its images).
+    list: str | None = None
     count: int = 0
     classes: dict[str, int] = field(default_factory=dict)
 
@@ -77,6 +60,8 @@ class SplitOutput:
         out: dict[str, Any] = {"split": self.split, "count": self.count}
         if self.index:
             out["index"] = self.index
+        if self.list:
+            out["list"] = self.list
         out["classes"] = dict(self.classes)
         return out
 
@@ -281,281 +266,25 @@ def assign_splits(
 # --------------------------------------------------------------------------- class names
 
 
-def _number(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def label_class(labels: Sequence[float]) -> str:
-    """The stratum of a list or record's labels: ``"3"``; multi-label ``"1,0,1"``."""
-    return ",".join(_number(v) for v in labels)
-
-
-def _json_class(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)):
-        return _number(value)
-    if isinstance(value, list) and value:
-        parts = [_json_class(v) for v in value]
-        return None if any(p is None for p in parts) else ",".join(str(p) for p in parts)
-    if isinstance(value, list):
-        return "[]"
-    return None
-
-
-def _quote(text: str) -> str:
-    return excerpt(text, QUOTE_LIMIT)
-
-
-# --------------------------------------------------------------------------- readers
-
-
-@dataclass
-class _Items:
-    """What a reader found: each item's class, and what the writer needs to copy it."""
-
-    classes: list[str] = field(default_factory=list)
-    lines: list[bytes] = field(default_factory=list)  # lst and manifest: the raw lines
-    keys: list[int] = field(default_factory=list)  # rec: each record's .idx key
-    offsets: list[int] = field(default_factory=list)  # rec: each record's byte offset
-    label_attribute: str | None = None
-
-
-def _with_newline(line: bytes) -> bytes:
-    return line if line.endswith(b"\n") else line + b"\n"
-
-
-def _read_lst(path: str) -> _Items:
-    with open_input(path, "rb") as handle:
-        data = handle.read()
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
-    raw = data.splitlines(keepends=True)
-    texts = [line.decode("utf-8", errors="surrogateescape") for line in raw]
-    # parse_lst skips exactly the lines that strip to nothing; the rest pair up with entries.
-    kept = [line for line, text in zip(raw, texts) if text.strip()]
-    items = _Items()
-    for entry, line in zip(lst.parse_lst(texts, path), kept):
-        items.classes.append(label_class(entry.labels))
-        items.lines.append(_with_newline(line))
-    return items
-
-
-def _label_candidates(record: dict[str, Any]) -> list[str]:
-    return [
-        key
-        for key in record
-        if not key.endswith(METADATA_SUFFIX)
-        and not key.endswith(REF_SUFFIX)
-        and key + METADATA_SUFFIX in record
-    ]
-
-
-def _read_manifest(path: str, label_attribute: str | None) -> _Items:
-    items = _Items(label_attribute=label_attribute)
-    offset = 0
-    with open_input(path, "rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            where = f"line {number} at byte {offset}"
-            offset += len(line)
-            if number == 1 and line.startswith(b"\xef\xbb\xbf"):
-                line = line[3:]
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as err:  # JSONDecodeError and UnicodeDecodeError
-                text = line.decode("utf-8", errors="replace").strip()
-                raise FormatError(
-                    f"not a JSON object: {getattr(err, 'msg', err)}: {_quote(text)}",
-                    path=path,
-                    where=where,
-                    hint="a manifest holds one JSON object per line",
-                ) from err
-            if not isinstance(record, dict):
-                raise FormatError(
-                    f"expected a JSON object, found {type(record).__name__}",
-                    path=path,
-                    where=where,
-                    hint="a manifest holds one JSON object per line",
-                )
-            if items.label_attribute is None:
-                found = _label_candidates(record)
-                if len(found) != 1:
-                    what = "no label attribute" if not found else f"label attributes {found}"
-                    raise UsageError(
-                        f"found {what} (an attribute NAME with a NAME-metadata beside it)",
-                        path=path,
-                        where=where,
-                        hint="name the one to split by with --label-attribute NAME",
-                    )
-                items.label_attribute = found[0]
-            attribute = items.label_attribute
-            if attribute not in record:
-                raise FormatError(
-                    f"no {attribute!r} attribute, so the item's class is unknown",
-                    path=path,
-                    where=where,
-                    hint="every line needs the label attribute; choose another "
-                    "with --label-attribute",
-                )
-            cls = _json_class(record[attribute])
-            if cls is None:
-                raise FormatError(
-                    f"cannot read a class from {attribute!r}: "
-                    f"{_quote(json.dumps(record[attribute]))}",
-                    path=path,
-                    where=where,
-                    hint="a label is a number, a string or a list of them",
-                )
-            items.classes.append(cls)
-            items.lines.append(_with_newline(line))
-    return items
-
-
-def _read_jsonl(path: str) -> _Items:
-    """First pass over a JSON Lines image dataset: each line's class (lines not kept: they
-    hold whole images; the copy streams them again)."""
-    items = _Items()
-    with open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape") as handle:
-        for entry in jsonlines.parse_jsonl(handle, path):
-            items.classes.append(label_class(entry.labels))
-    return items
-
-
-def _copy_lines(
-    source: str, assignment: list[int], outputs: list[SplitOutput], group: AtomicOutputs
-) -> list[int]:
-    """Second pass over a JSON Lines dataset: each non-blank line, unchanged, to its split."""
-    handles = [group.open(out.path, "wb") for out in outputs]
-    written = [0] * len(outputs)
-    number = 0
-    with open_input(source, "rb") as stream:
-        for line in stream:
-            if number == 0 and line.startswith(b"\xef\xbb\xbf"):
-                line = line[3:]
-            if not line.strip():
-                continue
-            if number >= len(assignment):
-                raise _changed(source)
-            split = assignment[number]
-            handles[split].write(_with_newline(line))
-            written[split] += 1
-            number += 1
-    return written
-
-
-def _changed(source: str) -> StorageError:
-    return StorageError(
-        "the file changed while it was being split",
-        path=source,
-        hint="run split again when nothing writes to it",
-    )
-
-
-def _read_protobuf(path: str) -> _Items:
-    """First pass over a RecordIO-protobuf file: each record's class and offset."""
-    from imgfmt.formats import rio_protobuf
-
-    items = _Items()
-    for record in rio_protobuf.iter_records(path):
-        items.classes.append(label_class(record.labels) if record.labels else "unlabeled")
-        items.offsets.append(record.offset)
-    return items
-
-
-def _copy_protobuf(
-    source: str,
-    items: _Items,
-    assignment: list[int],
-    outputs: list[SplitOutput],
-    group: AtomicOutputs,
-    on_progress: Callable[[int], None] | None,
-) -> list[int]:
-    """Second pass: every payload, unchanged, to its split, in the SageMaker SDK's framing."""
-    from imgfmt.formats import rio_protobuf
-
-    writers = [
-        rio_protobuf.RioProtobufWriter(group.open(out.path, "wb"), name=out.path) for out in outputs
-    ]
-    for number, offset, payload in rio_protobuf.iter_payloads(source):
-        if number >= len(assignment) or offset != items.offsets[number]:
-            raise _changed(source)
-        writers[assignment[number]].write_payload(payload)
-        if on_progress:
-            on_progress(1)
-    return [writer.records_written for writer in writers]
-
-
-def _read_rec(path: str, idx_path: str | None) -> _Items:
-    """First pass over a ``.rec``: each record's offset, key and class; payloads dropped."""
-    keys_at: dict[int, int] = {}
-    if idx_path is not None:
-        for key, offset in read_idx(idx_path).items():
-            keys_at.setdefault(offset, key)
-    items = _Items()
-    seen: dict[int, int] = {}  # key -> record number
-    for record in RecordReader(path, use_index=False):
-        where = f"record {record.number} at byte {record.offset}"
-        header, _image = unpack_image_record(record.payload, path=path, where=where)
-        if idx_path is not None:
-            if record.offset not in keys_at:
-                raise FormatError(
-                    "record is missing from the index",
-                    path=idx_path,
-                    where=where,
-                    hint="rebuild the index with `imgfmt verify --fix-idx`",
-                )
-            key = keys_at[record.offset]
-        else:
-            key = header.id
-        if key in seen:
-            raise FormatError(
-                f"key {key} already used by record {seen[key]}",
-                path=path,
-                where=where,
-                hint="keys must be unique; rebuild the index with `imgfmt verify --fix-idx`",
-            )
-        seen[key] = record.number
-        items.classes.append(label_class(header.labels))
-        items.keys.append(key)
-        items.offsets.append(record.offset)
-    if idx_path is not None and len(keys_at) != len(items.offsets):
-        stray = sorted(set(keys_at) - set(items.offsets))[0]
-        raise FormatError(
-            f"offset {stray} (key {keys_at[stray]}) is not the head of a record",
-            path=idx_path,
-            hint="rebuild the index with `imgfmt verify --fix-idx`",
-        )
-    return items
-
-
 # --------------------------------------------------------------------------- splitting
 
 
-def _kind(path: str) -> tuple[str, str]:
-    ext = storage.splitext(path)[1]
-    lowered = ext.lower()
-    for kind, exts in (("lst", LST_EXTS), ("rec", REC_EXTS), ("manifest", MANIFEST_EXTS)):
-        if lowered in exts:
-            return kind, ext
-    raise UsageError(
-        f"cannot tell the format from the extension {ext or '(none)'!r}",
-        path=path,
-        hint="split reads a .lst, a .rec (with its .idx) or a manifest (.manifest, .jsonl)",
-    )
-
-
-def _refine_kind(source: str, kind: str, idx_path: str | None) -> str:
-    """A ``.jsonl`` may be a manifest or an image dataset, a ``.rec`` without an ``.idx`` an
-    MXNet or a RecordIO-protobuf file: the content tells (:mod:`imgfmt.formats`)."""
-    if kind not in ("manifest", "rec"):
-        return kind
-    return content_format(source, has_index=idx_path is not None) or kind
+def _source_format(path: str) -> Document:
+    """The format of the input, by extension and content (``UsageError`` for one split does
+    not read)."""
+    ext = storage.splitext(path)[1].lower()
+    if ext == IDX_SUFFIX:
+        raise UsageError(
+            "split reads the .rec, not its .idx", path=path, hint="give the .rec beside it"
+        )
+    try:
+        return formats.for_check(path)
+    except UsageError as err:
+        raise UsageError(
+            f"cannot tell the format from the extension {ext or '(none)'!r}",
+            path=path,
+            hint=err.hint,
+        ) from err
 
 
 def _prefix(out_prefix: str) -> str:
@@ -593,50 +322,30 @@ def split_dataset(
     ``on_start(n)`` and ``on_progress(1)`` follow the copying of a ``.rec``'s records.
     """
     ratios = split_ratios(train_ratio, test_ratio)
-    kind, ext = _kind(source)
+    document = _source_format(source)
+    ext = storage.splitext(source)[1]
     prefix = _prefix(out_prefix)
-    if not storage.is_file(source):
+    if not document.exists(source):
         if storage.is_s3(source):
             raise storage.missing(source, "no such object", hint="check the path")
         reason = "is a folder, not a file" if os.path.isdir(source) else "no such file"
         raise StorageError(f"{reason} (check the path)", path=source)
-    idx_path: str | None = None
-    if kind == "rec":
-        candidate = sibling(source, IDX_SUFFIX)
-        idx_path = candidate if storage.is_file(candidate) else None
-    kind = _refine_kind(source, kind, idx_path)
-    if label_attribute is not None and kind != "manifest":
-        raise UsageError("--label-attribute applies to manifests only", path=source)
-
-    outputs = [
-        SplitOutput(
-            name,
-            f"{prefix}_{name}{ext}",
-            f"{prefix}_{name}{IDX_SUFFIX}" if kind == "rec" else None,
-        )
-        for name in ratios
-    ]
+    items = document.split_source(source, label_attribute)
+    outputs = [SplitOutput(name, f"{prefix}_{name}{ext}") for name in ratios]
+    inputs = [source, *items.companions(source)]
     for out in outputs:
-        for target in (out.path, out.index):
-            for existing in (source, idx_path):
-                if target and existing and _same_file(target, existing):
+        companions = items.companions(out.path)
+        out.index = next((c for c in companions if c.endswith(IDX_SUFFIX)), None)
+        out.list = next((c for c in companions if c.endswith(".lst")), None)
+        for target in (out.path, *companions):
+            for existing in inputs:
+                if _same_file(target, existing) and storage.exists(existing):
                     raise UsageError(
                         f"output {target} would overwrite the input",
                         path=source,
                         hint="choose another OUT_PREFIX",
                     )
-
-    if kind == "lst":
-        items = _read_lst(source)
-    elif kind == "manifest":
-        items = _read_manifest(source, label_attribute)
-    elif kind == "jsonlines":
-        items = _read_jsonl(source)
-    elif kind == "recordio-protobuf":
-        items = _read_protobuf(source)
-    else:
-        items = _read_rec(source, idx_path)
-    if on_start and kind in ("rec", "recordio-protobuf"):
+    if on_start:
         on_start(len(items.classes))
     total = len(items.classes)
     if total == 0:
@@ -655,18 +364,7 @@ def split_dataset(
     source_map = lst.find_class_map(source)
     class_map = source_map
     with AtomicOutputs() as group:
-        if kind == "rec":
-            written = _copy_records(source, items, assignment, outputs, group, on_progress)
-        elif kind == "recordio-protobuf":
-            written = _copy_protobuf(source, items, assignment, outputs, group, on_progress)
-        elif kind == "jsonlines":
-            written = _copy_lines(source, assignment, outputs, group)
-        else:
-            handles = [group.open(out.path, "wb") for out in outputs]
-            written = [0] * len(outputs)
-            for line, split in zip(items.lines, assignment):
-                handles[split].write(line)
-                written[split] += 1
+        written = items.copy(assignment, [out.path for out in outputs], group, on_progress)
         if written != [out.count for out in outputs]:  # checked before anything is committed
             raise ImgfmtError(f"internal error: wrote {written} items, planned {outputs}")
         if source_map is not None and not _same_file(source_map, lst.class_map_path(prefix)):
@@ -676,7 +374,7 @@ def split_dataset(
 
     return SplitResult(
         input=source,
-        format=kind,
+        format=document.name,
         outputs=outputs,
         total_in=total,
         classes=classes,
@@ -709,40 +407,6 @@ def _sorted_counts(counter: Counter[str]) -> dict[str, int]:
             return (1, name)
 
     return {name: counter[name] for name in sorted(counter, key=order)}
-
-
-def _copy_records(
-    source: str,
-    items: _Items,
-    assignment: list[int],
-    outputs: list[SplitOutput],
-    group: AtomicOutputs,
-    on_progress: Callable[[int], None] | None,
-) -> list[int]:
-    """Second pass: every payload, unchanged, to its split's ``.rec``, under its own key."""
-    writers = []
-    for out in outputs:
-        assert out.index is not None
-        stream = group.open(out.path, "wb")
-        writers.append(RecordWriter(stream, group.open(out.index, "w"), name=out.path))
-    copied = 0
-    for record in RecordReader(source, use_index=False):
-        if record.number >= len(assignment) or record.offset != items.offsets[record.number]:
-            error = _changed(source)
-            error.where = f"record {record.number} at byte {record.offset}"
-            raise error
-        writers[assignment[record.number]].write(record.payload, key=items.keys[record.number])
-        copied += 1
-        if on_progress:
-            on_progress(1)
-    if copied != len(assignment):
-        raise StorageError(
-            f"the file changed while it was being split ({copied} records, "
-            f"{len(assignment)} before)",
-            path=source,
-            hint="run split again when nothing writes to it",
-        )
-    return [writer.records_written for writer in writers]
 
 
 def _check_partition(

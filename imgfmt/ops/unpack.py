@@ -29,7 +29,7 @@ from itertools import islice
 from imgfmt import formats, storage
 from imgfmt.errors import FormatError, StorageError, UsageError
 from imgfmt.formats import lst
-from imgfmt.formats.base import Item
+from imgfmt.formats.base import Format, Item
 from imgfmt.images import sniff_extension
 from imgfmt.storage import describe_os_error, is_s3
 
@@ -199,13 +199,16 @@ def unpack(
             "or a .jsonl dataset",
             hint="a .lst is packed with imgfmt pack; give the .rec beside an .idx",
         )
-    if not storage.is_file(source):
-        if not is_s3(source) and os.path.isdir(source):
-            raise UsageError(
-                f"{source} is a folder: unpack reads a .rec or .jsonl file",
-                hint="to pack a folder, use imgfmt pack",
-            )
-        raise storage.missing(source, "no such file", hint="check the path of the .rec")
+    if not is_s3(source) and os.path.isdir(source):
+        raise UsageError(
+            f"{source} is a folder: unpack reads a dataset (.rec, .jsonl, .tar shards)",
+            hint="to pack a folder, use imgfmt pack",
+        )
+    fmt = formats.for_input(source)
+    if not fmt.exists(source):
+        raise storage.missing(
+            source, "no such file", hint=f"check the path of the {fmt.extensions[0]}"
+        )
     class_map = class_map or lst.find_class_map(source)
     classes = lst.read_class_map(class_map) if class_map else {}
     stem = storage.splitext(storage.basename(source))[0]
@@ -224,7 +227,7 @@ def unpack(
         _make_folder(outdir)
     result = UnpackResult(outdir=outdir, list_path=list_path)
     try:
-        _unpack_into(source, outdir, result, ids, limit, classes, on_progress)
+        _unpack_into(fmt, source, outdir, result, ids, limit, classes, on_progress)
     except BaseException:
         if created:
             _remove_empty_folders(outdir)  # a failed run leaves no empty folder behind
@@ -249,6 +252,7 @@ def _remove_empty_folders(folder: str) -> None:
 
 
 def _unpack_into(
+    fmt: Format,
     source: str,
     outdir: str,
     result: UnpackResult,
@@ -262,7 +266,6 @@ def _unpack_into(
     root = storage.abspath(outdir) if remote else os.path.realpath(outdir)
     entries: list[lst.LstEntry] = []
     made_dirs: set[str] = set()
-    fmt = formats.for_input(source)
 
     def skip(err: FormatError) -> None:
         result.damaged.append(str(err))

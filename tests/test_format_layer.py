@@ -1,0 +1,190 @@
+"""The format layer: every dataset format behind one interface, found through one registry,
+and the operations working on each of them the same way (WebDataset included, from the
+command line)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from helpers import image_bytes, make_tree
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from imgfmt import formats
+from imgfmt.cli import cli
+from imgfmt.errors import FormatError, UsageError
+from imgfmt.formats.base import Item
+from imgfmt.images import ImageOptions
+from imgfmt.ops import pack
+from imgfmt.storage import AtomicOutputs
+
+JPEG = image_bytes(16, 12)
+PNG = image_bytes(12, 16, fmt="PNG")
+
+#: Dataset formats that store image files (RecordIO-protobuf stores pixels: tested apart).
+FILE_FORMATS = {"recordio": ".rec", "jsonlines": ".jsonl", "webdataset": ".tar"}
+
+
+def run(*args: str, expect: int = 0) -> str:
+    result = CliRunner().invoke(cli, list(args))
+    assert result.exit_code == expect, result.output
+    return result.stdout
+
+
+def write(name: str, path: Path, items: list[Item]) -> list[str]:
+    fmt = formats.get(name)
+    with AtomicOutputs() as outputs:
+        writer = fmt.writer(str(path), outputs)
+        for item in items:
+            writer.append(fmt.encode(item), item)
+        writer.finish()
+    return writer.outputs
+
+
+def read(name: str, path: Path) -> list[Item]:
+    def damaged(err: FormatError) -> None:
+        raise err
+
+    return list(formats.get(name).read(str(path), damaged))
+
+
+labels = st.one_of(
+    st.tuples(st.integers(0, 9).map(float)),
+    st.lists(st.integers(0, 1).map(float), min_size=2, max_size=4).map(tuple),
+)
+items = st.lists(
+    st.tuples(labels, st.sampled_from([JPEG, PNG]), st.sampled_from(["a/x.jpg", "b/c/y.png"])),
+    min_size=1,
+    max_size=6,
+)
+
+
+@pytest.mark.parametrize("name", sorted(FILE_FORMATS))
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(drawn=items)
+def test_every_format_reads_back_what_it_wrote(
+    name: str,
+    drawn: list[tuple[tuple[float, ...], bytes, str]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The interface's contract, for each format that stores image files: ids, labels
+    (multi-label included), paths where the format keeps them, and image bytes come back."""
+    folder = tmp_path_factory.mktemp(name)
+    written = [Item(i * 3, lab, image, path) for i, (lab, image, path) in enumerate(drawn)]
+    write(name, folder / f"d{FILE_FORMATS[name]}", written)
+    back = read(name, folder / f"d{FILE_FORMATS[name]}")
+    assert [(i.index, i.labels, i.image) for i in back] == [
+        (i.index, i.labels, i.image) for i in written
+    ]
+    if name != "recordio":  # RecordIO keeps no path
+        assert [i.path for i in back] == [i.path for i in written]
+
+
+def test_the_registry_finds_formats_by_name_extension_and_content(tmp_path: Path) -> None:
+    assert formats.get("webdataset", shard_records=5).name == "webdataset"
+    assert formats.for_output(str(tmp_path / "x.jsonl")).name == "jsonlines"
+    assert formats.for_output(str(tmp_path / "x.tar")).name == "webdataset"
+    digits = tmp_path / "d.rec"
+    pack.pack(str(make_tree(tmp_path / "p", {"a": 2})), str(digits), fmt="recordio-protobuf",
+              size=(4, 4))  # fmt: skip
+    assert formats.for_input(str(digits)).name == "recordio-protobuf"  # by content
+    assert formats.for_check(str(tmp_path / "p.lst")).name == "lst"
+    with pytest.raises(UsageError, match="`size` is an option of format recordio-protobuf"):
+        formats.get("jsonlines", size=(2, 2))
+    with pytest.raises(UsageError, match="unknown format 'tiff'"):
+        formats.get("tiff")
+
+
+def test_the_library_validates_its_own_options(tmp_path: Path) -> None:
+    """Option rules live in the library, naming parameters; the CLI only shows them as flags."""
+    with pytest.raises(UsageError, match="`resize` does not apply with `pass_through`"):
+        ImageOptions(pass_through=True, resize=16)
+    photos = str(make_tree(tmp_path / "p", {"a": 1}))
+    with pytest.raises(UsageError, match="recordio-protobuf needs `size`"):
+        pack.pack(photos, str(tmp_path / "x.rec"), fmt="recordio-protobuf")
+    with pytest.raises(UsageError, match="`center_crop` does not apply to recordio-protobuf"):
+        pack.pack(photos, str(tmp_path / "x.rec"), fmt="recordio-protobuf", size=(4, 4),
+                  options=ImageOptions(center_crop=True))  # fmt: skip
+    result = CliRunner().invoke(cli, ["pack", photos, str(tmp_path / "x.rec"), "--pass-through",
+                                      "--resize", "9"])  # fmt: skip
+    assert result.exit_code == 2
+    assert "--resize does not apply with --pass-through" in result.stderr
+
+
+def test_a_manifest_with_another_attribute_splits_by_its_classification_label(
+    tmp_path: Path,
+) -> None:
+    """A Ground Truth line may carry a second attribute with metadata (bounding boxes beside
+    the class): split chooses the label as verify and manifest-to-lst do."""
+    manifest = tmp_path / "gt.manifest"
+    lines = []
+    for i in range(8):
+        lines.append(json.dumps({
+            "source-ref": f"s3://b/img{i}.jpg",
+            "class": i % 2,
+            "class-metadata": {"class-name": ["cat", "dog"][i % 2], "confidence": 1.0,
+                               "type": "groundtruth/image-classification",
+                               "job-name": "labeling-job/class", "human-annotated": "yes",
+                               "creation-date": "2026-01-01T00:00:00.000000"},
+            "boxes": {"annotations": [], "image_size": [{"width": 8, "height": 8}]},
+            "boxes-metadata": {"type": "groundtruth/object-detection",
+                               "job-name": "labeling-job/boxes"},
+        }))  # fmt: skip
+    manifest.write_text("\n".join(lines) + "\n")
+    run("verify", str(manifest))
+    summary = json.loads(run("split", str(manifest), str(tmp_path / "s"), "--train-ratio", "0.5",
+                             "--json"))  # fmt: skip
+    assert summary["label_attribute"] == "class"
+    assert summary["classes"] == {"0": 4, "1": 4}
+
+
+def test_a_recordio_protobuf_split_writes_each_split_s_list(tmp_path: Path) -> None:
+    """The list beside a RecordIO-protobuf output is its only map from record to image
+    (``predictions`` reads it): each split gets the lines of its records."""
+    photos = make_tree(tmp_path / "p", {"a": 4, "b": 4})
+    digits = tmp_path / "d.rec"
+    run("pack", str(photos), str(digits), "--format", "recordio-protobuf", "--size", "4x4")
+    summary = json.loads(run("split", str(digits), str(tmp_path / "s"), "--train-ratio", "0.5",
+                             "--json"))  # fmt: skip
+    listed = (tmp_path / "d.lst").read_text().splitlines()
+    parts = []
+    for split in ("train", "val"):
+        out = summary["outputs"][str(tmp_path / f"s_{split}.rec")]
+        lines = (tmp_path / f"s_{split}.lst").read_text().splitlines()
+        assert out["list"] == str(tmp_path / f"s_{split}.lst") and len(lines) == out["count"]
+        parts += lines
+    assert sorted(parts) == sorted(listed)
+
+
+def test_webdataset_from_the_command_line(tmp_path: Path) -> None:
+    """pack, unpack, verify, split and convert all work on WebDataset shards."""
+    photos = make_tree(tmp_path / "photos", {"cat": 5, "dog": 4})
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    run("pack", str(photos), str(shards / "train.tar"), "--resize", "8")
+    assert sorted(p.name for p in shards.iterdir()) == [
+        "train-000000.tar", "train.classes.tsv", "train.lst"]  # fmt: skip
+    assert run("verify", str(shards / "train.tar"), "--decode").endswith(
+        "checked 1 file: 9 items, 9 images decoded: no problems\n"
+    )
+    run("unpack", str(shards / "train.tar"), str(tmp_path / "out"))
+    assert sorted(p.parent.name for p in (tmp_path / "out").rglob("*.jpg")) == ["cat"] * 5 + [
+        "dog"] * 4  # fmt: skip
+    run("split", str(shards / "train.tar"), str(tmp_path / "s.tar"), "--train-ratio", "0.5")
+    halves = [read("webdataset", tmp_path / f"s_{split}.tar") for split in ("train", "val")]
+    assert sorted(len(h) for h in halves) == [4, 5]
+    rec = tmp_path / "back.rec"
+    run("convert", str(shards / "train.tar"), str(rec))
+    run("convert", str(rec), str(tmp_path / "again.tar"), "--shard-records", "4")
+    again = read("webdataset", tmp_path / "again.tar")
+    assert [i.image for i in again] == [i.image for i in read("webdataset", shards / "train.tar")]
+    assert len(list(tmp_path.glob("again-*.tar"))) == 3
+    for item in again:
+        assert Image.open(io.BytesIO(item.image)).size == (10, 8)
