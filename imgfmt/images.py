@@ -207,27 +207,18 @@ def process_image(
     usable image, whatever the decoder raised. With ``notes``, what the decoders said about
     the image is collected there instead of printed (see ``imgfmt.decoding.captured``).
     """
-    if not data:
-        raise ImageError("empty file (0 bytes)", kind=decoding.NOT_IMAGE, path=name)
     if options.pass_through:
+        if not data:
+            raise ImageError("empty file (0 bytes)", kind=decoding.NOT_IMAGE, path=name)
         return data
-
-    _tune_pillow()
-    with decoding.guarded(name, notes, format_name(data)) as guard:
-        image = _open(decoding.repair_png(data, name, notes), name)
-        with image:
-            guard.opened(image)
-            _check_pixels(*image.size, options, name, "the image")
-            decoding.check_plausible(image, data, name)
-            with decoding.memory_budget(_pixels_handled(image.size, options)):
-                result = _transform(image, options, name)
-                try:
-                    return _encode(result, options)
-                except (OSError, ValueError) as err:
-                    raise ImageError(
-                        f"cannot encode as {options.encoding}: {decoding.reason_text(err)}",
-                        path=name,
-                    ) from err
+    with _guarded_open(data, options, name, notes) as image:
+        result = _transform(image, options, name)
+        try:
+            return _encode(result, options)
+        except (OSError, ValueError) as err:
+            raise ImageError(
+                f"cannot encode as {options.encoding}: {decoding.reason_text(err)}", path=name
+            ) from err
 
 
 def check_decodes(
@@ -239,18 +230,29 @@ def check_decodes(
 ) -> None:
     """Decode ``data`` fully, as ``process_image`` would, and drop the pixels: ``ImageError``
     (sorted by ``kind``) when it does not decode. What ``verify --decode`` runs."""
+    with _guarded_open(data, ImageOptions(max_pixels=max_pixels), name, notes) as image:
+        image.load()
+
+
+@contextmanager
+def _guarded_open(
+    data: bytes, options: ImageOptions, name: str, notes: list[str] | None
+) -> Iterator[Image.Image]:
+    """The image of ``data``, opened (not decoded) inside every guard of
+    ``imgfmt.decoding``: any failure sorted, its header's size checked against
+    ``max_pixels`` and against what the file can hold, the block run under the image's
+    memory budget, what decoders say collected in ``notes``."""
     if not data:
         raise ImageError("empty file (0 bytes)", kind=decoding.NOT_IMAGE, path=name)
     _tune_pillow()
-    options = ImageOptions(max_pixels=max_pixels)
     with decoding.guarded(name, notes, format_name(data)) as guard:
         image = _open(decoding.repair_png(data, name, notes), name)
         with image:
             guard.opened(image)
             _check_pixels(*image.size, options, name, "the image")
             decoding.check_plausible(image, data, name)
-            with decoding.memory_budget(image.size[0] * image.size[1]):
-                image.load()
+            with decoding.memory_budget(_pixels_handled(image.size, options)):
+                yield image
 
 
 def sniff_extension(data: bytes) -> str | None:

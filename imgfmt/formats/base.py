@@ -108,6 +108,34 @@ class DatasetWriter(ABC):
         return []
 
 
+class FileWriter(DatasetWriter):
+    """The writer of a dataset that is one data file: ``put`` appends a payload to the
+    format's own framing object (which counts ``records_written`` and ``bytes_written``);
+    ``indexes`` are files written beside it."""
+
+    def __init__(
+        self,
+        path: str,
+        framing: Any,
+        put: Callable[[bytes, Item], object],
+        indexes: tuple[str, ...] = (),
+    ) -> None:
+        self._path, self._framing, self._put, self._indexes = path, framing, put, indexes
+
+    def append(self, payload: bytes, item: Item) -> None:
+        self._put(payload, item)
+        self.records_written = self._framing.records_written
+        self.bytes_written = self._framing.bytes_written
+
+    @property
+    def outputs(self) -> list[str]:
+        return [self._path]
+
+    @property
+    def indexes(self) -> list[str]:
+        return list(self._indexes)
+
+
 class ShardedWriter(DatasetWriter):
     """Rolls over from ``PATH_0.ext`` to ``PATH_1.ext``, ... once a shard holds
     ``shard_size`` bytes (each shard a whole dataset of its format, with its own index)."""
@@ -451,6 +479,7 @@ __all__ = [
     "CheckContext",
     "DatasetWriter",
     "Document",
+    "FileWriter",
     "Format",
     "Problem",
     "Item",

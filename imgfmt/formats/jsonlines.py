@@ -43,6 +43,7 @@ from imgfmt.errors import FormatError, ImgfmtError, UsageError, excerpt
 from imgfmt.formats.base import (
     CheckContext,
     DatasetWriter,
+    FileWriter,
     Format,
     Item,
     Location,
@@ -438,7 +439,8 @@ class JsonLines(Format):
         return format_jsonl_line(item.index, item.label, path, item.image).encode("utf-8")
 
     def writer(self, path: str, outputs: AtomicOutputs) -> DatasetWriter:
-        return _JsonlDatasetWriter(path, outputs)
+        lines = JsonlWriter(outputs.open(path, "wb"), name=path)
+        return FileWriter(path, lines, lambda payload, item: lines.write_line(payload, item.index))
 
 
 class _JsonlSplit(SplitSource):
@@ -470,21 +472,6 @@ class _JsonlSplit(SplitSource):
                 written[split] += 1
                 number += 1
         return written
-
-
-class _JsonlDatasetWriter(DatasetWriter):
-    def __init__(self, path: str, outputs: AtomicOutputs) -> None:
-        self._lines = JsonlWriter(outputs.open(path, "wb"), name=path)
-        self._path = path
-
-    def append(self, payload: bytes, item: Item) -> None:
-        self._lines.write_line(payload, item.index)
-        self.records_written = self._lines.records_written
-        self.bytes_written = self._lines.bytes_written
-
-    @property
-    def outputs(self) -> list[str]:
-        return [self._path]
 
 
 __all__ = [

@@ -32,6 +32,7 @@ from imgfmt.errors import FormatError, ImageError, ImgfmtError, StorageError, Us
 from imgfmt.formats.base import (
     CheckContext,
     DatasetWriter,
+    FileWriter,
     Format,
     Item,
     Location,
@@ -754,7 +755,10 @@ class RecordIO(Format):
         return pack_image_record(item.label, item.index, item.image)
 
     def writer(self, path: str, outputs: AtomicOutputs) -> DatasetWriter:
-        return _RecordDatasetWriter(path, outputs)
+        index = sibling(path, IDX_SUFFIX)
+        records = RecordWriter(outputs.open(path, "wb"), outputs.open(index, "w"), path)
+        return FileWriter(path, records, lambda payload, item: records.write(payload, item.index),
+                          (index,))  # fmt: skip
 
 
 class _RecordSplit(SplitSource):
@@ -844,26 +848,6 @@ def _some(ids: list[int], shown: int = 5) -> str:
     """The first few of ``ids``, for a message."""
     text = ", ".join(str(i) for i in ids[:shown])
     return f"{text} and {len(ids) - shown} more" if len(ids) > shown else text
-
-
-class _RecordDatasetWriter(DatasetWriter):
-    def __init__(self, path: str, outputs: AtomicOutputs) -> None:
-        stream = outputs.open(path, "wb")
-        self._records = RecordWriter(stream, outputs.open(sibling(path, IDX_SUFFIX), "w"), path)
-        self._path = path
-
-    def append(self, payload: bytes, item: Item) -> None:
-        self._records.write(payload, item.index)
-        self.records_written = self._records.records_written
-        self.bytes_written = self._records.bytes_written
-
-    @property
-    def outputs(self) -> list[str]:
-        return [self._path]
-
-    @property
-    def indexes(self) -> list[str]:
-        return [sibling(self._path, IDX_SUFFIX)]
 
 
 __all__ = [

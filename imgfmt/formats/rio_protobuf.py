@@ -56,6 +56,7 @@ from imgfmt.errors import FormatError, ImageError, ImgfmtError, UsageError
 from imgfmt.formats.base import (
     CheckContext,
     DatasetWriter,
+    FileWriter,
     Format,
     Item,
     Location,
@@ -675,7 +676,9 @@ class RecordIOProtobuf(Format):
         return payload
 
     def writer(self, path: str, outputs: AtomicOutputs) -> DatasetWriter:
-        return _ProtobufDatasetWriter(path, outputs)
+        records = RioProtobufWriter(outputs.open(path, "wb"), name=path)
+        # Its records hold no id: the payload alone is written.
+        return FileWriter(path, records, lambda payload, _item: records.write_payload(payload))
 
 
 class _ProtobufSplit(SplitSource):
@@ -725,21 +728,6 @@ class _ProtobufSplit(SplitSource):
                 chosen = (e for e, s in zip(self.entries, assignment) if s == split)
                 lst.write_entries(group.open(storage.sibling(path, ".lst"), "w"), chosen)
         return [writer.records_written for writer in writers]
-
-
-class _ProtobufDatasetWriter(DatasetWriter):
-    def __init__(self, path: str, outputs: AtomicOutputs) -> None:
-        self._records = RioProtobufWriter(outputs.open(path, "wb"), name=path)
-        self._path = path
-
-    def append(self, payload: bytes, item: Item) -> None:
-        self._records.write_payload(payload)  # its records hold no id
-        self.records_written = self._records.records_written
-        self.bytes_written = self._records.bytes_written
-
-    @property
-    def outputs(self) -> list[str]:
-        return [self._path]
 
 
 __all__ = [
