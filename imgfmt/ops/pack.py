@@ -362,6 +362,52 @@ def output_format(
     return target
 
 
+def _plan(
+    source: str,
+    out_rec: str,
+    root: str | None,
+    target: Format,
+    chunks: int,
+    shuffle: bool,
+    seed: int,
+    exts: Sequence[str],
+    outputs: AtomicOutputs,
+) -> tuple[str, dict[str, Collection[lst.LstEntry]], dict[str, Collection[lst.LstEntry]]]:
+    """What ``pack`` will pack: the root of the images, each output's entries (keyed by the
+    list path it takes its name from), and the lists to write once packed. The class map is
+    written on ``outputs`` now (a folder's, or the one beside the list)."""
+    stem = storage.splitext(out_rec)[0]
+    plan: dict[str, Collection[lst.LstEntry]]
+    lists: dict[str, Collection[lst.LstEntry]] = {}  # written after packing
+    if storage.is_dir(source):
+        entries, classes = lst.list_images(source, recursive=True, exts=exts)
+        if shuffle:
+            entries = lst.shuffle_entries(entries, seed)
+        plan = dict(lst.plan_splits(entries, stem, chunks=chunks))
+        lst.write_class_map_to(outputs.open(lst.class_map_path(stem), "w"), classes)
+        return (source if root is None else root), plan, dict(plan)
+    if not storage.exists(source):
+        raise storage.missing(source, "no such file or folder", hint="check the path")
+    root = storage.dirname(storage.abspath(source)) if root is None else root
+    if chunks > 1:
+        plan = dict(lst.plan_splits(list(lst.read_lst(source)), stem, chunks=chunks))
+    else:
+        plan = {out_rec: _StreamedList(source)}
+    # The dataset carries its class names along: unpack and manifest-gen look beside it.
+    found = lst.find_class_map(source)
+    class_map = lst.class_map_path(stem)
+    if found and storage.abspath(found) != storage.abspath(class_map):
+        lst.write_class_map_to(outputs.open(class_map, "w"), lst.read_class_map(found))
+    if target.needs_list:
+        # Its records hold no id and no path: a list beside each output is the only map
+        # from record number to image (and what `imgfmt predictions` reads).
+        for key, chunk in plan.items():
+            list_path = storage.splitext(key)[0] + ".lst"
+            if not storage.same_path(list_path, source):
+                lists[list_path] = chunk
+    return root, plan, lists
+
+
 def pack(
     source: str,
     out_rec: str,
@@ -396,39 +442,11 @@ def pack(
     # A missing folder or bucket is found before the work, not after it.
     storage.check_output_folder(out_rec, hint="create it first")
     result = PackResult()
-    stem = storage.splitext(out_rec)[0]
-    plan: dict[str, Collection[lst.LstEntry]]
-    lists: dict[str, Collection[lst.LstEntry]] = {}  # written after packing
     # Lists, class map and records are one group: they appear together or not at all.
     with AtomicOutputs() as outputs:
-        if storage.is_dir(source):
-            root = source if root is None else root
-            entries, classes = lst.list_images(source, recursive=True, exts=exts)
-            if shuffle:
-                entries = lst.shuffle_entries(entries, seed)
-            plan = dict(lst.plan_splits(entries, stem, chunks=chunks))
-            lists = dict(plan)
-            lst.write_class_map_to(outputs.open(lst.class_map_path(stem), "w"), classes)
-        else:
-            if not storage.exists(source):
-                raise storage.missing(source, "no such file or folder", hint="check the path")
-            root = storage.dirname(storage.abspath(source)) if root is None else root
-            if chunks > 1:
-                plan = dict(lst.plan_splits(list(lst.read_lst(source)), stem, chunks=chunks))
-            else:
-                plan = {out_rec: _StreamedList(source)}
-            # The dataset carries its class names along: unpack and manifest-gen look beside it.
-            found = lst.find_class_map(source)
-            class_map = lst.class_map_path(stem)
-            if found and storage.abspath(found) != storage.abspath(class_map):
-                lst.write_class_map_to(outputs.open(class_map, "w"), lst.read_class_map(found))
-            if target.needs_list:
-                # Its records hold no id and no path: a list beside each output is the only
-                # map from record number to image (and what `imgfmt predictions` reads).
-                for key, chunk in plan.items():
-                    list_path = storage.splitext(key)[0] + ".lst"
-                    if not storage.same_path(list_path, source):
-                        lists[list_path] = chunk
+        root, plan, lists = _plan(
+            source, out_rec, root, target, chunks, shuffle, seed, exts, outputs
+        )
         if on_start:
             on_start(sum(len(chunk) for chunk in plan.values()))
         for list_path, chunk in plan.items():
