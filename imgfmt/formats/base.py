@@ -315,6 +315,12 @@ class Document(ABC):
         """``path`` read for ``split`` (its first pass); damage raises ``FormatError``.
         ``label_attribute`` chooses a manifest's label; other formats refuse it."""
 
+    def listing(self, path: str) -> tuple[Iterator[tuple[str, tuple[float, ...]]], dict[int, str]]:
+        """The images ``path`` names or holds, in order, each ``(path or URI, labels)``
+        (what a batch transform was sent, for ``predictions``), and the class names the file
+        holds itself (a manifest's; empty for the others)."""
+        raise UsageError(f"a {self.name} file lists no images in the order they were sent")
+
     def _no_label_attribute(self, label_attribute: str | None) -> None:
         if label_attribute is not None:
             raise UsageError(f"`label_attribute` applies to manifests only, not to {self.name}")
@@ -368,6 +374,13 @@ class Format(Document):
                 decoder.finish()
         if ctx.checked["items"] == 0:
             ctx.add(self.problem(path, "framing", "", "no items: the dataset is empty"))
+
+    def listing(self, path: str) -> tuple[Iterator[tuple[str, tuple[float, ...]]], dict[int, str]]:
+        def damaged(err: FormatError) -> None:
+            raise err
+
+        items = self.read(path, damaged)
+        return ((item.path or default_name(item), item.labels) for item in items), {}
 
     def split_source(self, path: str, label_attribute: str | None = None) -> SplitSource:
         """By default a split reads the items and writes them again with this format's

@@ -674,6 +674,9 @@ class ImageList(Document):
     extensions = (".lst",)
     summary = "im2rec image list: index, labels and relative path a line"
 
+    def listing(self, path: str) -> tuple[Iterator[tuple[str, tuple[float, ...]]], dict[int, str]]:
+        return ((entry.path, entry.labels) for entry in read_lst(path)), {}
+
     def split_source(self, path: str, label_attribute: str | None = None) -> SplitSource:
         """Each entry's line, copied byte for byte; its class from its labels."""
         self._no_label_attribute(label_attribute)

@@ -951,6 +951,16 @@ class AugmentedManifest(Document):
     extensions = (".manifest", ".jsonl", ".json")
     summary = "SageMaker augmented manifest (Ground Truth image-classification lines)"
 
+    def listing(self, path: str) -> tuple[Iterator[tuple[str, tuple[float, ...]]], dict[int, str]]:
+        """Each line's ``source-ref`` and class indices, and the class names the lines give
+        (``class-name`` / ``class-map``)."""
+        _attribute, entries = read_entries(path)
+        names: dict[int, str] = {}
+        for entry in entries:
+            names.update(zip(entry.labels, entry.names))
+        listed = ((e.source_ref, tuple(float(v) for v in e.labels)) for e in entries)
+        return listed, names
+
     def split_source(self, path: str, label_attribute: str | None = None) -> SplitSource:
         """Each line copied byte for byte; its class from the label attribute (given, or
         the one :func:`label_attributes` finds on the first line)."""

@@ -36,8 +36,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from imgfmt import formats
 from imgfmt.errors import FormatError, UsageError, excerpt
-from imgfmt.formats import jsonlines, lst, manifest
+from imgfmt.formats import lst
 from imgfmt.storage import atomic_output, open_input
 
 #: How many of the most probable classes the top-k column and accuracy consider.
@@ -54,10 +55,6 @@ LINE_FORMAT = 'each line is {"prediction": [p0, p1, ...]}, one per input record,
 
 #: Longest excerpt of a bad line quoted in a message.
 QUOTE_LIMIT = 60
-
-SOURCE_LST = "lst"
-SOURCE_MANIFEST = "manifest"
-SOURCE_JSONL = "jsonlines"
 
 
 @dataclass(frozen=True)
@@ -209,50 +206,29 @@ def top_classes(probabilities: list[float], k: int = TOP_K) -> list[tuple[int, f
 SOURCE_EXTENSIONS = (".lst", ".jsonl", ".json", ".manifest")
 
 
-def source_kind(path: str) -> str:
-    """``lst``, ``manifest`` or ``jsonlines``: by extension and, for JSON, the first lines."""
-    lowered = path.lower()
-    if not lowered.endswith(SOURCE_EXTENSIONS):
+def read_source(path: str) -> tuple[str, Iterator[SourceItem], dict[int, str]]:
+    """The format of ``path`` (``lst``, ``manifest`` or ``jsonlines``: by extension and
+    content), its images in order, and the class names it holds itself (a manifest's)."""
+    if not path.lower().endswith(SOURCE_EXTENSIONS):
         raise UsageError(
             f"cannot tell what {path!r} is from its extension",
             hint="SRC must be the .lst, manifest (.manifest, .json, .jsonl) or JSON Lines "
             "dataset that was sent",
         )
-    if lowered.endswith(".lst"):
-        return SOURCE_LST
-    with open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape") as handle:
-        first = next((line for line in handle if line.strip()), "")
-    if not first.lstrip().startswith("{"):
-        raise FormatError(
-            "the first line is not a JSON object",
-            path=path,
-            where="line 1",
-            hint="SRC must be the .lst, manifest or JSON Lines dataset that was sent",
-        )
-    return SOURCE_JSONL if jsonlines.sniff_jsonl(path) else SOURCE_MANIFEST
-
-
-def read_source(path: str) -> tuple[str, Iterator[SourceItem], dict[int, str]]:
-    """The kind of ``path``, its images in order, and the class names it holds itself
-    (a manifest's ``class-name``/``class-map``; none for the others)."""
-    kind = source_kind(path)
-    if kind == SOURCE_LST:
-        items: Iterator[SourceItem] = (
-            SourceItem(e.path, e.labels[0] if e.labels else None) for e in lst.read_lst(path)
-        )
-        return kind, items, {}
-    if kind == SOURCE_JSONL:
-        items = (
-            SourceItem(e.path, e.labels[0] if e.labels else None)
-            for e in jsonlines.read_jsonl(path)
-        )
-        return kind, items, {}
-    _attribute, entries = manifest.read_entries(path)
-    names: dict[int, str] = {}
-    for entry in entries:
-        names.update(zip(entry.labels, entry.names))
-    items = (SourceItem(e.source_ref, float(e.labels[0])) for e in entries)
-    return kind, items, names
+    if not path.lower().endswith(".lst"):
+        with open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape") as handle:
+            first = next((line for line in handle if line.strip()), "")
+        if not first.lstrip().startswith("{"):
+            raise FormatError(
+                "the first line is not a JSON object",
+                path=path,
+                where="line 1",
+                hint="SRC must be the .lst, manifest or JSON Lines dataset that was sent",
+            )
+    document = formats.for_check(path)
+    listed, names = document.listing(path)
+    items = (SourceItem(where, labels[0] if labels else None) for where, labels in listed)
+    return document.name, items, names
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -404,6 +380,5 @@ __all__ = [
     "iter_predictions",
     "parse_prediction",
     "read_source",
-    "source_kind",
     "top_classes",
 ]
