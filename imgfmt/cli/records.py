@@ -1,4 +1,4 @@
-"""Commands that make and open datasets: pack and unpack."""
+"""Commands that make, open and convert datasets: pack, unpack and convert."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from imgfmt.cli._common import (
     progress,
     workers_option,
 )
+from imgfmt.formats import DATASET_FORMATS
 
 #: im2rec's --quality defaults to 95 for both encodings; OpenCV clamps a PNG level to 0-9, so
 #: 95 means level 9 there. We refuse out-of-range values instead, and default to the same effect.
@@ -30,11 +31,12 @@ DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["recordio", "jsonlines", "recordio-protobuf"]),
+    type=click.Choice(DATASET_FORMATS),
     default=None,
-    help="recordio: MXNet .rec + .idx (default; jsonlines when OUT ends in .jsonl). "
-    "jsonlines: one JSON object per image, bytes base64-encoded. recordio-protobuf: "
-    "SageMaker dense float32 pixel tensors (needs --size).",
+    help="recordio: MXNet .rec + .idx (default; jsonlines when OUT ends in .jsonl, "
+    "webdataset for .tar). jsonlines: one JSON object per image, bytes base64-encoded. "
+    "recordio-protobuf: SageMaker dense float32 pixel tensors (needs --size). webdataset: "
+    "tar shards OUT-000000.tar, ...",
 )
 @click.option(
     "--size",
@@ -281,7 +283,7 @@ def unpack_cmd(
 @click.option(
     "--format",
     "to",
-    type=click.Choice(["recordio", "recordio-protobuf", "jsonlines", "webdataset"]),
+    type=click.Choice(DATASET_FORMATS),
     default=None,
     help="Format of OUT (default: from its extension: .rec recordio, .jsonl jsonlines, "
     ".tar webdataset).",
@@ -289,7 +291,7 @@ def unpack_cmd(
 @click.option(
     "--from",
     "source_format",
-    type=click.Choice(["recordio", "recordio-protobuf", "jsonlines", "webdataset"]),
+    type=click.Choice(DATASET_FORMATS),
     default=None,
     help="Format of IN (default: from its name and content).",
 )

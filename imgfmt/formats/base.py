@@ -347,6 +347,8 @@ class Format(Document):
     #: Its records hold neither id nor path: ``pack`` writes the list of what it packed
     #: beside each output, the only map from record number to image.
     needs_list: ClassVar[bool] = False
+    #: It can store an item without labels as such (others store label 0: callers warn).
+    keeps_unlabeled: ClassVar[bool] = False
 
     def check(self, path: str, ctx: CheckContext) -> None:
         def damaged(err: FormatError) -> None:

@@ -578,6 +578,7 @@ class RecordIOProtobuf(Format):
     decodes = True
     float32_labels = True
     needs_list = True
+    keeps_unlabeled = True
 
     def with_image_options(self, options: images.ImageOptions) -> RecordIOProtobuf:
         """Takes ``color`` and ``max_pixels``; the other options do not apply (every image

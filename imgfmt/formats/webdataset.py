@@ -251,6 +251,7 @@ class WebDataset(Format):
     summary = "WebDataset tar shards (key.jpg + key.cls + key.json), for PyTorch"
     readers = None
     decodes = False
+    keeps_unlabeled = True
     float32_labels = False
 
     def __post_init__(self) -> None:

@@ -194,7 +194,7 @@ def convert(
             )
             failure.details = result.to_dict()
             raise failure
-    if result.unlabeled and target.name != "recordio-protobuf":
+    if result.unlabeled and not target.keeps_unlabeled:
         log.warning(
             "%s: %d items had no label and were written with label 0", out, result.unlabeled
         )
