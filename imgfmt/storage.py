@@ -139,6 +139,24 @@ def exists(path: str) -> bool:
     return os.path.exists(path)
 
 
+def posix(relpath: str) -> str:
+    """A relative path with ``/`` separators, as lists and manifests store it."""
+    return relpath if os.sep == "/" else relpath.replace(os.sep, "/")
+
+
+def require_file_prefix(prefix: str, outputs: str, example: str = "data") -> None:
+    """``UsageError`` when ``prefix`` names a folder (``out/``) where a file prefix is meant
+    (``out/data``): a tool that guessed would write ``out.lst`` beside the folder.
+    ``outputs`` says what the prefix names (``lists are written to PREFIX.lst``)."""
+    from imgfmt.errors import UsageError
+
+    if not prefix or prefix.endswith(("/", os.sep)):
+        raise UsageError(
+            f"prefix {prefix!r} names a folder, but {outputs}",
+            hint=f"give a file prefix, e.g. {os.path.join(prefix or '.', example)}",
+        )
+
+
 def is_file(path: str) -> bool:
     if is_s3(path):
         return s3.object_size(path) is not None

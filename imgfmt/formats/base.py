@@ -240,12 +240,17 @@ class CheckContext:
         return DecodePool(self.workers, readers, on_failure)
 
 
+def label_text(value: float) -> str:
+    """A label as people read it: ``3`` for a whole number, else ``2.5``."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 def label_class(labels: tuple[float, ...] | list[float]) -> str:
     """The stratum ``split`` keeps a record's labels in: ``"3"``; multi-label ``"1,0,1"``;
     ``"unlabeled"`` for none."""
     if not labels:
         return "unlabeled"
-    return ",".join(str(int(v)) if float(v).is_integer() else repr(float(v)) for v in labels)
+    return ",".join(label_text(v) for v in labels)
 
 
 class SplitSource(ABC):
@@ -507,4 +512,5 @@ __all__ = [
     "default_name",
     "input_changed",
     "label_class",
+    "label_text",
 ]

@@ -77,8 +77,6 @@ _LINE_SEPARATORS = {"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029
 #: A byte order mark, as some editors write at the start of a UTF-8 file.
 BOM = "\ufeff"
 
-#: Longest excerpt of a bad value quoted in a message.
-QUOTE_LIMIT = 60
 
 #: How each line must look, for error hints.
 LINE_FORMAT = 'each line is {"id":N,"path":"...","label":L,"image":"<base64>"}'
@@ -190,11 +188,8 @@ class JsonlFileWriter(AtomicFileWriter, JsonlWriter):
 
 # --------------------------------------------------------------------------- checking
 
-Problem = tuple[str, str]  # (check, message with its hint)
-
-
-def _quote(value: Any) -> str:
-    return excerpt(value, QUOTE_LIMIT)
+#: What a line check finds: (check, message with its hint); verify makes each a Problem.
+LineProblem = tuple[str, str]
 
 
 def _is_number(value: Any) -> bool:
@@ -207,8 +202,8 @@ class _LineChecker:
     def __init__(self) -> None:
         self.ids: dict[int, int] = {}
 
-    def check(self, number: int, raw: str) -> tuple[JsonlEntry | None, list[Problem]]:
-        problems: list[Problem] = []
+    def check(self, number: int, raw: str) -> tuple[JsonlEntry | None, list[LineProblem]]:
+        problems: list[LineProblem] = []
         obj = self._parse(raw, problems)
         if obj is None:
             return None, problems
@@ -219,7 +214,7 @@ class _LineChecker:
         index = self._check_id(number, obj.get(ID), problems) if ID in obj else None
         path = obj.get(PATH)
         if PATH in obj and (not isinstance(path, str) or not path.strip()):
-            problems.append(("path", f'"path" must be a non-empty string, found {_quote(path)}'))
+            problems.append(("path", f'"path" must be a non-empty string, found {excerpt(path)}'))
         labels = self._check_label(obj[LABEL], problems) if LABEL in obj else None
         image = self._check_image(obj[IMAGE], problems) if IMAGE in obj else None
         if problems or index is None or labels is None or image is None:
@@ -228,7 +223,7 @@ class _LineChecker:
         return JsonlEntry(index, labels, path, image, isinstance(obj[LABEL], list)), problems
 
     @staticmethod
-    def _parse(raw: str, problems: list[Problem]) -> dict[str, Any] | None:
+    def _parse(raw: str, problems: list[LineProblem]) -> dict[str, Any] | None:
         if any("\udc80" <= c <= "\udcff" for c in raw):  # bytes that were not UTF-8
             problems.append(("json", "not valid UTF-8 (save the file as UTF-8)"))
             return None
@@ -242,14 +237,14 @@ class _LineChecker:
             problems.append(("json", f"not valid JSON: {reason} ({LINE_FORMAT})"))
             return None
         if not isinstance(obj, dict):
-            problems.append(("json", f"expected a JSON object, found {_quote(obj)}"))
+            problems.append(("json", f"expected a JSON object, found {excerpt(obj)}"))
             return None
         return obj
 
-    def _check_id(self, number: int, value: Any, problems: list[Problem]) -> int | None:
+    def _check_id(self, number: int, value: Any, problems: list[LineProblem]) -> int | None:
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_INDEX:
             problems.append(
-                ("id", f'"id" must be a whole number from 0 to 2**64-1, found {_quote(value)}')
+                ("id", f'"id" must be a whole number from 0 to 2**64-1, found {excerpt(value)}')
             )
             return None
         if value in self.ids:
@@ -259,7 +254,7 @@ class _LineChecker:
         return value
 
     @staticmethod
-    def _check_label(value: Any, problems: list[Problem]) -> tuple[float, ...] | None:
+    def _check_label(value: Any, problems: list[LineProblem]) -> tuple[float, ...] | None:
         values = value if isinstance(value, list) else [value]
         if isinstance(value, list) and not value:
             problems.append(("label", '"label" is an empty array (give at least one label)'))
@@ -268,16 +263,16 @@ class _LineChecker:
             problems.append(
                 (
                     "label",
-                    f'"label" must be a finite number or an array of them, found {_quote(value)}',
+                    f'"label" must be a finite number or an array of them, found {excerpt(value)}',
                 )
             )
             return None
         return tuple(float(v) for v in values)
 
     @staticmethod
-    def _check_image(value: Any, problems: list[Problem]) -> bytes | None:
+    def _check_image(value: Any, problems: list[LineProblem]) -> bytes | None:
         if not isinstance(value, str):
-            problems.append(("image", f'"image" must be a base64 string, found {_quote(value)}'))
+            problems.append(("image", f'"image" must be a base64 string, found {excerpt(value)}'))
             return None
         try:
             data = base64.b64decode(value, validate=True)
@@ -290,7 +285,7 @@ class _LineChecker:
         return data
 
 
-def check_jsonl(lines: Iterable[str]) -> Iterator[tuple[int, JsonlEntry | None, list[Problem]]]:
+def check_jsonl(lines: Iterable[str]) -> Iterator[tuple[int, JsonlEntry | None, list[LineProblem]]]:
     """Every line of JSON Lines text, checked: ``(line number from 1, entry or None,
     problems)``, ``problems`` being ``(check, message)`` pairs (empty for a good line).
     Nothing raises, whatever the text (decode the file with ``errors="surrogateescape"`` so

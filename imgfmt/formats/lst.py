@@ -129,12 +129,8 @@ def _normalise_exts(exts: Sequence[str]) -> frozenset[str]:
     return frozenset(e.lower() if e.startswith(".") else "." + e.lower() for e in exts if e)
 
 
-def _posix(relpath: str) -> str:
-    return relpath if os.sep == "/" else relpath.replace(os.sep, "/")
-
-
 def _class_name(relpath: str, root: str) -> str:
-    return storage.basename(root) if relpath == "." else _posix(relpath)
+    return storage.basename(root) if relpath == "." else storage.posix(relpath)
 
 
 def list_images(
@@ -164,7 +160,7 @@ def list_images(
         fpath = os.path.join(folder, fname)
         if os.path.splitext(fname)[1].lower() in wanted and os.path.isfile(fpath):
             label = labels.setdefault(folder, len(labels))
-            relpath = _posix(os.path.relpath(fpath, root))
+            relpath = storage.posix(os.path.relpath(fpath, root))
             entries.append(LstEntry(len(entries), (float(label),), relpath))
 
     if recursive:
@@ -577,11 +573,7 @@ def list_prefix(prefix: str) -> str:
 def _check_prefix(prefix: str) -> None:
     # im2rec runs the prefix through abspath, so "out/" silently becomes "out.lst" beside
     # the folder: the classic prefix/root mix-up. Refuse it rather than guess.
-    if not prefix or prefix.endswith(("/", os.sep)):
-        raise UsageError(
-            f"prefix {prefix!r} names a folder, but lists are written to PREFIX.lst",
-            hint=f"give a file prefix, e.g. {os.path.join(prefix or '.', 'images')}",
-        )
+    storage.require_file_prefix(prefix, "lists are written to PREFIX.lst", "images")
     if is_s3(prefix) and not storage.s3.split_uri(prefix)[1]:
         raise UsageError(f"prefix {prefix!r} names a bucket", hint="e.g. s3://bucket/images")
     storage.check_output_folder(prefix, hint="create it or choose another prefix")

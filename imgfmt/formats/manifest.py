@@ -90,8 +90,6 @@ JOB_NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 #: ``s3://bucket[/key prefix]``; bucket names kept lenient (legacy buckets allow more).
 S3_URI_PATTERN = re.compile(r"s3://(?P<bucket>[A-Za-z0-9._-]+)(?:/(?P<key>.*))?", re.DOTALL)
 
-#: Longest excerpt of a bad value quoted in a message.
-QUOTE_LIMIT = 60
 
 SINGLE = "single-label"
 MULTI = "multi-label"
@@ -282,10 +280,6 @@ def format_manifest_line(entry: ManifestEntry, **options: Any) -> str:
 # --------------------------------------------------------------------------- sources
 
 
-def _posix(path: str) -> str:
-    return path if os.sep == "/" else path.replace(os.sep, "/")
-
-
 def _check_relative(path: str, src: str, index: int) -> str:
     parts = path.split("/")
     if (
@@ -314,7 +308,7 @@ def folder_entries(
     top = storage.abspath(root) if root is not None else base
     result = []
     for entry in entries:
-        relpath = _posix(storage.relpath(storage.join(base, entry.path), top))
+        relpath = storage.posix(storage.relpath(storage.join(base, entry.path), top))
         if relpath == ".." or relpath.startswith("../"):
             raise UsageError(
                 f"{src} is not inside --root {root}",
@@ -482,10 +476,6 @@ def _write_stdout(stream: IO[str], entries: Iterable[ManifestEntry], options: An
 # --------------------------------------------------------------------------- checking
 
 
-def _quote(value: Any) -> str:
-    return excerpt(value, QUOTE_LIMIT)
-
-
 def _is_index(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
@@ -541,7 +531,8 @@ def _json_class(value: Any) -> str | None:
     return None
 
 
-Problem = tuple[str, str, str | None]  # (check, message, hint)
+#: What a line check finds: (check, message, hint); verify makes each a Problem.
+LineProblem = tuple[str, str, str | None]
 
 
 class _LineChecker:
@@ -557,8 +548,8 @@ class _LineChecker:
 
     def check(
         self, number: int, raw: str
-    ) -> tuple[dict[str, Any] | None, ManifestEntry | None, list[Problem]]:
-        problems: list[Problem] = []
+    ) -> tuple[dict[str, Any] | None, ManifestEntry | None, list[LineProblem]]:
+        problems: list[LineProblem] = []
         obj = self._parse(raw, problems)
         if obj is None:
             return None, None, problems
@@ -567,7 +558,7 @@ class _LineChecker:
         return obj, (entry if not problems else None), problems
 
     @staticmethod
-    def _parse(raw: str, problems: list[Problem]) -> dict[str, Any] | None:
+    def _parse(raw: str, problems: list[LineProblem]) -> dict[str, Any] | None:
         if any("\udc80" <= c <= "\udcff" for c in raw):  # bytes that were not UTF-8
             problems.append(("json", "not valid UTF-8", "save the manifest as UTF-8"))
             return None
@@ -582,13 +573,13 @@ class _LineChecker:
             return None
         if not isinstance(obj, dict):
             problems.append(
-                ("json", f"expected a JSON object, found {_quote(obj)}", "one object per line")
+                ("json", f"expected a JSON object, found {excerpt(obj)}", "one object per line")
             )
             return None
         return obj
 
     @staticmethod
-    def _check_refs(obj: dict[str, Any], problems: list[Problem]) -> None:
+    def _check_refs(obj: dict[str, Any], problems: list[LineProblem]) -> None:
         if SOURCE_REF not in obj:
             problems.append(
                 ("source-ref", f'no "{SOURCE_REF}"', "each line needs the image's s3:// URI")
@@ -598,7 +589,7 @@ class _LineChecker:
                 problems.append(
                     (
                         "source-ref",
-                        f"{key!r} is {_quote(value)}, not an s3://bucket/key URI",
+                        f"{key!r} is {excerpt(value)}, not an s3://bucket/key URI",
                         f"every attribute ending in {REF_SUFFIX!r} must be an S3 object URI",
                     )
                 )
@@ -609,7 +600,7 @@ class _LineChecker:
                     ("metadata", f"{key!r} has no label attribute {base!r} beside it", None)
                 )
 
-    def _find_attribute(self, obj: dict[str, Any], problems: list[Problem]) -> str | None:
+    def _find_attribute(self, obj: dict[str, Any], problems: list[LineProblem]) -> str | None:
         if self.attribute is not None:
             return self.attribute
         candidates = label_attributes(obj)
@@ -635,7 +626,7 @@ class _LineChecker:
         return None
 
     def _check_label(
-        self, number: int, obj: dict[str, Any], problems: list[Problem]
+        self, number: int, obj: dict[str, Any], problems: list[LineProblem]
     ) -> ManifestEntry | None:
         attribute = self._find_attribute(obj, problems)
         if attribute is None:
@@ -647,7 +638,7 @@ class _LineChecker:
         if meta_key not in obj:
             problems.append(("metadata", f"no {meta_key!r}", "Ground Truth writes it per line"))
         elif not isinstance(meta, dict):
-            problems.append(("metadata", f"{meta_key!r} is {_quote(meta)}, not an object", None))
+            problems.append(("metadata", f"{meta_key!r} is {excerpt(meta)}, not an object", None))
         if attribute not in obj or not isinstance(meta, dict):
             return None
         label = obj[attribute]
@@ -656,7 +647,7 @@ class _LineChecker:
             problems.append(
                 (
                     "metadata",
-                    f"{meta_key!r} type is {_quote(kind_type)}",
+                    f"{meta_key!r} type is {excerpt(kind_type)}",
                     f"expected {TYPE_SINGLE!r} or {TYPE_MULTI!r}",
                 )
             )
@@ -667,7 +658,7 @@ class _LineChecker:
             problems.append(
                 (
                     "metadata",
-                    f"type {kind_type!r} does not match the label {_quote(label)}",
+                    f"type {kind_type!r} does not match the label {excerpt(label)}",
                     "single-label: a class index; multi-label: an array of class indices",
                 )
             )
@@ -693,14 +684,14 @@ class _LineChecker:
         attribute: str,
         label: Any,
         meta: dict[str, Any],
-        problems: list[Problem],
+        problems: list[LineProblem],
     ) -> ManifestEntry | None:
         ok = True
         if not _is_index(label):
             problems.append(
                 (
                     "label",
-                    f"{attribute!r} is {_quote(label)}, not a class index",
+                    f"{attribute!r} is {excerpt(label)}, not a class index",
                     'write a whole number from 0, e.g. 0 (not "0")',
                 )
             )
@@ -708,7 +699,7 @@ class _LineChecker:
         name = meta.get("class-name")
         if not isinstance(name, str) or not name:
             problems.append(
-                ("metadata", f"class-name is {_quote(name)}", 'name the class, e.g. "cat"')
+                ("metadata", f"class-name is {excerpt(name)}", 'name the class, e.g. "cat"')
             )
             return None
         if not ok or not self._check_name(number, label, name, problems):
@@ -722,25 +713,25 @@ class _LineChecker:
         attribute: str,
         label: Any,
         meta: dict[str, Any],
-        problems: list[Problem],
+        problems: list[LineProblem],
     ) -> ManifestEntry | None:
         if not isinstance(label, list) or not label or not all(_is_index(v) for v in label):
             problems.append(
                 (
                     "label",
-                    f"{attribute!r} is {_quote(label)}, not an array of class indices",
+                    f"{attribute!r} is {excerpt(label)}, not an array of class indices",
                     "write e.g. [1, 0, 8], at least one class",
                 )
             )
             return None
         if len(set(label)) != len(label):
-            problems.append(("label", f"{attribute!r} repeats a class: {_quote(label)}", None))
+            problems.append(("label", f"{attribute!r} repeats a class: {excerpt(label)}", None))
             return None
         keys = {str(v) for v in label}
         class_map = meta.get("class-map")
         if not isinstance(class_map, dict):
             problems.append(
-                ("metadata", f"class-map is {_quote(class_map)}", "map each label to its name")
+                ("metadata", f"class-map is {excerpt(class_map)}", "map each label to its name")
             )
             return None
         ok = True
@@ -760,7 +751,7 @@ class _LineChecker:
             problems.append(
                 (
                     "metadata",
-                    f"confidence-map {_quote(confidence_map)} does not match the labels {label}",
+                    f"confidence-map {excerpt(confidence_map)} does not match the labels {label}",
                     None,
                 )
             )
@@ -770,7 +761,7 @@ class _LineChecker:
             name = class_map.get(str(value))
             if not isinstance(name, str) or not name:
                 if str(value) in class_map:
-                    problems.append(("metadata", f"class-map {value!r} is {_quote(name)}", None))
+                    problems.append(("metadata", f"class-map {value!r} is {excerpt(name)}", None))
                 ok = False
             elif not self._check_name(number, value, name, problems):
                 ok = False
@@ -780,7 +771,7 @@ class _LineChecker:
             return None
         return ManifestEntry(str(source_ref), tuple(label), tuple(names), True)
 
-    def _check_name(self, number: int, label: int, name: str, problems: list[Problem]) -> bool:
+    def _check_name(self, number: int, label: int, name: str, problems: list[LineProblem]) -> bool:
         known = self.names.setdefault(label, (name, number))
         if known[0] != name:
             problems.append(
@@ -886,11 +877,7 @@ def manifest_to_lst(
     if label_attribute is not None:
         check_label_attribute(label_attribute)
     prefix = lst.list_prefix(prefix)
-    if not prefix or prefix.endswith(("/", os.sep)):
-        raise UsageError(
-            f"prefix {prefix!r} names a folder, but the list is written to PREFIX.lst",
-            hint=f"give a file prefix, e.g. {os.path.join(prefix or '.', 'images')}",
-        )
+    storage.require_file_prefix(prefix, "the list is written to PREFIX.lst", "images")
     storage.check_output_folder(prefix, hint="create it first")
     if storage.splitext(manifest)[1].lower() in (".rec", ".idx", ".lst"):
         raise UsageError(

@@ -39,6 +39,7 @@ from typing import IO, Any
 from imgfmt import formats
 from imgfmt.errors import FormatError, UsageError, excerpt
 from imgfmt.formats import lst
+from imgfmt.formats.base import label_text
 from imgfmt.storage import atomic_output, open_input
 
 #: How many of the most probable classes the top-k column and accuracy consider.
@@ -235,9 +236,7 @@ def read_source(path: str) -> tuple[str, Iterator[SourceItem], dict[int, str]]:
 
 
 def _label_text(value: float | None) -> str:
-    if value is None:
-        return ""
-    return str(int(value)) if value.is_integer() else repr(value)
+    return "" if value is None else label_text(value)
 
 
 def _class_of(label: float, number: int, width: int, source: str) -> int:

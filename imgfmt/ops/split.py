@@ -288,11 +288,7 @@ def _source_format(path: str) -> Document:
 
 
 def _prefix(out_prefix: str) -> str:
-    if not out_prefix or out_prefix.endswith(("/", os.sep)):
-        raise UsageError(
-            f"prefix {out_prefix!r} names a folder, but outputs are PREFIX_train, PREFIX_val, ...",
-            hint=f"give a file prefix, e.g. {os.path.join(out_prefix or '.', 'data')}",
-        )
+    storage.require_file_prefix(out_prefix, "outputs are PREFIX_train, PREFIX_val, ...")
     stem, ext = storage.splitext(out_prefix)
     prefix = stem if ext.lower() in lst.DATASET_EXTS else out_prefix
     storage.check_output_folder(prefix, hint="create it first")

@@ -29,7 +29,7 @@ from itertools import islice
 from imgfmt import formats, storage
 from imgfmt.errors import FormatError, StorageError, UsageError
 from imgfmt.formats import lst
-from imgfmt.formats.base import Format, Item
+from imgfmt.formats.base import Format, Item, label_text
 from imgfmt.images import sniff_extension
 from imgfmt.storage import describe_os_error, is_s3
 
@@ -96,10 +96,6 @@ def parse_ids(text: str) -> list[int]:
     return ids
 
 
-def _label_text(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
 def safe_class_dir(name: str) -> str | None:
     """``name`` as a relative folder path inside the output, or None if it is not safe."""
     if not name or _UNSAFE_CHARS.search(name) or os.path.isabs(name):
@@ -116,7 +112,7 @@ def _label_dir(label: float, classes: dict[int, str]) -> str:
         if safe is not None:
             return safe
         log.warning("class name %r is not a safe folder name; using the label", classes[int(label)])
-    return _label_text(label)
+    return label_text(label)
 
 
 @dataclass(frozen=True)
