@@ -262,10 +262,13 @@ def open_input(path: str | os.PathLike[str], mode: str = "rb", **kwargs: Any) ->
 
 
 def input_size(stream: IO[Any]) -> int:
-    """Size in bytes of the file or object behind a stream from :func:`open_input`."""
+    """Size in bytes of the file or object behind a stream from :func:`open_input` (or of
+    an in-memory ``BytesIO``)."""
     raw = getattr(stream, "raw", None)
     if isinstance(raw, s3.Reader):
         return raw.size
+    if isinstance(stream, io.BytesIO):
+        return stream.getbuffer().nbytes
     return os.fstat(stream.fileno()).st_size
 
 

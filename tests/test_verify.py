@@ -92,8 +92,8 @@ def test_truncated_rec(dataset: tuple[Path, list[int]]) -> None:
     length = IR + len(image(9))
     left = size - 100 - offsets[9] - HEAD
     assert run("verify", str(rec), expect=1) == [
-        f"{rec}: record 9 at byte {offsets[9]}: file is truncated: piece of {length} bytes "
-        f"runs past the end of the file ({left} bytes left)",
+        f"{rec}: record 9 at byte {offsets[9]}: file ends inside a record: piece of {length} "
+        f"bytes has only {left}",
         f"{rec.with_suffix('.idx')}: line 10: offset {offsets[9]} (key 9) points at the "
         "damaged record 9",
         "checked 1 file: 9 records, 1 damaged record, 10 index entries: "
@@ -109,7 +109,8 @@ def test_damaged_heads_are_skipped_and_the_scan_goes_on(dataset: tuple[Path, lis
     assert run("verify", str(rec), expect=1) == [
         f"{rec}: record 2 at byte {offsets[2]}: bad magic 0xced723f5 (expected 0xced7230a); "
         f"skipped {offsets[3] - offsets[2]} bytes to the next record head at byte {offsets[3]}",
-        f"{rec}: record 7 at byte {offsets[7]}: record starts with cflag 2 (expected 0 or 1); "
+        f"{rec}: record 7 at byte {offsets[7]}: record starts with a continuation piece "
+        "(cflag 2); "
         f"skipped {offsets[8] - offsets[7]} bytes to the next record head at byte {offsets[8]}",
         f"{idx}: line 3: offset {offsets[2]} (key 2) points at the damaged record 2",
         f"{idx}: line 8: offset {offsets[7]} (key 7) points at the damaged record 7",

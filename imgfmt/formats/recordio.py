@@ -119,75 +119,111 @@ class Record(NamedTuple):
     payload: bytes
 
 
-def read_record(stream: IO[bytes], offset: int, number: int, name: str) -> tuple[bytes, int] | None:
+@dataclass(frozen=True)
+class Damage:
+    """Why a record could not be read, at which byte (its head, or a later piece's), and
+    what to do; ``truncated`` when the file ends inside it."""
+
+    offset: int
+    message: str
+    hint: str | None = None
+    truncated: bool = False
+
+
+_ZERO_PADDING = b"\0\0\0"
+_TRUNCATED = "the file is truncated; `imgfmt verify` lists the records still intact"
+
+
+def read_pieces(stream: IO[bytes], start: int, size: int) -> tuple[bytes, int, int] | Damage:
+    """The record whose first piece starts at ``start`` (the stream is there), in a file of
+    ``size`` bytes: ``(payload, next offset, offset of non-zero padding or -1)``, or the
+    :class:`Damage` that stops it. The one reader of RecordIO framing: ``read_record``
+    raises its damage, ``verify`` reports it and resynchronises. It never reads past the end
+    of the file, so a damaged length cannot make it allocate 512 MB."""
+    pieces: list[bytes] = []
+    pos = start
+    first = True
+    bad_padding = -1
+    while True:
+        if size - pos < HEAD_SIZE:
+            message = f"file ends inside a record head ({max(size - pos, 0)} of {HEAD_SIZE} bytes)"
+            return Damage(pos, message, _TRUNCATED, truncated=True)
+        head = stream.read(HEAD_SIZE)
+        if len(head) < HEAD_SIZE:  # the file shrank while we read it
+            message = f"file ends inside a record head ({len(head)} of {HEAD_SIZE} bytes)"
+            return Damage(pos, message, _TRUNCATED, truncated=True)
+        magic, lrec = _HEAD.unpack(head)
+        if magic != MAGIC:
+            return Damage(
+                pos,
+                f"bad magic 0x{magic:08x} (expected 0x{MAGIC:08x})",
+                "not a RecordIO file, or damaged here; `imgfmt verify` resynchronises",
+            )
+        cflag, length = lrec >> LENGTH_BITS, lrec & LENGTH_MASK
+        if first and cflag not in (CFLAG_WHOLE, CFLAG_FIRST):
+            return Damage(
+                pos,
+                f"record starts with a continuation piece (cflag {cflag})",
+                "an index offset or a previous record is damaged",
+            )
+        if not first and cflag not in (CFLAG_MIDDLE, CFLAG_LAST):
+            return Damage(
+                pos,
+                f"expected a continuation piece, found cflag {cflag}",
+                "the record's pieces are out of sequence; the file is damaged",
+            )
+        pad = _pad(length)
+        left = size - pos - HEAD_SIZE
+        if length + pad > left:
+            if length <= left:
+                what = f"the padding after its {length} bytes is cut short"
+            else:
+                what = f"piece of {length} bytes has only {left}"
+            return Damage(
+                pos,
+                f"file ends inside a record: {what}",
+                "the file is truncated, or this length is damaged; `imgfmt verify` lists the "
+                "records still intact",
+                truncated=True,
+            )
+        data = stream.read(length + pad)
+        if len(data) < length + pad:  # the file shrank while we read it
+            return Damage(pos, "file ends inside a record", _TRUNCATED, truncated=True)
+        if pad:
+            if data[length:] != _ZERO_PADDING[:pad] and bad_padding < 0:
+                bad_padding = pos + HEAD_SIZE + length
+            data = data[:length]
+        pieces.append(data)
+        pos += HEAD_SIZE + length + pad
+        if cflag in (CFLAG_WHOLE, CFLAG_LAST):
+            break
+        pieces.append(MAGIC_BYTES)
+        first = False
+    payload = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    return payload, pos, bad_padding
+
+
+def read_record(
+    stream: IO[bytes], offset: int, number: int, name: str, size: int | None = None
+) -> tuple[bytes, int] | None:
     """Read the record whose first piece starts at ``offset`` (the stream is positioned there).
 
     Returns ``(payload, next_offset)``, or ``None`` at a clean end of file. Damage raises
     ``FormatError`` naming ``name``, the record number and the byte offset of the bad piece.
+    ``size`` is the file's size (found from the stream when not given).
     """
-    parts: list[bytes] = []
-    pos = offset
-    first = True
-    while True:
-        head = stream.read(HEAD_SIZE)
-        if not head and first:
-            return None
+    if size is None:
+        size = storage.input_size(stream)
+    if offset >= size:
+        return None
+    result = read_pieces(stream, offset, size)
+    if isinstance(result, Damage):
         # A read through the index does not know the record's number (-1).
-        where = f"record {number} at byte {pos}" if number >= 0 else f"record at byte {pos}"
-        if len(head) < HEAD_SIZE:
-            raise FormatError(
-                f"file ends inside a record head ({len(head)} of {HEAD_SIZE} bytes)",
-                path=name,
-                where=where,
-                hint="the file is truncated; `imgfmt verify` lists the records still intact",
-            )
-        magic, lrec = _HEAD.unpack(head)
-        if magic != MAGIC:
-            raise FormatError(
-                f"bad magic 0x{magic:08x} (expected 0x{MAGIC:08x})",
-                path=name,
-                where=where,
-                hint="not a RecordIO file, or damaged here; `imgfmt verify` resynchronises",
-            )
-        cflag, length = lrec >> LENGTH_BITS, lrec & LENGTH_MASK
-        if first and cflag not in (CFLAG_WHOLE, CFLAG_FIRST):
-            raise FormatError(
-                f"record starts with a continuation piece (cflag {cflag})",
-                path=name,
-                where=where,
-                hint="an index offset or a previous record is damaged",
-            )
-        if not first and cflag not in (CFLAG_MIDDLE, CFLAG_LAST):
-            raise FormatError(
-                f"expected a continuation piece, found cflag {cflag}",
-                path=name,
-                where=where,
-                hint="the record's pieces are out of sequence; the file is damaged",
-            )
-        if cflag > CFLAG_LAST:
-            raise FormatError(f"impossible cflag {cflag}", path=name, where=where)
-        padded = length + _pad(length)
-        data = stream.read(padded) if padded else b""
-        if len(data) < padded:
-            if len(data) >= length:
-                what = f"the padding after its {length} bytes is cut short"
-            else:
-                what = f"piece of {length} bytes has only {len(data)}"
-            raise FormatError(
-                f"file ends inside a record: {what}",
-                path=name,
-                where=where,
-                hint="the file is truncated, or this length is damaged; `imgfmt verify` lists "
-                "the records still intact",
-            )
-        parts.append(data[:length] if padded != length else data)
-        pos += HEAD_SIZE + padded
-        if cflag in (CFLAG_WHOLE, CFLAG_LAST):
-            break
-        parts.append(MAGIC_BYTES)
-        first = False
-    payload = parts[0] if len(parts) == 1 else b"".join(parts)
-    return payload, pos
+        at = result.offset
+        where = f"record {number} at byte {at}" if number >= 0 else f"record at byte {at}"
+        raise FormatError(result.message, path=name, where=where, hint=result.hint)
+    payload, next_offset, _bad_padding = result
+    return payload, next_offset
 
 
 # --------------------------------------------------------------------------- index
@@ -441,9 +477,10 @@ class RecordReader:
         """Every record in file order. Raises ``FormatError`` at the first damage."""
         # A private handle, so that iteration and random access do not move each other.
         with open_input(self.path, "rb") as stream:
+            size = storage.input_size(stream)
             offset, number = 0, 0
             while True:
-                result = read_record(stream, offset, number, self.path)
+                result = read_record(stream, offset, number, self.path, size)
                 if result is None:
                     return
                 payload, next_offset = result
@@ -459,7 +496,7 @@ class RecordReader:
             offset, number = 0, 0
             while True:
                 try:
-                    result = read_record(stream, offset, number, self.path)
+                    result = read_record(stream, offset, number, self.path, size)
                 except FormatError as err:
                     err.offset = offset
                     on_damage(err)
@@ -505,7 +542,9 @@ class RecordReader:
             # One ranged GET of just this record, instead of a stream from here to the end.
             data = storage.read_range(self.path, offset, self._record_span(offset))
             try:
-                found = read_record(io.BytesIO(data), offset, number, self.path)
+                # The bytes start at ``offset``: the "file" they stand for ends there + len.
+                end = offset + len(data)
+                found = read_record(io.BytesIO(data), offset, number, self.path, end)
             except FormatError:
                 found = None
             if found is not None:

@@ -33,7 +33,6 @@ import os
 import struct
 from array import array
 from bisect import bisect_left
-from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
 from imgfmt import storage
@@ -41,19 +40,16 @@ from imgfmt.errors import FormatError, ImgfmtError
 from imgfmt.formats import lst
 from imgfmt.formats.base import CheckContext, Format
 from imgfmt.formats.recordio import (
-    CFLAG_FIRST,
-    CFLAG_LAST,
-    CFLAG_MIDDLE,
     CFLAG_WHOLE,
     HEAD_SIZE,
     IDX_SUFFIX,
     IR_HEADER_SIZE,
     LENGTH_BITS,
-    LENGTH_MASK,
     MAGIC,
-    MAGIC_BYTES,
+    Damage,
     find_record_head,
     format_idx_line,
+    read_pieces,
     unpack_image_record,
 )
 from imgfmt.storage import atomic_output, input_size, open_input, sibling
@@ -84,19 +80,10 @@ def check_recordio(fmt: Format, path: str, ctx: CheckContext) -> None:
 # --------------------------------------------------------------------------- .rec framing
 
 
-@dataclass(frozen=True)
-class _Damage:
-    """Why a record could not be read, and at which byte (its head, or a later piece's)."""
-
-    offset: int
-    message: str
-    truncated: bool = False
-
-
 class _RecordScanner:
-    """Reads records one after another, tolerantly: a twin of ``recordio.read_record``
-    that also checks the padding, never reads past the end of the file (a damaged length
-    must not allocate 512 MB), and returns the damage instead of raising.
+    """Reads records one after another, tolerantly: damage is returned, not raised. The
+    framing is ``recordio.read_pieces``, the reader every command shares; this class only
+    adds the fast paths of a scan.
 
     Whole records are read into one reusable buffer: the payload returned is a view that
     is only valid until the next ``read``, so the scan allocates nothing per record.
@@ -124,14 +111,15 @@ class _RecordScanner:
         self._peek_at = -1
         self._peek = b""
 
-    def read(self, start: int) -> tuple[bytes | memoryview, int, int] | _Damage:
+    def read(self, start: int) -> tuple[bytes | memoryview, int, int] | Damage:
         """The record at ``start`` (the stream is there): ``(payload, next offset, bad
         padding)`` where ``bad padding`` is the offset of non-zero padding, or -1."""
         if self._fd >= 0:
             found = self._read_head(start)
             if found is not None:
                 return found
-            return _read_pieces(self.stream, start, self.size)
+            self.stream.seek(start)
+            return read_pieces(self.stream, start, self.size)
         stream = self.stream
         head = stream.read(HEAD_SIZE)
         magic, lrec = _HEAD.unpack(head) if len(head) == HEAD_SIZE else (0, 0)
@@ -150,7 +138,8 @@ class _RecordScanner:
                     if padded == length or view[length:] == _ZERO_PADDING[: padded - length]:
                         return view[:length], nxt, -1
                     return view[:length], nxt, start + HEAD_SIZE + length
-        return _read_pieces(stream, start, self.size)
+        stream.seek(start)
+        return read_pieces(stream, start, self.size)
 
     def _read_head(self, start: int) -> tuple[bytes, int, int] | None:
         """``read`` without the payload, for a whole-piece record within the file; None for
@@ -198,56 +187,6 @@ def _header_bytes(prefix: bytes, length: int) -> int:
     (flag,) = _FLAG.unpack_from(prefix)
     labels_end = IR_HEADER_SIZE + 4 * flag
     return labels_end if labels_end <= length else length
-
-
-def _read_pieces(stream: IO[bytes], start: int, size: int) -> tuple[bytes, int, int] | _Damage:
-    """The general case of ``_RecordScanner.read``: a record split into pieces, or damage."""
-    stream.seek(start)
-    pieces: list[bytes] = []
-    pos = start
-    first = True
-    bad_padding = -1
-    while True:
-        if size - pos < HEAD_SIZE:
-            return _Damage(
-                pos,
-                f"file ends inside a record head ({size - pos} of {HEAD_SIZE} bytes)",
-                truncated=True,
-            )
-        head = stream.read(HEAD_SIZE)
-        if len(head) < HEAD_SIZE:  # the file shrank while we read it
-            return _Damage(pos, "file ends inside a record head", truncated=True)
-        magic, lrec = _HEAD.unpack(head)
-        if magic != MAGIC:
-            return _Damage(pos, f"bad magic 0x{magic:08x} (expected 0x{MAGIC:08x})")
-        cflag, length = lrec >> LENGTH_BITS, lrec & LENGTH_MASK
-        if first and cflag not in (CFLAG_WHOLE, CFLAG_FIRST):
-            return _Damage(pos, f"record starts with cflag {cflag} (expected 0 or 1)")
-        if not first and cflag not in (CFLAG_MIDDLE, CFLAG_LAST):
-            return _Damage(pos, f"continuation piece has cflag {cflag} (expected 2 or 3)")
-        pad = -length % 4
-        left = size - pos - HEAD_SIZE
-        if length + pad > left:
-            if length <= left:
-                what = f"the padding after a piece of {length} bytes is cut short"
-            else:
-                what = f"piece of {length} bytes runs past the end of the file ({left} bytes left)"
-            return _Damage(pos, what, truncated=True)
-        data = stream.read(length + pad)
-        if len(data) < length + pad:
-            return _Damage(pos, "file ends inside a record", truncated=True)
-        if pad:
-            if data[length:] != _ZERO_PADDING[:pad] and bad_padding < 0:
-                bad_padding = pos + HEAD_SIZE + length
-            data = data[:length]
-        pieces.append(data)
-        pos += HEAD_SIZE + length + pad
-        if cflag in (CFLAG_WHOLE, CFLAG_LAST):
-            break
-        pieces.append(MAGIC_BYTES)
-        first = False
-    payload = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-    return payload, pos, bad_padding
 
 
 # --------------------------------------------------------------------------- .rec and .idx
@@ -329,7 +268,7 @@ class _RecVerifier:
         reported = 0  # bytes already passed to the progress callback
         while pos < size:
             result = scanner.read(pos)
-            if isinstance(result, _Damage):
+            if isinstance(result, Damage):
                 nxt = self._damaged(stream, pos, number, size, result)
                 number += 1
                 if nxt is None:
@@ -399,7 +338,7 @@ class _RecVerifier:
             decoder.submit((number, pos), where, image)
 
     def _damaged(
-        self, stream: IO[bytes], pos: int, number: int, size: int, damage: _Damage
+        self, stream: IO[bytes], pos: int, number: int, size: int, damage: Damage
     ) -> int | None:
         """Report the damaged record at ``pos``; returns the next record head, if any."""
         self.damaged[pos] = number
@@ -408,7 +347,8 @@ class _RecVerifier:
         if damage.offset != pos:
             message = f"piece at byte {damage.offset}: {message}"
         if nxt is None and damage.truncated:
-            message = f"file is truncated: {message}"
+            if not damage.message.startswith("file ends"):  # else it says so already
+                message = f"file is truncated: {message}"
         elif nxt is None:
             message += f"; no record head in the remaining {size - pos} bytes"
         else:

@@ -378,9 +378,10 @@ def iter_records(path: str) -> Iterator[DenseRecord]:
 def iter_payloads(path: str) -> Iterator[tuple[int, int, bytes]]:
     """``(number, offset, payload)`` of every record, undecoded (for copying unchanged)."""
     with open_input(path, "rb") as stream:
+        size = storage.input_size(stream)
         offset, number = 0, 0
         while True:
-            result = read_record(stream, offset, number, path)
+            result = read_record(stream, offset, number, path, size)
             if result is None:
                 return
             payload, next_offset = result
