@@ -33,6 +33,7 @@ import os
 import struct
 from array import array
 from bisect import bisect_left
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING
 
 from imgfmt import storage
@@ -474,6 +475,13 @@ class _RecVerifier:
                 f"expected 'key<TAB>offset' integers, found {ascii(bad_text[:40])}",
                 line=bad_line,
             )
+        self._coverage_problems(entries, covered, problem)
+        return found_any
+
+    def _coverage_problems(
+        self, entries: int, covered: array[int], problem: Callable[..., None]
+    ) -> None:
+        """An empty index, and every intact record no index line points at."""
         if entries == 0:
             problem("", "empty index: no entries (some readers crash on it)")
         elif self.heads:
@@ -487,7 +495,6 @@ class _RecVerifier:
                         "record has no index entry (readers never see it)",
                         offset=offset,
                     )
-        return found_any
 
     def _rebuild_index(self) -> None:
         use_ids = all(self.has_id) and len(set(self.ids)) == len(self.ids)
