@@ -39,3 +39,33 @@ def test_stop_pool_frees_a_manager_thread_stuck_on_half_a_result() -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == "stopped\n"
     assert "Traceback" not in done.stderr
+
+
+def _signal_state(_batch: list[int]) -> list[tuple[bool, bool, object, object]]:
+    import signal
+
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    return [
+        (
+            signal.SIGINT in blocked,
+            signal.SIGTERM in blocked,
+            signal.getsignal(signal.SIGINT),
+            signal.getsignal(signal.SIGTERM),
+        )
+    ]
+
+
+def test_workers_are_forked_with_stop_signals_held_then_take_their_own() -> None:
+    """Workers are forked while SIGINT and SIGTERM wait (a child must never run the parent's
+    handlers, as a SIGTERM raising KeyboardInterrupt mid-import, where it is swallowed and
+    the child lives on); once started they ignore SIGINT, die of SIGTERM, and block neither
+    (a worker left blocking SIGTERM could not be stopped). The parent's mask is restored."""
+    import signal
+
+    from imgfmt.engines.local import BatchPool
+
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    with BatchPool(_signal_state, 2, lambda item, why: (False, False, why, why)) as pool:
+        states = [r for _batch, results in [*pool.put([1]), *pool.drain()] for r in results]
+    assert states == [(False, False, signal.SIG_IGN, signal.SIG_DFL)]
+    assert signal.pthread_sigmask(signal.SIG_BLOCK, []) == before

@@ -9,6 +9,7 @@ waiting forever.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
 import signal
@@ -32,12 +33,35 @@ R = TypeVar("R")
 BATCHES_PER_WORKER = 4
 
 
+#: The signals a worker must not take the main process's way: it is forked with them
+#: blocked (see ``_forking``), sets its own handling, then lets them through.
+_STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _ignore_interrupts() -> None:
     # Ctrl-C reaches every process of the terminal's group: the main process handles it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The CLI turns SIGTERM into KeyboardInterrupt; a forked worker inherits that handler.
     # A worker killed outright is fine: the main process sees a broken pool.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
+
+
+@contextlib.contextmanager
+def _forking() -> Iterator[None]:
+    """Around a submit that may fork workers: SIGINT and SIGTERM wait in this process until
+    it is done, so that a child never runs the parent's handlers (a SIGTERM from stop_pool
+    raising KeyboardInterrupt in a child that is still importing, where it is swallowed and
+    the child lives on). A signal that arrives meanwhile is delivered right after."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _start_decoder() -> None:
@@ -166,16 +190,23 @@ class BatchPool(Generic[T, R]):
         while len(self._pending) >= self._window:
             yield self._collect_oldest()
         try:
-            future = self._pool().submit(self._func, batch)
+            future = self._submit([batch])
         except BrokenProcessPool:  # a worker died since the last batch was collected
             self._recover()
-            future = self._pool().submit(self._func, batch)
+            future = self._submit([batch])
         self._pending.append((batch, future))
 
     def drain(self) -> Iterator[tuple[list[T], list[R]]]:
         """Every batch still in flight, in order."""
         while self._pending:
             yield self._collect_oldest()
+
+    def _submit(self, args: list[list[T]]) -> Future[list[R]]:
+        pool = self._pool()
+        if self._threads:
+            return pool.submit(self._func, *args)
+        with _forking():
+            return pool.submit(self._func, *args)
 
     def _collect_oldest(self) -> tuple[list[T], list[R]]:
         batch, future = self._pending[0]
@@ -211,7 +242,7 @@ class BatchPool(Generic[T, R]):
     def _run_alone(self, item: T) -> R:
         pool = self._pool()
         assert isinstance(pool, ProcessPoolExecutor)
-        future = pool.submit(self._func, [item])
+        future = self._submit([[item]])
         processes = list((getattr(pool, "_processes", None) or {}).values())
         try:
             return future.result()[0]
