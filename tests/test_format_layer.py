@@ -188,3 +188,32 @@ def test_webdataset_from_the_command_line(tmp_path: Path) -> None:
     assert len(list(tmp_path.glob("again-*.tar"))) == 3
     for item in again:
         assert Image.open(io.BytesIO(item.image)).size == (10, 8)
+
+
+def test_unlabeled_records_stay_unlabeled_through_unpack_and_repack(tmp_path: Path) -> None:
+    """A RecordIO-protobuf file as the SageMaker SDK writes it for inference (no labels):
+    unpack lists its records without a label (index<TAB>path), pack makes the same file
+    again, and converting it keeps them unlabeled where the target can say so."""
+    import numpy as np
+
+    from imgfmt.formats import rio_protobuf
+
+    source = tmp_path / "unlabeled.rec"
+    with rio_protobuf.RioProtobufFileWriter(str(source)) as out:
+        for i in range(3):
+            out.write(np.full((4, 6), 40 * i, dtype=np.float32), None, shape=(4, 6))
+    run("unpack", str(source), str(tmp_path / "out"))
+    listed = (tmp_path / "out" / "unlabeled.lst").read_text().splitlines()
+    assert listed == [f"{i}\t_unlabeled/{i}.png" for i in range(3)]
+    again = tmp_path / "again.rec"
+    run("pack", str(tmp_path / "out" / "unlabeled.lst"), str(again), "--format",
+        "recordio-protobuf", "--size", "6x4", "--color", "0")  # fmt: skip
+    assert again.read_bytes() == source.read_bytes()
+    assert [r.labels for r in rio_protobuf.iter_records(str(again))] == [(), (), ()]
+    # A format that needs a label says what it stored instead.
+    result = CliRunner().invoke(cli, ["pack", str(tmp_path / "out" / "unlabeled.lst"),
+                                      str(tmp_path / "x.rec"), "--resize", "4"])  # fmt: skip
+    assert result.exit_code == 0
+    assert "3 entries have no label; recordio stores label 0 for them" in result.stderr
+    run("convert", str(source), str(tmp_path / "u.tar"))
+    assert [i.labels for i in read("webdataset", tmp_path / "u.tar")] == [(), (), ()]

@@ -267,10 +267,18 @@ def test_format_refuses_paths_a_line_cannot_hold(path: str, problem: str) -> Non
     )
 
 
-def test_format_refuses_entries_without_labels() -> None:
+def test_an_entry_without_labels_is_index_and_path_and_reads_back() -> None:
+    """What unpack lists for an unlabeled record: im2rec would skip the line, imgfmt packs it
+    back unlabeled. A second field that is a number is still a line missing its path."""
+    assert format_lst_line(LstEntry(4, (), "_unlabeled/4.png")) == "4\t_unlabeled/4.png\n"
+    assert list(parse_lst(["4\t_unlabeled/4.png\n"], "x.lst")) == [
+        LstEntry(4, (), "_unlabeled/4.png")
+    ]
+    with pytest.raises(FormatError, match="expected at least 3 tab-separated fields, found 2"):
+        list(parse_lst(["0\t1.0\n"], "x.lst"))
     with pytest.raises(FormatError) as err:
-        format_lst_line(LstEntry(4, (), "a.jpg"))
-    assert str(err.value) == "entry 4 ('a.jpg') has no label"
+        format_lst_line(LstEntry(4, (), "17"))
+    assert str(err.value).startswith("entry 4 has no label and its path '17' reads as a number")
 
 
 # --------------------------------------------------------------------------- splitting
@@ -410,9 +418,9 @@ def test_duplicate_index_names_both_lines() -> None:
 
 def test_long_bad_lines_are_quoted_shortened() -> None:
     with pytest.raises(FormatError) as err:
-        list(parse_lst(["0\t" + "a" * 200 + "\n"], "x.lst"))
+        list(parse_lst(["0\t" + "1" * 200 + "\n"], "x.lst"))
     assert err.value.message == (
-        "expected at least 3 tab-separated fields, found 2: '0\\t" + "a" * 78 + "...'"
+        "expected at least 3 tab-separated fields, found 2: '0\\t" + "1" * 78 + "...'"
     )
 
 

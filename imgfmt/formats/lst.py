@@ -328,10 +328,24 @@ def require_list_or_folder(source: str, command: str) -> None:
 # --------------------------------------------------------------------------- writing
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_entry(entry: LstEntry) -> None:
-    if not entry.labels:  # a line needs index, label, path: readers refuse 2 fields
-        raise FormatError(f"entry {entry.index} ({entry.path!r}) has no label")
     path = entry.path
+    if not entry.labels and _is_number(path.strip()):
+        # An unlabeled line is index<TAB>path: a path that reads as a number would read back
+        # as a line that lost its path.
+        raise FormatError(
+            f"entry {entry.index} has no label and its path {path!r} reads as a number, so a "
+            ".lst line cannot hold it",
+            hint="give it a label, or a path that is not a number",
+        )
     bad = None
     if any(c in path for c in "\t\n\r"):
         bad = "holds a tab or line break"
@@ -397,9 +411,12 @@ def parse_lst(lines: Iterable[str], name: str) -> Iterator[LstEntry]:
 
     Fields are split on tabs after stripping the line, and each field is stripped, as
     im2rec's ``read_list`` does (so a path keeps inner spaces but not leading or trailing
-    ones). Blank lines are skipped. A line with fewer than 3 fields, an index that is not
-    a whole number in 0..2**64-1, a label that is not a number, a repeated index, or bytes
-    that are not UTF-8 raise ``FormatError`` naming the line.
+    ones). Blank lines are skipped. A line of two fields, an index and a path that is not a
+    number, is an image without a label (``labels`` empty: what ``unpack`` lists for an
+    unlabeled RecordIO-protobuf record; im2rec would skip such a line). Any other line with
+    fewer than 3 fields, an index that is not a whole number in 0..2**64-1, a label that is
+    not a number, a repeated index, or bytes that are not UTF-8 raise ``FormatError`` naming
+    the line.
     """
     # Memory that grows with the list stays small (12 bytes a line): the indices seen, a
     # bit each, and for the message about a repeated one, the indices and line numbers.
@@ -421,7 +438,10 @@ def parse_lst(lines: Iterable[str], name: str) -> Iterator[LstEntry]:
         if not line:
             continue
         fields = [f.strip() for f in line.split("\t")]
-        if len(fields) < 3:
+        # index<TAB>path: an image without a label (what unpack lists for an unlabeled
+        # record; im2rec would skip the line). index<TAB>number is a line missing its path.
+        unlabeled = len(fields) == 2 and bool(fields[1]) and not _is_number(fields[1])
+        if len(fields) < 3 and not unlabeled:
             raise FormatError(
                 f"expected at least 3 tab-separated fields, found {len(fields)}: {_quote(line)}",
                 path=name,

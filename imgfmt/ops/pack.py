@@ -207,15 +207,17 @@ class _StreamedList(Collection[lst.LstEntry]):
 
 
 def _check_labels(
-    entries: Iterable[lst.LstEntry], pack_label: bool, name: str, float32: bool = True
+    entries: Iterable[lst.LstEntry], pack_label: bool, name: str, target: Format
 ) -> None:
-    """Warn once about labels that the record will not hold as the list says (one pass);
-    ``float32``: the format stores labels as float32 (not JSON Lines, which keeps them)."""
-    multi = inexact = 0
+    """Warn once about labels that ``target`` will not hold as the list says (one pass):
+    extra labels without ``pack_label``, labels that change as float32, entries without a
+    label in a format that must store one."""
+    multi = inexact = unlabeled = 0
     example: tuple[lst.LstEntry, float] | None = None
     for entry in entries:
         multi += len(entry.labels) > 1
-        if not float32:
+        unlabeled += not entry.labels
+        if not target.float32_labels:
             continue
         for value in entry.labels if pack_label else entry.labels[:1]:
             if not survives_float32(value):
@@ -228,6 +230,11 @@ def _check_labels(
             name,
             multi,
         )
+    if unlabeled and not target.keeps_unlabeled:
+        log.warning(
+            "%s: %d entries have no label; %s stores label 0 for them", name, unlabeled,
+            target.name,
+        )  # fmt: skip
     if example is not None:
         entry, value = example
         log.warning(
@@ -301,7 +308,7 @@ def pack_entries(
     target = output_format(out_rec, fmt, size, options)
     if not isinstance(entries, Collection):
         entries = list(entries)  # read twice: the label check, then the packing
-    _check_labels(entries, pack_label, out_rec, float32=target.float32_labels)
+    _check_labels(entries, pack_label, out_rec, target)
     job = _Job(root, options, pack_label, target, s3.settings())
     owned = outputs is None
     group = AtomicOutputs() if outputs is None else outputs

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 #: Folder for records with several labels: they belong to no single class.
 MULTI_LABEL_DIR = "_multilabel"
-#: Folder for RecordIO-protobuf records without a label (listed with label 0).
+#: Folder for records without a label (listed without one: index<TAB>path).
 UNLABELED_DIR = "_unlabeled"
 #: Extension for payloads whose format is not recognised.
 UNKNOWN_EXT = ".bin"
@@ -163,8 +163,8 @@ class _Namer:
         if relpath in self.used:
             raise FormatError(f"two images would be written to {relpath}", path=self.source)
         self.used.add(relpath)
-        # A list line needs a label: an item without one is listed with 0 (in UNLABELED_DIR).
-        return _Output(relpath, folder, lst.LstEntry(item.index, item.labels or (0.0,), relpath))
+        # An item without labels is listed as index<TAB>path: it packs back unlabeled.
+        return _Output(relpath, folder, lst.LstEntry(item.index, item.labels, relpath))
 
 
 def unpack(
