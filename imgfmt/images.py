@@ -47,6 +47,9 @@ DEFAULT_MAX_PIXELS = 2 * 89_478_485
 JPEG_ENCODING = ".jpg"
 PNG_ENCODING = ".png"
 JPEG_QUALITY_RANGE = (1, 100)  # libjpeg's quality scale
+#: The quality of each encoding when none is given: im2rec's 95 for JPEG, and for PNG the 9
+#: that OpenCV made of im2rec's 95 (it clamps the level to 0-9).
+DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
 PNG_LEVEL_RANGE = (0, 9)  # zlib compression levels
 COLOR_MODES = {1: "color", 0: "grayscale", -1: "unchanged"}  # cv2.imread flags im2rec passes
 JPEG_SUBSAMPLING_420 = 2  # Pillow's code for 4:2:0 chroma subsampling, OpenCV's default too

@@ -29,7 +29,6 @@ samples = _load_script("make_samples")
 hostile = _load_script("hostile")
 
 
-
 def image_bytes(
     width: int, height: int, seed: int = 0, fmt: str = "JPEG", mode: str = "RGB"
 ) -> bytes:

@@ -117,7 +117,8 @@ def test_image_options_re_encode_every_image(rec: Path, tmp_path: Path) -> None:
 
 def test_recordio_protobuf_both_ways(rec: Path, tmp_path: Path) -> None:
     digits = tmp_path / "digits.rec"
-    run("convert", str(rec), str(digits), "--format", "recordio-protobuf", "--size", "8x6")
+    run("convert", str(rec), str(digits), "--format", "recordio-protobuf", "--size", "8x6",
+        "--color", "0")  # fmt: skip
     stored = list(rio_protobuf.iter_records(str(digits)))
     assert [r.labels for r in stored] == [labels for _id, labels, _flag, _image in records(rec)]
     assert stored[0].array.shape == (6, 8)

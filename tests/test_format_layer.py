@@ -217,3 +217,77 @@ def test_unlabeled_records_stay_unlabeled_through_unpack_and_repack(tmp_path: Pa
     assert "3 entries have no label; recordio stores label 0 for them" in result.stderr
     run("convert", str(source), str(tmp_path / "u.tar"))
     assert [i.labels for i in read("webdataset", tmp_path / "u.tar")] == [(), (), ()]
+
+
+def test_review_findings_on_webdataset_and_convert(tmp_path: Path) -> None:
+    """What a review found, each now as a user would see it."""
+    photos = make_tree(tmp_path / "photos", {"a": 3, "b": 2})
+    out = tmp_path / "o"
+    out.mkdir()
+    # pack --shard-size into a WebDataset: its own shard names, readable by the dataset name.
+    run("pack", str(photos), str(out / "p.tar"), "--shard-size", "4kB", "--pass-through")
+    assert sorted(p.name for p in out.glob("*.tar"))[0] == "p-000000.tar"
+    assert run("verify", str(out / "p.tar")).endswith("5 items: no problems\n")
+    # Writing a dataset whose shards are there already would mix old and new: refused.
+    result = CliRunner().invoke(cli, ["convert", str(out / "p.tar"), str(out / "p.tar")])
+    assert result.exit_code == 2 and "shards of a dataset of that name are there" in result.stderr
+    # Pass-through into WebDataset stores images of any format, and no non-images.
+    (photos / "a" / "page.jpg").write_text("<html>404</html>")
+    summary = json.loads(run("pack", str(photos), str(out / "q.tar"), "--pass-through",
+                             "--json", "--allow-skip"))  # fmt: skip
+    assert [s["kind"] for s in summary["skipped_items"]] == ["not-image"]
+    (photos / "a" / "page.jpg").unlink()
+    # verify of a missing dataset is a problem in the report; the other inputs are checked.
+    report = json.loads(run("verify", str(out / "gone.tar"), str(out / "p.tar"), "--json",
+                            expect=1))  # fmt: skip
+    assert report["problems_by_check"] == {"input": 1} and report["checked"]["items"] == 5
+
+
+def test_review_findings_on_unpack_convert_and_json(tmp_path: Path) -> None:
+    from imgfmt.formats.recordio import IDX_SUFFIX, RecordWriter, pack_image_record
+
+    rec = tmp_path / "dup.rec"
+    with open(rec, "wb") as data, open(str(rec)[:-4] + IDX_SUFFIX, "w") as index:
+        writer = RecordWriter(data, index, name=str(rec))
+        writer.write(pack_image_record(0.0, 5, JPEG), 0)
+        writer.write(pack_image_record(0.0, 5, image_bytes(16, 12, seed=1)), 1)
+    # Two records with one header id (another tool's .rec): both are written.
+    run("unpack", str(rec), str(tmp_path / "u"))
+    assert sorted(p.name for p in (tmp_path / "u" / "0").iterdir()) == ["5.1.jpg", "5.jpg"]
+    # A re-encoded image's path takes the new encoding's extension.
+    gif = io.BytesIO()
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(gif, "GIF")
+    src = tmp_path / "g.jsonl"
+    src.write_text(json.dumps({"id": 0, "path": "a/anim.gif", "label": 0,
+                               "image": __import__("base64").b64encode(gif.getvalue()).decode()})
+                   + "\n")  # fmt: skip
+    run("convert", str(src), str(tmp_path / "g.rec"))
+    run("convert", str(tmp_path / "g.rec"), str(tmp_path / "g2.jsonl"))
+    run("convert", str(src), str(tmp_path / "g3.jsonl"), "--resize", "4")
+    assert json.loads((tmp_path / "g3.jsonl").read_text())["path"] == "a/anim.jpg"
+    # --max-pixels alone applies to a format that decodes.
+    result = CliRunner().invoke(cli, ["convert", str(rec), str(tmp_path / "p.rec"), "--format",
+                                      "recordio-protobuf", "--size", "4x4", "--max-pixels", "10",
+                                      "--json"])  # fmt: skip
+    assert result.exit_code == 1 and json.loads(result.stdout)["skipped"] == 2
+    # Only the options given are named.
+    result = CliRunner().invoke(
+        cli,
+        [
+            "convert",
+            str(rec),
+            str(tmp_path / "p.rec"),
+            "--format",
+            "recordio-protobuf",
+            "--size",
+            "4x4",
+            "--encoding",
+            "png",
+        ],
+    )
+    assert "--encoding does not apply to recordio-protobuf" in result.stderr
+    # --json gives one object whatever the order of the options.
+    for args in (["--json", "--shard-size", "abc"], ["--shard-size", "abc", "--json"]):
+        result = CliRunner().invoke(cli, ["pack", str(tmp_path / "u"), str(tmp_path / "z.rec"),
+                                          *args])  # fmt: skip
+        assert result.exit_code == 2 and json.loads(result.stdout)["exit_code"] == 2

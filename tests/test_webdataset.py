@@ -14,7 +14,7 @@ import pytest
 from helpers import image_bytes, leftovers
 from PIL import Image
 
-from imgfmt.errors import FormatError, StorageError, UsageError
+from imgfmt.errors import FormatError, ImageError, StorageError, UsageError
 from imgfmt.formats import get, webdataset_first_shard
 from imgfmt.formats.base import Item, Location
 from imgfmt.formats.webdataset import WebDataset, dataset_shards, expand_braces, shard_path
@@ -262,22 +262,27 @@ def test_round_trip_gives_back_the_items_and_the_same_bytes(tmp_path: Path) -> N
     assert [i.where.record if i.where else None for i in got] == list(range(10))
 
 
-def test_bytes_that_are_no_image_are_stored_as_bin_and_read_as_damage(tmp_path: Path) -> None:
-    items = [Item(0, (1.0,), jpeg(0)), Item(1, (2.0,), b"not an image at all", "odd.dat")]
+def test_an_image_only_pillow_knows_is_named_by_its_format_and_no_image_is_refused(
+    tmp_path: Path,
+) -> None:
+    """A TGA (no signature of its own) is stored as .tga and reads back as an image; bytes
+    that are no image are not stored (a member no reader could decode): ImageError."""
+    from PIL import Image
+
+    tga = io.BytesIO()
+    Image.new("RGB", (4, 3), (9, 8, 7)).save(tga, "TGA")
+    items = [Item(0, (1.0,), jpeg(0)), Item(1, (2.0,), tga.getvalue(), "a.tga")]
     shards = write(WebDataset(), tmp_path / "odd.tar", items)
     assert [name for name, _ in members(shards[0])][3:] == [
-        "000001.bin",
         "000001.cls",
         "000001.json",
+        "000001.tga",
     ]
     got, damage = read(shards[0])
-    assert [fields(i) for i in got] == [fields(items[0])]
-    assert [(d.where, d.message) for d in damage] == [
-        (
-            f"record 1 at byte {members(shards[0])[3][1]}",
-            "sample '000001': no image member (it has .bin, .cls, .json)",
-        )
-    ]
+    assert [fields(i) for i in got] == [fields(i) for i in items] and damage == []
+    with pytest.raises(ImageError) as err:
+        WebDataset().encode(Item(2, (0.0,), b"not an image at all", "odd.dat"))
+    assert err.value.kind == "not-image"
 
 
 def test_an_empty_dataset_is_one_empty_tar(tmp_path: Path) -> None:

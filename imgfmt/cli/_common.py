@@ -97,6 +97,7 @@ def json_option(func: F) -> F:
         "--json",
         "as_json",
         is_flag=True,
+        is_eager=True,  # known before any other option's value can fail
         callback=_remember_json,
         help="Print one JSON object on stdout for scripts (with an error field on failure).",
     )(func)

@@ -21,7 +21,8 @@ from imgfmt.cli._common import (
 from imgfmt.formats import DATASET_FORMATS
 
 #: im2rec's --quality defaults to 95 for both encodings; OpenCV clamps a PNG level to 0-9, so
-#: 95 means level 9 there. We refuse out-of-range values instead, and default to the same effect.
+#: 95 means level 9 there. We refuse out-of-range values instead, and default to the same effect
+#: (imgfmt.images.DEFAULT_QUALITY; not imported, so that --help stays fast).
 DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
 
 
@@ -414,6 +415,7 @@ def convert_cmd(
             source_format=source_format,
             options=image_options,
             write_options=write_options,
+            max_pixels=max_pixels if max_pixels is not None else images.DEFAULT_MAX_PIXELS,
             workers=workers,
             on_progress=advance,
         )

@@ -95,6 +95,7 @@ def stop_pool(executor: ProcessPoolExecutor) -> None:
     # Taken now: shutdown() drops the pool's references to both.
     processes = list((getattr(executor, "_processes", None) or {}).values())
     results_writer = getattr(getattr(executor, "_result_queue", None), "_writer", None)
+    manager = getattr(executor, "_executor_manager_thread", None)
     if terminate is not None:
         terminate()
     else:
@@ -110,6 +111,10 @@ def stop_pool(executor: ProcessPoolExecutor) -> None:
     # to it: closing it turns the wait into end-of-file, a broken pool to the thread, which ends.
     if results_writer is not None:
         results_writer.close()
+    # Let the manager thread end before the interpreter's exit hook pokes its wakeup pipe,
+    # which it may be closing (an "Exception ignored ... Bad file descriptor" at exit).
+    if manager is not None:
+        manager.join(timeout=5)
 
 
 def _exit_code(process: multiprocessing.process.BaseProcess) -> int | None:

@@ -365,22 +365,36 @@ class Format(Document):
 
         seen: dict[int, str] = {}
         decoder = ctx.decoder(self.readers, failed) if ctx.decode else None
-        with decoder or contextlib.nullcontext():
-            for item in self.read(path, damaged):
-                ctx.checked["items"] += 1
-                where = item.where or Location()
-                if item.index in seen:
-                    message = f"id {item.index} already used at {seen[item.index]}"
-                    ctx.add(self.problem(path, "id", where, message, offset=where.offset))
-                else:
-                    seen[item.index] = str(where)
-                if decoder is not None:
-                    ctx.checked["images_decoded"] += 1
-                    decoder.submit(where, str(where), item.image)
-            if decoder is not None:
-                decoder.finish()
+        try:
+            with decoder or contextlib.nullcontext():
+                self._check_items(path, ctx, damaged, seen, decoder)
+        except ImgfmtError as err:  # the input cannot be read at all: a problem, not a stop
+            ctx.add(self.problem(err.path or path, "input", err.where or "", err.reason))
+            return
         if ctx.checked["items"] == 0:
             ctx.add(self.problem(path, "framing", "", "no items: the dataset is empty"))
+
+    def _check_items(
+        self,
+        path: str,
+        ctx: CheckContext,
+        damaged: OnDamage,
+        seen: dict[int, str],
+        decoder: Any,
+    ) -> None:
+        for item in self.read(path, damaged):
+            ctx.checked["items"] += 1
+            where = item.where or Location()
+            if item.index in seen:
+                message = f"id {item.index} already used at {seen[item.index]}"
+                ctx.add(self.problem(path, "id", where, message, offset=where.offset))
+            else:
+                seen[item.index] = str(where)
+            if decoder is not None:
+                ctx.checked["images_decoded"] += 1
+                decoder.submit(where, str(where), item.image)
+        if decoder is not None:
+            decoder.finish()
 
     def listing(self, path: str) -> tuple[Iterator[tuple[str, tuple[float, ...]]], dict[int, str]]:
         def damaged(err: FormatError) -> None:
@@ -404,8 +418,15 @@ class Format(Document):
     def read_ids(self, path: str, ids: list[int], on_damage: OnDamage) -> Iterator[Item]:
         """The items whose id is in ``ids``. The default reads every item and keeps those;
         a format with an index reads only the ones asked for, in the order asked."""
-        wanted = set(ids)
-        return (item for item in self.read(path, on_damage) if item.index in wanted)
+        wanted, found = set(ids), set()
+        for item in self.read(path, on_damage):
+            if item.index in wanted:
+                found.add(item.index)
+                yield item
+        if wanted - found:
+            missing = sorted(wanted - found)
+            shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+            on_damage(FormatError(f"requested ids not in the file: {shown}", path=path))
 
     @abstractmethod
     def encode(self, item: Item, notes: list[str] | None = None) -> bytes:
@@ -422,6 +443,12 @@ class Format(Document):
         options): itself, unless it decodes images itself (then it takes what applies, and
         refuses with ``UsageError`` what does not)."""
         return self
+
+    def sharded_by_size(self, size: int) -> Format | None:
+        """This format rolling over to a new shard of its own naming every ``size`` bytes,
+        if it shards itself (WebDataset); None: ``ShardedWriter`` names the shards
+        (``OUT_0.rec``, ...)."""
+        return None
 
     def check_output(self, path: str) -> None:
         """A ``UsageError`` when ``path`` cannot name this format's output."""

@@ -570,7 +570,8 @@ class RecordIOProtobuf(Format):
     height), its pixels one dense float32 tensor, ``color`` 0 (gray) or 1 (RGB)."""
 
     size: tuple[int, int] | None = None
-    color: int = 0
+    #: 1 RGB (the default, as pack's --color), 0 gray.
+    color: int = 1
     max_pixels: int | None = None
 
     name = "recordio-protobuf"
@@ -587,9 +588,11 @@ class RecordIOProtobuf(Format):
         defaults = images.ImageOptions()
         given = [
             name
-            for name in ("pass_through", "resize", "center_crop", "quality", "encoding")
+            for name in ("pass_through", "resize", "center_crop", "encoding")
             if getattr(options, name) != getattr(defaults, name)
         ]
+        if options.quality != images.DEFAULT_QUALITY[options.encoding]:
+            given.append("quality")
         if given:
             names = ", ".join(f"`{name}`" for name in given)
             raise UsageError(

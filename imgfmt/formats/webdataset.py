@@ -29,8 +29,10 @@ blocks that end a tar.
 
 Determinism: the same items give the same bytes. Each member is a ustar header with mtime
 0, uid and gid 0, empty user and group names and mode 0o444 (no pax headers, no
-timestamps), then its data, padded with zeros to a 512-byte block; this is exactly what
-``webdataset.TarWriter(stream, user="", group="", mtime=0)`` writes for the same sample.
+timestamps), then its data, padded with zeros to a 512-byte block; these are exactly the
+member bytes ``webdataset.TarWriter(stream, user="", group="", mtime=0)`` writes for the same
+sample. A shard ends with the two zero blocks of a tar; ``tarfile`` (so TarWriter) also pads
+the file to a multiple of 10240 bytes, which readers do not need.
 
 Reading takes one shard (``out/train-000003.tar``), a dataset name (``out/train.tar``: every
 ``out/train-NNNNNN.tar`` there, in order, unless ``out/train.tar`` itself is a file), or a
@@ -75,6 +77,8 @@ reader (Pillow, with ``decode("pil")``).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import io
 import json
 import math
@@ -86,7 +90,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from imgfmt import storage
-from imgfmt.errors import FormatError, ImageError, StorageError, UsageError, excerpt
+from imgfmt.errors import FormatError, ImageError, ImgfmtError, StorageError, UsageError, excerpt
 from imgfmt.formats.base import DatasetWriter, Format, Item, Location, OnDamage
 from imgfmt.formats.recordio import KeySet
 from imgfmt.images import sniff_extension
@@ -114,6 +118,45 @@ OTHER_IMAGE_EXTENSIONS = frozenset(
     + ("ico",)
 )
 _IMAGE_EXTENSIONS = IMAGE_EXTENSIONS | OTHER_IMAGE_EXTENSIONS
+
+
+@functools.lru_cache(maxsize=1)
+def _pillow_extensions() -> dict[str, str]:
+    """Pillow format name -> the extension a member of that format gets (its first one)."""
+    from PIL import Image
+
+    Image.init()
+    found: dict[str, str] = {}
+    for extension, fmt in Image.registered_extensions().items():
+        found.setdefault(fmt, extension.lstrip("."))
+    found["JPEG"] = "jpg"
+    return found
+
+
+def image_extension(image: bytes) -> str:
+    """The extension an image member is named with: its real format's, told by its first
+    bytes or, for a format only Pillow knows (TGA, PCX...), by Pillow. ``ImageError`` for
+    bytes that are no image: a member no reader could decode is not stored."""
+    from imgfmt import payloads
+
+    found = sniff_extension(image)
+    if found is not None:
+        return found.lstrip(".")
+    fmt = payloads.identify(image)
+    if fmt is None:
+        from imgfmt.images import describe_start
+
+        raise ImageError(
+            f"not an image (unrecognised format; {describe_start(image)})", kind="not-image"
+        )
+    return _pillow_extensions().get(fmt, fmt.lower())
+
+
+def _is_image_extension(extension: str) -> bool:
+    if extension in _IMAGE_EXTENSIONS:
+        return True
+    return extension in set(_pillow_extensions().values())
+
 
 #: Member extensions imgfmt reads besides the image.
 CLS, JSON = "cls", "json"
@@ -294,7 +337,12 @@ class WebDataset(Format):
             if shard_number is not None and previous is not None and shard_number > previous + 1:
                 on_damage(_missing_shards(path, previous + 1, shard_number))
             previous = shard_number
-            with open_input(shard, "rb") as stream:
+            try:
+                stream = open_input(shard, "rb")
+            except ImgfmtError as err:  # a shard a pattern names is missing: the rest is read
+                on_damage(FormatError(err.reason, path=shard))
+                continue
+            with stream:
                 for sample in _samples(shard, stream, on_damage):
                     try:
                         yield _item(sample, number)
@@ -306,7 +354,7 @@ class WebDataset(Format):
         if item.index < 0:
             raise UsageError(f"id {item.index} is negative; WebDataset keys are ids >= 0")
         key = f"{item.index:0{KEY_DIGITS}d}"
-        extension = (sniff_extension(item.image) or ".bin").lstrip(".")
+        extension = image_extension(item.image)
         members = {extension: item.image, JSON: _json_member(item)}
         cls = _cls_member(item.labels)
         if cls is not None:
@@ -318,6 +366,9 @@ class WebDataset(Format):
 
     def writer(self, path: str, outputs: AtomicOutputs) -> DatasetWriter:
         return _ShardedWriter(self, path, outputs)
+
+    def sharded_by_size(self, size: int) -> WebDataset:
+        return dataclasses.replace(self, shard_size=size)
 
 
 def is_tar_header(block: bytes) -> bool:
@@ -388,6 +439,15 @@ class _ShardedWriter(DatasetWriter):
     properly; a shard is opened only for a sample that goes into it."""
 
     def __init__(self, fmt: WebDataset, path: str, outputs: AtomicOutputs) -> None:
+        earlier = dataset_shards(path)
+        if earlier:
+            # A write cannot remove shards: the new dataset would be read with the old ones.
+            raise UsageError(
+                f"{path}: shards of a dataset of that name are there already "
+                f"({storage.basename(earlier[0][1])}, ...); the new shards would be read "
+                "together with them",
+                hint="remove them first, or write to another name",
+            )
         self._path = path
         self._outputs = outputs
         self._max_records = fmt.shard_records
@@ -476,9 +536,9 @@ def _wanted(sample: _Sample, extension: str) -> bool:
         return True
     if sample.image is not None:
         return False
-    if extension in _IMAGE_EXTENSIONS:
+    if _is_image_extension(extension):
         return True
-    return sample.fallback is None and extension.rsplit(".", 1)[-1] in _IMAGE_EXTENSIONS
+    return sample.fallback is None and _is_image_extension(extension.rsplit(".", 1)[-1])
 
 
 def _keep(sample: _Sample, name: str, extension: str, data: bytes) -> None:
@@ -486,7 +546,7 @@ def _keep(sample: _Sample, name: str, extension: str, data: bytes) -> None:
         sample.cls = data
     elif extension == JSON:
         sample.json = data
-    elif extension in _IMAGE_EXTENSIONS:
+    elif _is_image_extension(extension):
         sample.image = (name, data)
     else:
         sample.fallback = (name, data)
@@ -646,7 +706,7 @@ def _item(sample: _Sample, number: int) -> Item:
         if isinstance(parsed, dict):
             meta = parsed
     index = meta.get("id")
-    if not (isinstance(index, int) and not isinstance(index, bool) and index >= 0):
+    if not (isinstance(index, int) and not isinstance(index, bool) and 0 <= index < 2**64):
         key = sample.key
         index = int(key) if key.isascii() and key.isdigit() else number
     if "labels" in meta:

@@ -17,6 +17,7 @@ and everything else is still converted.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -28,7 +29,7 @@ from imgfmt import payloads, storage
 from imgfmt.errors import FormatError, ImageError, ImgfmtError
 from imgfmt.formats import for_input, for_output
 from imgfmt.formats.base import Format, Item
-from imgfmt.images import ImageOptions, process_image
+from imgfmt.images import DEFAULT_MAX_PIXELS, ImageOptions, process_image
 from imgfmt.ops.outcomes import Note, Outcome, Skipped
 from imgfmt.storage import AtomicOutputs
 
@@ -83,6 +84,8 @@ class _Job:
     target: Format
     #: Re-encode every image with these; None: only where the target's readers need it.
     options: ImageOptions | None
+    #: The decompression-bomb limit of images re-encoded because they had to be.
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
 
 
 def _convert_one(job: _Job, item: Item) -> Outcome:
@@ -95,10 +98,13 @@ def _convert_one(job: _Job, item: Item) -> Outcome:
                 problem = payloads.payload_problem(item.image, job.target.readers)
                 if problem is not None:
                     log.debug("%s: re-encoding: %s", item.where, problem.reason)
-                    options = ImageOptions()
+                    options = ImageOptions(max_pixels=job.max_pixels)
             if options is not None:
                 image = process_image(item.image, options, _name(item), notes)
-                item, reencoded = replace(item, image=image), True
+                path = item.path
+                if path is not None:  # the name says what the bytes are now
+                    path = os.path.splitext(path)[0] + options.encoding
+                item, reencoded = replace(item, image=image, path=path), True
         payload = job.target.encode(item, notes)
     except ImgfmtError as err:
         kind = err.kind if isinstance(err, ImageError) else "corrupt"
@@ -127,6 +133,7 @@ def convert(
     source_format: str | None = None,
     options: ImageOptions | None = None,
     write_options: dict[str, object] | None = None,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
     workers: int | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> ConvertResult:
@@ -135,7 +142,8 @@ def convert(
     ``write_options``: ``size`` and ``color`` for RecordIO-protobuf, ``shard_records`` or
     ``shard_size`` for WebDataset). ``options``: re-encode every image so (pack's image
     options); by default images are carried unchanged where the target's readers decode
-    them. See the module doc for what is kept and what is skipped."""
+    them, and re-encoded (within ``max_pixels``) where they do not. See the module doc for
+    what is kept and what is skipped."""
     from imgfmt.engines.local import BatchPool
     from imgfmt.ops.pack import default_workers
 
@@ -150,8 +158,10 @@ def convert(
         )
     # A missing folder or bucket is found before the work, not after it.
     storage.check_output_folder(out, hint="create it first")
-    if options is not None:
-        target = target.with_image_options(options)  # a format that decodes takes its part
+    if options is not None or target.decodes:
+        # A format that decodes takes its part of the image options (the pixel limit, ...).
+        given = options or ImageOptions(max_pixels=max_pixels)
+        target = target.with_image_options(given)
         target.check_output(out)
         if target.decodes:
             options = None
@@ -165,7 +175,7 @@ def convert(
     # they may be; a conversion that only re-frames runs in this thread.
     may_decode = options is not None or target.decodes or target.readers is not None
     pool: BatchPool[Item, Outcome] = BatchPool(
-        partial(_convert_batch, _Job(target, options)),
+        partial(_convert_batch, _Job(target, options, max_pixels)),
         (workers or default_workers()) if may_decode else 1,
         _crashed,
         threads=not may_decode,
@@ -176,9 +186,12 @@ def convert(
         with pool:
             for batch, outcomes in _run(pool, reader.read(source, damaged)):
                 for item, outcome in zip(batch, outcomes):
-                    _record(result, item, outcome, source)
                     if outcome.payload is not None:
-                        writer.append(outcome.payload, item)
+                        try:
+                            writer.append(outcome.payload, item)
+                        except FormatError as err:  # a repeated id, which the target refuses
+                            outcome = Outcome(None, err.message, "corrupt", outcome.notes)
+                    _record(result, item, outcome, source)
                     if on_progress:
                         on_progress(1)
         writer.finish()

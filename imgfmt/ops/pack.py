@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
 
-from imgfmt import formats, payloads, s3, storage
+from imgfmt import formats, images, payloads, s3, storage
 from imgfmt.errors import ImageError, ImgfmtError, UsageError
 from imgfmt.formats import lst
 from imgfmt.formats.base import Format, Item, ShardedWriter
@@ -99,15 +99,19 @@ def _encode_one(job: _Job, entry: lst.LstEntry, data: bytes | ImgfmtError) -> Ou
             reason = f"label {value} is not a finite number (index {entry.index} in the list)"
             return Outcome(None, reason, "label")
     readers = job.fmt.readers
-    if job.options.pass_through and not job.fmt.decodes and readers is not None:
+    if job.options.pass_through and not job.fmt.decodes:
         # Not decoded, but not packed blind either: only formats every reader of the
-        # dataset decodes (imgfmt.payloads). A truncated JPEG does pass; verify --decode
-        # finds it.
-        problem = (
-            ImageError("empty file (0 bytes)", kind="not-image")
-            if not data
-            else payloads.payload_problem(data, readers)
-        )
+        # dataset decodes (imgfmt.payloads), and for a format any image goes into, images.
+        # A truncated JPEG does pass; verify --decode finds it.
+        if not data:
+            problem: ImageError | None = ImageError("empty file (0 bytes)", kind="not-image")
+        elif readers is not None:
+            problem = payloads.payload_problem(data, readers)
+        elif payloads.identify(data) is None:
+            reason = f"not an image (unrecognised format; {images.describe_start(data)})"
+            problem = ImageError(reason, kind="not-image")
+        else:
+            problem = None
         if problem is not None:
             return Outcome(None, problem.reason, problem.kind)
     notes: list[str] = []
@@ -313,11 +317,13 @@ def pack_entries(
     owned = outputs is None
     group = AtomicOutputs() if outputs is None else outputs
     with group if owned else contextlib.nullcontext(group):
-        writer = (
-            ShardedWriter(target, out_rec, group, shard_size)
-            if shard_size
-            else target.writer(out_rec, group)
-        )
+        sharding = target.sharded_by_size(shard_size) if shard_size else None
+        if sharding is not None:  # a format that shards itself (WebDataset) rolls over so
+            writer = sharding.writer(out_rec, group)
+        elif shard_size:
+            writer = ShardedWriter(target, out_rec, group, shard_size)
+        else:
+            writer = target.writer(out_rec, group)
         for entry, outcome in _ordered_results(job, entries, workers or default_workers()):
             if on_progress:
                 on_progress(1)

@@ -161,7 +161,12 @@ class _Namer:
                     own = renamed
                 relpath, folder = own, own.rpartition("/")[0] or "."
         if relpath in self.used:
-            raise FormatError(f"two images would be written to {relpath}", path=self.source)
+            # Two items with one id (a .rec from another tool): neither overwrites the other.
+            stem, ext = os.path.splitext(relpath)
+            taken, n = relpath, 1
+            while relpath in self.used:
+                relpath, n = f"{stem}.{n}{ext}", n + 1
+            log.warning("%s: %s was already written; writing %s", self.source, taken, relpath)
         self.used.add(relpath)
         # An item without labels is listed as index<TAB>path: it packs back unlabeled.
         return _Output(relpath, folder, lst.LstEntry(item.index, item.labels, relpath))
