@@ -625,6 +625,8 @@ def pack_image_record(
     gives a multi-label record: ``flag = n``, header label 0.0, and the ``n`` float32
     labels before the image bytes (even for n = 1, as MXNet does).
     """
+    if not (0 <= id < 2**64 and 0 <= id2 < 2**64):
+        raise UsageError(f"id {id} does not fit the record header's u64 field")
     # numbers.Real as mxnet (numbers.Number): numpy scalars are single labels too.
     if isinstance(labels, (int, float, numbers.Real)):
         try:
