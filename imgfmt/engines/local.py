@@ -175,8 +175,6 @@ class BatchPool(Generic[T, R]):
         self._window = self._workers * BATCHES_PER_WORKER
         self._pending: deque[tuple[list[T], Future[list[R]]]] = deque()
         self._executor: Executor | None = None
-        #: Items whose worker died and that were given ``crashed`` results.
-        self.crashes = 0
 
     def _pool(self) -> Executor:
         if self._executor is None:
@@ -195,10 +193,10 @@ class BatchPool(Generic[T, R]):
         while len(self._pending) >= self._window:
             yield self._collect_oldest()
         try:
-            future = self._submit([batch])
+            future = self._submit(batch)
         except BrokenProcessPool:  # a worker died since the last batch was collected
             self._recover()
-            future = self._submit([batch])
+            future = self._submit(batch)
         self._pending.append((batch, future))
 
     def drain(self) -> Iterator[tuple[list[T], list[R]]]:
@@ -206,12 +204,12 @@ class BatchPool(Generic[T, R]):
         while self._pending:
             yield self._collect_oldest()
 
-    def _submit(self, args: list[list[T]]) -> Future[list[R]]:
+    def _submit(self, batch: list[T]) -> Future[list[R]]:
         pool = self._pool()
         if self._threads:
-            return pool.submit(self._func, *args)
+            return pool.submit(self._func, batch)
         with _forking():
-            return pool.submit(self._func, *args)
+            return pool.submit(self._func, batch)
 
     def _collect_oldest(self) -> tuple[list[T], list[R]]:
         batch, future = self._pending[0]
@@ -247,14 +245,13 @@ class BatchPool(Generic[T, R]):
     def _run_alone(self, item: T) -> R:
         pool = self._pool()
         assert isinstance(pool, ProcessPoolExecutor)
-        future = self._submit([[item]])
+        future = self._submit([item])
         processes = list((getattr(pool, "_processes", None) or {}).values())
         try:
             return future.result()[0]
         except BrokenProcessPool:
             stop_pool(pool)
             self._executor = None
-            self.crashes += 1
             codes = [code for code in map(_exit_code, processes) if code]
             # The other workers were stopped by the pool (SIGTERM); the dead one tells why.
             telling = [code for code in codes if code != -signal.SIGTERM] or codes

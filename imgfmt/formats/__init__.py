@@ -156,6 +156,17 @@ def for_input(path: str, name: str | None = None) -> Format:
     return get(found)
 
 
+def existing(path: str, name: str | None = None) -> Format:
+    """The format of the dataset ``path`` (as :func:`for_input`), which must exist
+    (``StorageError`` naming the extension to check, else)."""
+    fmt = for_input(path, name)
+    if not fmt.exists(path):
+        raise storage.missing(
+            path, "no such file", hint=f"check the path of the {fmt.extensions[0]}"
+        )
+    return fmt
+
+
 def for_output(path: str, name: str | None = None, **options: Any) -> Format:
     """The format to write ``path`` as: ``name`` if given, else from the extension; checks
     that the extension fits the format."""
@@ -178,6 +189,7 @@ __all__ = [
     "RECORDIO_PROTOBUF",
     "CHECKED_EXTENSIONS",
     "content_format",
+    "existing",
     "for_check",
     "for_input",
     "for_output",

@@ -397,10 +397,7 @@ class Format(Document):
             decoder.finish()
 
     def listing(self, path: str) -> tuple[Iterator[tuple[str, tuple[float, ...]]], dict[int, str]]:
-        def damaged(err: FormatError) -> None:
-            raise err
-
-        items = self.read(path, damaged)
+        items = self.read(path, _raise)
         return ((item.path or default_name(item), item.labels) for item in items), {}
 
     def split_source(self, path: str, label_attribute: str | None = None) -> SplitSource:

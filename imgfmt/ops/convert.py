@@ -26,11 +26,11 @@ from itertools import islice
 from typing import TYPE_CHECKING
 
 from imgfmt import payloads, storage
-from imgfmt.errors import FormatError, ImageError, ImgfmtError
-from imgfmt.formats import for_input, for_output
+from imgfmt.errors import FormatError, ImgfmtError
+from imgfmt.formats import existing, for_output
 from imgfmt.formats.base import Format, Item
 from imgfmt.images import DEFAULT_MAX_PIXELS, ImageOptions, process_image
-from imgfmt.ops.outcomes import Note, Outcome, Skipped
+from imgfmt.ops.outcomes import Note, Outcome, Skipped, crashed, record
 from imgfmt.storage import AtomicOutputs
 
 if TYPE_CHECKING:
@@ -107,17 +107,12 @@ def _convert_one(job: _Job, item: Item) -> Outcome:
                 item, reencoded = replace(item, image=image, path=path), True
         payload = job.target.encode(item, notes)
     except ImgfmtError as err:
-        kind = err.kind if isinstance(err, ImageError) else "corrupt"
-        return Outcome(None, err.reason, kind, tuple(notes))
+        return Outcome.failed(err, notes)
     return Outcome(payload, notes=tuple(notes), reencoded=reencoded)
 
 
 def _convert_batch(job: _Job, batch: list[Item]) -> list[Outcome]:
     return [_convert_one(job, item) for item in batch]
-
-
-def _crashed(_item: Item, why: str) -> Outcome:
-    return Outcome(None, f"the decoder crashed on this image: {why}", "corrupt")
 
 
 def _name(item: Item) -> str:
@@ -150,12 +145,8 @@ def convert(
     started = time.perf_counter()
     if options is not None and options.pass_through:
         options = None  # carrying images unchanged is what convert does by default
-    reader = for_input(source, source_format)
+    reader = existing(source, source_format)
     target = for_output(out, to, **(write_options or {}))
-    if not reader.exists(source):
-        raise storage.missing(
-            source, "no such file", hint=f"check the path of the {reader.name} dataset"
-        )
     # A missing folder or bucket is found before the work, not after it.
     storage.check_output_folder(out, hint="create it first")
     if options is not None or target.decodes:
@@ -177,7 +168,7 @@ def convert(
     pool: BatchPool[Item, Outcome] = BatchPool(
         partial(_convert_batch, _Job(target, options, max_pixels)),
         (workers or default_workers()) if may_decode else 1,
-        _crashed,
+        crashed,
         threads=not may_decode,
         decoders=may_decode,
     )
@@ -224,17 +215,9 @@ def _run(
 
 
 def _record(result: ConvertResult, item: Item, outcome: Outcome, source: str) -> None:
-    name = f"{source}: {_name(item)}"
-    for note in outcome.notes:
-        result.notes.append(Note(name, note))
-        log.info("%s: decoder said: %s", name, note)
-    if outcome.payload is None:
-        reason = outcome.reason or "unknown error"
-        result.skipped.append(Skipped(name, reason, outcome.kind or "corrupt"))
-        log.warning("skipped %s: %s", name, reason)
-        return
-    result.reencoded += outcome.reencoded
-    result.unlabeled += not item.labels
+    if record(outcome, f"{source}: {_name(item)}", result.notes, result.skipped):
+        result.reencoded += outcome.reencoded
+        result.unlabeled += not item.labels
 
 
 __all__ = ["ConvertResult", "convert"]

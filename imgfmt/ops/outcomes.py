@@ -3,7 +3,12 @@ what decoders said. Shared by ``pack`` and ``convert``."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+
+from imgfmt.errors import ImageError, ImgfmtError
+
+log = logging.getLogger("imgfmt.ops")
 
 
 @dataclass
@@ -41,5 +46,30 @@ class Outcome:
     notes: tuple[str, ...] = ()
     reencoded: bool = False
 
+    @classmethod
+    def failed(cls, err: ImgfmtError, notes: list[str] | tuple[str, ...] = ()) -> Outcome:
+        """The outcome of an image whose processing raised ``err``."""
+        kind = err.kind if isinstance(err, ImageError) else "corrupt"
+        return cls(None, err.reason, kind, tuple(notes))
 
-__all__ = ["Note", "Outcome", "Skipped"]
+
+def crashed(_item: object, why: str) -> Outcome:
+    """The outcome of an image whose decoder killed its worker (``BatchPool``'s callback)."""
+    return Outcome(None, f"the decoder crashed on this image: {why}", "corrupt")
+
+
+def record(outcome: Outcome, name: str, notes: list[Note], skipped: list[Skipped]) -> bool:
+    """Keep what the decoders said about the image ``name`` and, when it was not written,
+    why (each logged: notes with ``-v``, skips as warnings); True when it has a payload."""
+    for note in outcome.notes:
+        notes.append(Note(name, note))
+        log.info("%s: decoder said: %s", name, note)
+    if outcome.payload is not None:
+        return True
+    reason = outcome.reason or "unknown error"
+    skipped.append(Skipped(name, reason, outcome.kind or "corrupt"))
+    log.warning("skipped %s: %s", name, reason)
+    return False
+
+
+__all__ = ["Note", "Outcome", "Skipped", "crashed", "record"]

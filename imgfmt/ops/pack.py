@@ -25,13 +25,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
 
-from imgfmt import formats, images, payloads, s3, storage
-from imgfmt.errors import ImageError, ImgfmtError, UsageError
+from imgfmt import formats, payloads, s3, storage
+from imgfmt.errors import ImgfmtError, UsageError
 from imgfmt.formats import lst
 from imgfmt.formats.base import Format, Item, ShardedWriter
 from imgfmt.formats.recordio import as_float32, survives_float32
 from imgfmt.images import ImageOptions, process_image
-from imgfmt.ops.outcomes import Note, Outcome, Skipped
+from imgfmt.ops.outcomes import Note, Outcome, Skipped, crashed, record
 from imgfmt.storage import AtomicOutputs
 
 log = logging.getLogger(__name__)
@@ -99,29 +99,21 @@ def _encode_one(job: _Job, entry: lst.LstEntry, data: bytes | ImgfmtError) -> Ou
             reason = f"label {value} is not a finite number (index {entry.index} in the list)"
             return Outcome(None, reason, "label")
     readers = job.fmt.readers
-    if job.options.pass_through and not job.fmt.decodes:
+    if job.options.pass_through and data and readers is not None:
         # Not decoded, but not packed blind either: only formats every reader of the
-        # dataset decodes (imgfmt.payloads), and for a format any image goes into, images.
-        # A truncated JPEG does pass; verify --decode finds it.
-        if not data:
-            problem: ImageError | None = ImageError("empty file (0 bytes)", kind="not-image")
-        elif readers is not None:
-            problem = payloads.payload_problem(data, readers)
-        elif payloads.identify(data) is None:
-            reason = f"not an image (unrecognised format; {images.describe_start(data)})"
-            problem = ImageError(reason, kind="not-image")
-        else:
-            problem = None
+        # dataset decodes (imgfmt.payloads). A truncated JPEG does pass; verify --decode
+        # finds it. (An empty file, and for a format without such readers a file that is no
+        # image, are refused by process_image and by the format's encode.)
+        problem = payloads.payload_problem(data, readers)
         if problem is not None:
-            return Outcome(None, problem.reason, problem.kind)
+            return Outcome.failed(problem)
     notes: list[str] = []
     try:
         image = data if job.fmt.decodes else process_image(data, job.options, full, notes)
         item = Item(entry.index, labels, image, entry.path)
         payload = job.fmt.encode(item, notes)
     except ImgfmtError as err:
-        kind = err.kind if isinstance(err, ImageError) else "corrupt"
-        return Outcome(None, err.reason, kind, tuple(notes))
+        return Outcome.failed(err, notes)
     return Outcome(payload, notes=tuple(notes))
 
 
@@ -132,10 +124,6 @@ def _encode_batch(job: _Job, batch: list[lst.LstEntry]) -> list[Outcome]:
         s3.adopt(job.s3_settings)
     data = storage.read_many([storage.join(job.root, entry.path) for entry in batch])
     return [_encode_one(job, entry, item) for entry, item in zip(batch, data)]
-
-
-def _crashed(_entry: lst.LstEntry, why: str) -> Outcome:
-    return Outcome(None, f"the decoder crashed on this image: {why}", "corrupt")
 
 
 def _batches(
@@ -175,10 +163,10 @@ def _ordered_results(
     """
     from imgfmt.engines.local import BatchPool
 
-    pool = BatchPool(
+    pool: BatchPool[lst.LstEntry, Outcome] = BatchPool(
         partial(_encode_batch, job),
         workers,
-        _crashed,
+        crashed,
         threads=not job.decodes,
         decoders=job.decodes,
     )
@@ -328,14 +316,9 @@ def pack_entries(
             if on_progress:
                 on_progress(1)
             path = storage.join(root, entry.path)
-            for note in outcome.notes:
-                result.notes.append(Note(path, note))
-                log.info("%s: decoder said: %s", path, note)
+            record(outcome, path, result.notes, result.skipped)
             if outcome.payload is None:
-                reason = outcome.reason or "unknown error"
-                result.skipped.append(Skipped(path, reason, outcome.kind or "corrupt"))
                 result.skipped_ids.add(entry.index)
-                log.warning("skipped %s: %s", path, reason)
                 continue
             writer.append(outcome.payload, Item(entry.index, entry.labels, b"", entry.path))
         writer.finish()

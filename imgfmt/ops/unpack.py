@@ -205,11 +205,7 @@ def unpack(
             f"{source} is a folder: unpack reads a dataset (.rec, .jsonl, .tar shards)",
             hint="to pack a folder, use imgfmt pack",
         )
-    fmt = formats.for_input(source)
-    if not fmt.exists(source):
-        raise storage.missing(
-            source, "no such file", hint=f"check the path of the {fmt.extensions[0]}"
-        )
+    fmt = formats.existing(source)
     class_map = class_map or lst.find_class_map(source)
     classes = lst.read_class_map(class_map) if class_map else {}
     stem = storage.splitext(storage.basename(source))[0]
