@@ -666,6 +666,16 @@ class Writer(io.BufferedIOBase):
         self._buffer = bytearray()
         self.done = True
 
+    def stage(self) -> tuple[str, list[dict[str, Any]]]:
+        """Upload everything written as parts of a multipart upload (started now if no part
+        was full yet) and return ``(upload_id, parts)``: what :func:`complete_upload` needs
+        to make the object appear, from any process. The object stays invisible."""
+        if self._upload_id is None or self._buffer:
+            self._upload_part()
+        assert self._upload_id is not None
+        self.done = True
+        return self._upload_id, list(self._parts)
+
     def abort(self) -> None:
         """Drop everything written: abort the multipart upload, if one was started."""
         self._buffer = bytearray()
@@ -680,6 +690,56 @@ class Writer(io.BufferedIOBase):
                 Key=self._key,
                 UploadId=self._upload_id,
             )
+
+
+def complete_upload(uri: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
+    """Complete a multipart upload staged elsewhere (:meth:`Writer.stage`)."""
+    bucket, key = split_uri(uri)
+    call(
+        uri,
+        "complete_multipart_upload",
+        Bucket=bucket,
+        Key=key,
+        UploadId=upload_id,
+        MultipartUpload={"Parts": parts},
+    )
+
+
+def abort_upload(uri: str, upload_id: str) -> None:
+    """Abort one multipart upload; one already completed or aborted is no error."""
+    bucket, key = split_uri(uri)
+    try:
+        client().abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+    except _boto_errors() as err:
+        code = getattr(err, "response", {}).get("Error", {}).get("Code")
+        if code not in ("NoSuchUpload", "404"):
+            raise wrap_error(err, uri) from err
+
+
+def uploads_under(prefix: str) -> Iterator[tuple[str, str]]:
+    """``(uri, upload id)`` of every multipart upload in progress to a key that starts
+    with ``prefix``'s key."""
+    bucket, key = split_uri(prefix)
+    params: dict[str, Any] = {"Bucket": bucket, "Prefix": key}
+    while True:
+        page = call(prefix, "list_multipart_uploads", **params)
+        for upload in page.get("Uploads", ()):
+            yield f"{SCHEME}{bucket}/{upload['Key']}", upload["UploadId"]
+        if not page.get("IsTruncated"):
+            return
+        params["KeyMarker"] = page.get("NextKeyMarker", "")
+        params["UploadIdMarker"] = page.get("NextUploadIdMarker", "")
+
+
+def copy(source: str, target: str) -> None:
+    """Copy one object to another key of the same endpoint, server side (multipart copy
+    for large objects: boto3's managed copy)."""
+    bucket, key = split_uri(source)
+    target_bucket, target_key = split_uri(target)
+    try:
+        client().copy({"Bucket": bucket, "Key": key}, target_bucket, target_key)
+    except _boto_errors() as err:
+        raise wrap_error(err, target) from err
 
 
 __all__ = [

@@ -24,6 +24,7 @@ import secrets
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 
 from imgfmt import s3
@@ -388,11 +389,10 @@ class _GuardedWriter(io.BufferedWriter):
 class _LocalOutput:
     """A local file written under a temporary name, renamed into place on publish."""
 
-    def __init__(self, final: str, mode: str) -> None:
+    def __init__(self, final: str, mode: str, token: str | None = None) -> None:
         self.final = final
-        folder, name = os.path.split(os.path.abspath(final))
-        self.temp = os.path.join(folder, f"{TEMP_PREFIX}{secrets.token_hex(4)}-{name}")
-        self.folder = folder
+        self.temp = temp_path(final, token or secrets.token_hex(4))
+        self.folder = os.path.dirname(self.temp)
         try:
             raw = io.FileIO(self.temp, mode.replace("b", "").replace("t", "") or "w")
         except OSError as err:
@@ -414,6 +414,10 @@ class _LocalOutput:
         except OSError as err:  # fsync or close: the same message as a failed write
             raise self.buffered._failure(err) from err
 
+    def stage(self) -> StagedOutput:
+        self.finish()
+        return StagedOutput(self.final, temp=self.temp)
+
     def publish(self) -> None:
         try:
             os.replace(self.temp, self.final)
@@ -433,12 +437,15 @@ class _LocalOutput:
 
 
 class _S3Output:
-    """An S3 object streamed up as a multipart upload, completed on publish."""
+    """An S3 object streamed up as a multipart upload, completed on publish.
+
+    Renamed before publish (:meth:`AtomicOutputs.rename`), it is completed at the key it
+    was opened with, copied to its final key and deleted there (S3 keys do not move)."""
 
     folder = None
 
     def __init__(self, final: str, mode: str) -> None:
-        self.final = final
+        self.final = self.key = final
         self.writer = s3.Writer(final)
         self.handle: IO[Any]
         if "b" in mode:
@@ -454,8 +461,14 @@ class _S3Output:
         self.handle.flush()
         self.writer.finish()  # every byte is up before any output of the group appears
 
+    def stage(self) -> StagedOutput:
+        self.handle.flush()
+        upload_id, parts = self.writer.stage()
+        return StagedOutput(self.key, upload_id=upload_id, parts=tuple(parts), final=self.final)
+
     def publish(self) -> None:
         self.writer.complete()
+        _move_object(self.key, self.final)
 
     def retract(self) -> None:
         with contextlib.suppress(StorageError):
@@ -475,6 +488,105 @@ class _S3Output:
             )
 
 
+def _move_object(key: str, final: str | None) -> None:
+    if final is not None and final != key:
+        try:
+            s3.copy(key, final)
+        finally:
+            with contextlib.suppress(StorageError):
+                s3.delete(key)
+
+
+def temp_path(final: str, token: str) -> str:
+    """The temporary name a local output is written under before it is renamed to
+    ``final``: hidden, in the same folder (a rename within one file system is atomic)."""
+    folder, name = os.path.split(os.path.abspath(final))
+    return os.path.join(folder, f"{TEMP_PREFIX}{token}-{name}")
+
+
+@dataclass(frozen=True)
+class StagedOutput:
+    """An output written to its end but not yet published, as a record another process can
+    publish or discard (the driver of a cluster run commits what its workers wrote): a local
+    temporary file (``temp``), or an S3 multipart upload to ``path`` with all its parts
+    (``upload_id``, ``parts``). Small and picklable."""
+
+    path: str
+    temp: str | None = None
+    upload_id: str | None = None
+    parts: tuple[dict[str, Any], ...] = ()
+    #: Where it appears, when not at ``path`` (an S3 object renamed before publishing).
+    final: str | None = None
+
+
+class _StagedLocal:
+    def __init__(self, staged: StagedOutput) -> None:
+        assert staged.temp is not None
+        self.final, self.temp = staged.final or staged.path, staged.temp
+        self.folder: str | None = os.path.dirname(staged.temp)
+
+    def finish(self) -> None:
+        pass
+
+    def stage(self) -> StagedOutput:
+        return StagedOutput(self.final, temp=self.temp)
+
+    publish = _LocalOutput.publish
+
+    def retract(self) -> None:
+        pass
+
+    def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(self.temp)
+
+
+class _StagedS3:
+    folder = None
+
+    def __init__(self, staged: StagedOutput) -> None:
+        assert staged.upload_id is not None
+        self.staged = staged
+        self.key, self.final = staged.path, staged.final or staged.path
+
+    def finish(self) -> None:
+        pass
+
+    def stage(self) -> StagedOutput:
+        return self.staged
+
+    def publish(self) -> None:
+        s3.complete_upload(self.key, self.staged.upload_id or "", list(self.staged.parts))
+        _move_object(self.key, self.final)
+
+    def retract(self) -> None:
+        with contextlib.suppress(StorageError):
+            s3.delete(self.final)
+
+    def discard(self) -> None:
+        with contextlib.suppress(StorageError):
+            s3.abort_upload(self.key, self.staged.upload_id or "")
+
+
+def discard_staged(stems: Iterable[str], token: str) -> None:
+    """Remove what writers that named their outputs with ``token`` may have left of the
+    files ``STEM.*`` for each of ``stems`` (a worker killed before it could clean up): local
+    temporary files, and every S3 multipart upload in progress to such a key."""
+    stems = set(stems)
+    folders = {os.path.dirname(os.path.abspath(stem)) for stem in stems if not is_s3(stem)}
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            for name in os.listdir(folder):
+                if name.startswith(f"{TEMP_PREFIX}{token}-"):
+                    with contextlib.suppress(OSError):
+                        os.unlink(os.path.join(folder, name))
+    remote = sorted(stem for stem in stems if is_s3(stem))
+    if remote:
+        for key, upload_id in s3.uploads_under(os.path.commonprefix(remote)):
+            if splitext(key)[0] in stems:
+                s3.abort_upload(key, upload_id)
+
+
 class AtomicOutputs:
     """A group of outputs that appear at their final paths together, or not at all.
 
@@ -489,8 +601,11 @@ class AtomicOutputs:
     deleted again.
     """
 
-    def __init__(self) -> None:
-        self._files: list[_LocalOutput | _S3Output] = []
+    def __init__(self, token: str | None = None) -> None:
+        #: Names this group's local temporary files (:func:`temp_path`), so that another
+        #: process can find them; random by default.
+        self.token = token
+        self._files: list[Any] = []  # _LocalOutput | _S3Output | _StagedLocal | _StagedS3
         self._buckets: set[str] = set()
         self._closed = False
 
@@ -504,9 +619,34 @@ class AtomicOutputs:
                 self._buckets.add(bucket)
             output = _S3Output(final, mode)
         else:
-            output = _LocalOutput(final, mode)
+            output = _LocalOutput(final, mode, self.token)
         self._files.append(output)
         return output.handle
+
+    def rename(self, path: str, final: str) -> None:
+        """Publish the output opened as ``path`` at ``final`` instead."""
+        for output in self._files:
+            if output.final == path:
+                output.final = final
+                return
+        raise KeyError(path)
+
+    def stage(self) -> list[StagedOutput]:
+        """Finish every output without publishing any: the records another process passes
+        to :meth:`adopt` to commit them (or discard them). This group is done with them."""
+        try:
+            staged = [output.stage() for output in self._files]
+        except BaseException:
+            self.abort()
+            raise
+        self._closed = True
+        return staged
+
+    def adopt(self, staged: Iterable[StagedOutput]) -> None:
+        """Take outputs staged by another group (another process): committed or discarded
+        with this group's own, after them in order."""
+        for record in staged:
+            self._files.append(_StagedLocal(record) if record.temp else _StagedS3(record))
 
     def commit(self) -> None:
         """Finish every output, then publish each (rename into place; complete the upload).
@@ -515,7 +655,7 @@ class AtomicOutputs:
         writing the same outputs at once cannot interleave: the last to commit wins whole
         (a .rec never ends up beside the other run's .idx).
         """
-        published: list[_LocalOutput | _S3Output] = []
+        published: list[Any] = []
         try:
             for output in self._files:
                 output.finish()
@@ -634,6 +774,7 @@ __all__ = [
     "AtomicFileWriter",
     "AtomicOutputs",
     "NotFound",
+    "StagedOutput",
     "ObjectWriter",
     "StorageError",
     "abspath",
