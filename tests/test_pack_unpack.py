@@ -207,7 +207,10 @@ def test_shards_by_size_and_chunks(photos: Path, tmp_path: Path) -> None:
         run("pack", str(photos), str(out), "--pass-through", "--shard-size", "5k", "--json")
     )
     shards = summary["outputs"]
-    assert len(shards) > 1 and [Path(s).name for s in shards][:2] == ["sh_0.rec", "sh_1.rec"]
+    count = len(shards)
+    assert count > 1
+    assert [Path(s).name for s in shards] == [f"sh-{k:05d}-of-{count:05d}.rec" for k in range(count)]
+    assert summary["combined_index"] == [str(tmp_path / "sh.combined.idx")]
     total = []
     for shard in shards:
         assert Path(shard).with_suffix(".idx").exists()

@@ -124,6 +124,39 @@ def workers_option(func: F) -> F:
     )(func)
 
 
+def engine_options(what: str) -> Callable[[F], F]:
+    """``--engine`` and ``--ray-address``; the command gets ``engine``, an engine name or
+    object for the library (``imgfmt.engines.get``)."""
+
+    def decorate(func: F) -> F:
+        func = click.option(
+            "--ray-address",
+            default=None,
+            metavar="ADDR",
+            envvar="RAY_ADDRESS",
+            help="The Ray cluster (ray://head:10001, or head:6379 on one of its nodes; env "
+            "RAY_ADDRESS). Default: a local cluster started for the run.",
+        )(func)
+        return click.option(
+            "--engine",
+            type=click.Choice(["local", "ray"]),
+            default="local",
+            show_default=True,
+            help=f"Where the work runs: this machine, or a Ray cluster ({what}; pip install "
+            '"imgfmt[ray]"). Same results either way.',
+        )(func)
+
+    return decorate
+
+
+def make_engine(engine: str, ray_address: str | None) -> Any:
+    """The engine ``--engine`` and ``--ray-address`` name (the address counts for ray only:
+    RAY_ADDRESS may be set for other programs)."""
+    from imgfmt import engines
+
+    return engines.get(engine, ray_address if engine == "ray" else None)
+
+
 def emit(as_json: bool, summary: dict[str, Any], human: str) -> None:
     """Print the run's summary: one JSON object with ``--json``, else the human text."""
     if as_json:

@@ -10,10 +10,12 @@ from imgfmt.cli._common import (
     EXIT_PROBLEMS,
     count_of,
     emit,
+    engine_options,
     exts_option,
     human_bytes,
     json_option,
     lazy,
+    make_engine,
     parsed_by,
     progress,
     workers_option,
@@ -87,12 +89,23 @@ DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
     help="Cut the list into N parts as im2rec does: OUT_0.rec ... OUT_{N-1}.rec.",
 )
 @click.option(
+    "--shard-records",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Shards of N images: OUT-00000-of-000NN.rec + .idx, ...; shard k holds list "
+    "positions k*N to (k+1)*N-1, except that a remainder under N/2 joins the last shard "
+    "(MXNet refuses a file smaller than its batch). Also writes OUT.combined.idx, the one "
+    "index NVIDIA DALI reads all shards through.",
+)
+@click.option(
     "--shard-size",
     default=None,
     metavar="SIZE",
     callback=parsed_by(lazy("ops.pack", "parse_size")),
-    help="Roll over to OUT_0.rec, OUT_1.rec, ... of about SIZE each (e.g. 256MB).",
+    help="Shards of about SIZE each (e.g. 256MB), named and indexed as with --shard-records.",
 )
+@engine_options("one task per shard: needs --shard-records")
 @click.option(
     "--shuffle/--no-shuffle",
     default=True,
@@ -126,7 +139,10 @@ def pack_cmd(
     color: str,
     pack_label: bool,
     chunks: int,
+    shard_records: int | None,
     shard_size: int | None,
+    engine: str,
+    ray_address: str | None,
     shuffle: bool,
     seed: int,
     exts: tuple[str, ...],
@@ -148,6 +164,7 @@ def pack_cmd(
       imgfmt pack data/train.lst data/train.rec --root photos/ --pass-through
       imgfmt pack photos/ data/test.jsonl --resize 224
       imgfmt pack digits/ data/digits.rec --format recordio-protobuf --size 28x28 --color 0
+      imgfmt pack s3://bkt/train.lst s3://bkt/out/train.rec --shard-records 10000 --engine ray
     """
     from imgfmt import images
     from imgfmt.ops import pack
@@ -175,6 +192,8 @@ def pack_cmd(
             pack_label=pack_label,
             workers=workers,
             shard_size=shard_size,
+            shard_records=shard_records,
+            engine=make_engine(engine, ray_address),
             chunks=chunks,
             shuffle=shuffle,
             seed=seed,
@@ -189,6 +208,8 @@ def pack_cmd(
     for path in result.outputs:
         index = f" + {indexes[path]}" if path in indexes else ""
         human.append(f"wrote {path}{index}")
+    for path in result.combined_indexes:
+        human.append(f"wrote {path} (index of all {result.shards} shards, for NVIDIA DALI)")
     human.append(
         f"packed {result.packed}, skipped {len(result.skipped)}, "
         f"{human_bytes(result.bytes_written)} in {result.seconds:.1f} s"

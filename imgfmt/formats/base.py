@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import IO, Any, ClassVar
 
 from imgfmt import storage
 from imgfmt.errors import FormatError, ImgfmtError, UsageError
@@ -107,6 +107,30 @@ class DatasetWriter(ABC):
         """The index files written beside them, if the format has any."""
         return []
 
+    @property
+    def kept_index(self) -> ShardIndex | None:
+        """What a combined index needs of this dataset as one shard of several (a writer
+        from :meth:`Format.shard_writer` of a format with a combined index), else None."""
+        return None
+
+
+@dataclass(frozen=True)
+class ShardIndex:
+    """One shard, as a combined index over several shards sees it: the size in bytes of its
+    data file and the text of its own index."""
+
+    size: int
+    text: str
+
+
+def shard_path(path: str, number: int, count: int) -> str:
+    """``data/train-00003-of-00012.rec``: shard ``number`` (0-based) of ``count`` shards of
+    the dataset ``data/train.rec``. Numbers have 5 digits (more past 99,999 shards), so the
+    names sort in shard order."""
+    stem, ext = storage.splitext(path)
+    width = max(5, len(str(count)))
+    return f"{stem}-{number:0{width}d}-of-{count:0{width}d}{ext}"
+
 
 class FileWriter(DatasetWriter):
     """The writer of a dataset that is one data file: ``put`` appends a payload to the
@@ -119,8 +143,11 @@ class FileWriter(DatasetWriter):
         framing: Any,
         put: Callable[[bytes, Item], object],
         indexes: tuple[str, ...] = (),
+        kept: list[str] | None = None,
     ) -> None:
         self._path, self._framing, self._put, self._indexes = path, framing, put, indexes
+        #: The lines of its index, kept for a combined index (``Format.shard_writer``).
+        self._kept = kept
 
     def append(self, payload: bytes, item: Item) -> None:
         self._put(payload, item)
@@ -135,39 +162,81 @@ class FileWriter(DatasetWriter):
     def indexes(self) -> list[str]:
         return list(self._indexes)
 
+    @property
+    def kept_index(self) -> ShardIndex | None:
+        if self._kept is None:
+            return None
+        return ShardIndex(self._framing.bytes_written, "".join(self._kept))
+
 
 class ShardedWriter(DatasetWriter):
-    """Rolls over from ``PATH_0.ext`` to ``PATH_1.ext``, ... once a shard holds
-    ``shard_size`` bytes (each shard a whole dataset of its format, with its own index)."""
+    """Rolls over to a new shard once a shard holds ``shard_size`` bytes, each shard a whole
+    dataset of its format with its own index; at the end the shards take their names
+    (:func:`shard_path`: ``OUT-00000-of-00003.rec``, ...) and the format's combined index
+    over all of them is written (:meth:`Format.combined_index`)."""
 
     def __init__(self, fmt: Format, path: str, outputs: AtomicOutputs, shard_size: int) -> None:
-        self._fmt, self._outputs, self._size = fmt, outputs, shard_size
-        self._stem, self._ext = storage.splitext(path)
+        self._fmt, self._path, self._outputs, self._size = fmt, path, outputs, shard_size
         self._shards: list[DatasetWriter] = []
+        self._names: dict[str, str] = {}  # the name each output was opened under -> final
+        self._combined: list[str] = []
 
     def append(self, payload: bytes, item: Item) -> None:
         shard = self._shards[-1] if self._shards else None
         if shard is None or (shard.records_written and shard.bytes_written >= self._size):
             if shard is not None:
                 shard.finish()
-            path = f"{self._stem}_{len(self._shards)}{self._ext}"
-            shard = self._fmt.writer(path, self._outputs)
+            # Named for now as the shard of a count not known yet; renamed in finish().
+            shard = self._fmt.shard_writer(self._opened_name(len(self._shards)), self._outputs)
             self._shards.append(shard)
         shard.append(payload, item)
         self.records_written += 1
         self.bytes_written += len(payload)
 
+    def _opened_name(self, number: int) -> str:
+        stem, ext = storage.splitext(self._path)
+        return f"{stem}-{number:05d}{ext}"
+
     def finish(self) -> None:
-        if self._shards:
-            self._shards[-1].finish()
+        if not self._shards:
+            return
+        self._shards[-1].finish()
+        count = len(self._shards)
+        for number, shard in enumerate(self._shards):
+            final_stem = storage.splitext(shard_path(self._path, number, count))[0]
+            for opened in shard.outputs + shard.indexes:
+                final = final_stem + storage.splitext(opened)[1]
+                self._outputs.rename(opened, final)
+                self._names[opened] = final
+        self._combined = write_combined_index(self._fmt, self._path, self._outputs,
+                                              [s.kept_index for s in self._shards])  # fmt: skip
 
     @property
     def outputs(self) -> list[str]:
-        return [path for shard in self._shards for path in shard.outputs]
+        return [self._names.get(p, p) for shard in self._shards for p in shard.outputs]
 
     @property
     def indexes(self) -> list[str]:
-        return [path for shard in self._shards for path in shard.indexes]
+        return [self._names.get(p, p) for shard in self._shards for p in shard.indexes]
+
+    @property
+    def combined_indexes(self) -> list[str]:
+        return self._combined
+
+
+def write_combined_index(
+    fmt: Format, path: str, outputs: AtomicOutputs, shards: list[ShardIndex | None]
+) -> list[str]:
+    """Write ``fmt``'s combined index over the ``shards`` of the dataset ``path`` on
+    ``outputs``, if the format has one; returns the paths written."""
+    combined = fmt.combined_index(path)
+    if combined is None:
+        return []
+    kept = [shard for shard in shards if shard is not None]
+    if len(kept) != len(shards):
+        raise ValueError("a shard writer did not keep its index")
+    fmt.write_combined_index(outputs.open(combined, "w"), kept)
+    return [combined]
 
 
 @dataclass(frozen=True)
@@ -441,10 +510,29 @@ class Format(Document):
         refuses with ``UsageError`` what does not)."""
         return self
 
+    def shard_writer(self, path: str, outputs: AtomicOutputs) -> DatasetWriter:
+        """A writer of ``path`` as one shard of several: as :meth:`writer`, and keeping
+        what :meth:`write_combined_index` needs of it (``DatasetWriter.kept_index``)."""
+        return self.writer(path, outputs)
+
+    def combined_index(self, path: str) -> str | None:
+        """Where the index over every shard of the dataset ``path`` goes, if the format
+        has one (RecordIO: the single index NVIDIA DALI reads many ``.rec`` through)."""
+        return None
+
+    def write_combined_index(self, handle: IO[str], shards: list[ShardIndex]) -> None:
+        """Write the combined index of ``shards`` (in order) to ``handle``."""
+        raise NotImplementedError(f"{self.name} has no combined index")
+
+    def sharded_by_count(self, records: int) -> Format | None:
+        """This format cutting its own shards every ``records`` items, if it names and cuts
+        its shards itself (WebDataset); None: ``pack`` cuts them (``OUT-00000-of-00003.rec``)."""
+        return None
+
     def sharded_by_size(self, size: int) -> Format | None:
         """This format rolling over to a new shard of its own naming every ``size`` bytes,
         if it shards itself (WebDataset); None: ``ShardedWriter`` names the shards
-        (``OUT_0.rec``, ...)."""
+        (``OUT-00000-of-00003.rec``, ...)."""
         return None
 
     def check_output(self, path: str) -> None:

@@ -406,7 +406,7 @@ def _undecodable(text: str) -> bool:
     return _ESCAPED_BYTE.search(text) is not None
 
 
-def parse_lst(lines: Iterable[str], name: str) -> Iterator[LstEntry]:
+def parse_lst(lines: Iterable[str], name: str, first_line: int = 1) -> Iterator[LstEntry]:
     """Parse ``.lst`` lines strictly; ``name`` names the input in errors.
 
     Fields are split on tabs after stripping the line, and each field is stripped, as
@@ -416,14 +416,14 @@ def parse_lst(lines: Iterable[str], name: str) -> Iterator[LstEntry]:
     unlabeled RecordIO-protobuf record; im2rec would skip such a line). Any other line with
     fewer than 3 fields, an index that is not a whole number in 0..2**64-1, a label that is
     not a number, a repeated index, or bytes that are not UTF-8 raise ``FormatError`` naming
-    the line.
+    the line. ``first_line`` is the number of the first of ``lines`` (a range of a list).
     """
     # Memory that grows with the list stays small (12 bytes a line): the indices seen, a
     # bit each, and for the message about a repeated one, the indices and line numbers.
     seen = KeySet()
     indices, line_numbers = array("Q"), array("Q")
     shared: dict[tuple[str, ...], tuple[float, ...]] = {}  # label fields -> labels
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in enumerate(lines, start=first_line):
         where = f"line {number}"
         if _undecodable(raw):
             raise FormatError(

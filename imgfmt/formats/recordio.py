@@ -37,6 +37,7 @@ from imgfmt.formats.base import (
     Item,
     Location,
     OnDamage,
+    ShardIndex,
     SplitSource,
     input_changed,
     label_class,
@@ -66,6 +67,9 @@ IR_HEADER_SIZE = _IR.size
 
 #: im2rec and MXNet write the .idx as ``'%s\t%d\n' % (key, offset)``.
 IDX_SUFFIX = ".idx"
+#: The index over every shard of a sharded dataset (``data/train.combined.idx``), the one
+#: index NVIDIA DALI reads several ``.rec`` files through.
+COMBINED_IDX_SUFFIX = ".combined.idx"
 
 
 def _pad(length: int) -> int:
@@ -795,11 +799,45 @@ class RecordIO(Format):
             )
         return pack_image_record(item.label, item.index, item.image)
 
-    def writer(self, path: str, outputs: AtomicOutputs) -> DatasetWriter:
+    def writer(
+        self, path: str, outputs: AtomicOutputs, kept: list[str] | None = None
+    ) -> DatasetWriter:
         index = sibling(path, IDX_SUFFIX)
-        records = RecordWriter(outputs.open(path, "wb"), outputs.open(index, "w"), path)
+        stream: IO[str] = outputs.open(index, "w")
+        if kept is not None:
+            stream = _KeepLines(stream, kept)  # type: ignore[assignment]
+        records = RecordWriter(outputs.open(path, "wb"), stream, path)
         return FileWriter(path, records, lambda payload, item: records.write(payload, item.index),
-                          (index,))  # fmt: skip
+                          (index,), kept)  # fmt: skip
+
+    def shard_writer(self, path: str, outputs: AtomicOutputs) -> DatasetWriter:
+        return self.writer(path, outputs, kept=[])
+
+    def combined_index(self, path: str) -> str | None:
+        return storage.splitext(path)[0] + COMBINED_IDX_SUFFIX
+
+    def write_combined_index(self, handle: IO[str], shards: list[ShardIndex]) -> None:
+        """Every shard's index lines in shard order, each offset moved on by the sizes of
+        the shards before it: offsets into the shards as if they were one file."""
+        base = 0
+        for shard in shards:
+            lines = []
+            for line in shard.text.splitlines():
+                key, offset = line.split("\t")
+                lines.append(format_idx_line(int(key), int(offset) + base))
+            handle.write("".join(lines))
+            base += shard.size
+
+
+class _KeepLines:
+    """A text stream that also keeps what is written to it."""
+
+    def __init__(self, stream: IO[str], kept: list[str]) -> None:
+        self._stream, self._kept = stream, kept
+
+    def write(self, text: str) -> int:
+        self._kept.append(text)
+        return self._stream.write(text)
 
 
 class _RecordSplit(SplitSource):

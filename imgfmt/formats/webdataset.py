@@ -367,6 +367,9 @@ class WebDataset(Format):
     def writer(self, path: str, outputs: AtomicOutputs) -> DatasetWriter:
         return _ShardedWriter(self, path, outputs)
 
+    def sharded_by_count(self, records: int) -> WebDataset:
+        return dataclasses.replace(self, shard_records=records)
+
     def sharded_by_size(self, size: int) -> WebDataset:
         return dataclasses.replace(self, shard_size=size)
 

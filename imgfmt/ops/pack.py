@@ -25,10 +25,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
 
-from imgfmt import formats, payloads, s3, storage
+from imgfmt import engines, formats, payloads, s3, storage
+from imgfmt.engines import Engine
 from imgfmt.errors import ImgfmtError, UsageError
 from imgfmt.formats import lst
-from imgfmt.formats.base import Format, Item, ShardedWriter
+from imgfmt.formats.base import DatasetWriter, Format, Item, ShardedWriter
 from imgfmt.formats.recordio import as_float32, survives_float32
 from imgfmt.images import ImageOptions, process_image
 from imgfmt.ops.outcomes import Note, Outcome, Skipped, crashed, record
@@ -56,10 +57,16 @@ class PackResult:
     seconds: float = 0.0
     #: List indices of the skipped images (the lists written beside the output leave them out).
     skipped_ids: set[int] = field(default_factory=set, repr=False)
+    #: The index over all shards of a sharded dataset (RecordIO's ``OUT.combined.idx``).
+    combined_indexes: list[str] = field(default_factory=list)
+    #: Shards written by ``--shard-records`` / ``--shard-size`` (0: not sharded).
+    shards: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return {
             "outputs": self.outputs,
+            "indexes": self.indexes,
+            "combined_index": self.combined_indexes,
             "lists": self.lists,
             "packed": self.packed,
             "skipped": len(self.skipped),
@@ -269,6 +276,28 @@ def parse_size(text: str) -> int:
     return int(value * units[unit])
 
 
+def write_entries(
+    job: _Job,
+    entries: Iterable[lst.LstEntry],
+    writer: DatasetWriter,
+    workers: int | None,
+    result: PackResult,
+    on_progress: Callable[[int], None] | None = None,
+) -> None:
+    """Encode ``entries`` on ``workers`` processes and append them, in list order, to
+    ``writer``; skipped images and decoder notes go to ``result``."""
+    for entry, outcome in _ordered_results(job, entries, workers or default_workers()):
+        if on_progress:
+            on_progress(1)
+        path = storage.join(job.root, entry.path)
+        record(outcome, path, result.notes, result.skipped)
+        if outcome.payload is None:
+            result.skipped_ids.add(entry.index)
+            continue
+        writer.append(outcome.payload, Item(entry.index, entry.labels, b"", entry.path))
+    writer.finish()
+
+
 def pack_entries(
     entries: Iterable[lst.LstEntry],
     out_rec: str,
@@ -278,6 +307,8 @@ def pack_entries(
     pack_label: bool = False,
     workers: int | None = None,
     shard_size: int | None = None,
+    shard_records: int | None = None,
+    engine: str | Engine | None = None,
     on_progress: Callable[[int], None] | None = None,
     result: PackResult | None = None,
     outputs: AtomicOutputs | None = None,
@@ -289,8 +320,12 @@ def pack_entries(
     + ``.idx``, JSON Lines, RecordIO-protobuf (``size``: the ``(width, height)`` of its
     pixel tensors), ...
 
-    With ``shard_size``, records roll over to ``OUT_0.rec``, ``OUT_1.rec``, ... each at
-    most about ``shard_size`` bytes, each with its own index. All outputs appear together
+    With ``shard_records`` N, shard k holds list positions ``[k*N, (k+1)*N)`` (a remainder
+    under N/2 joins the last shard), packed one task per shard on ``engine`` (``"local"``,
+    the default, or ``"ray"``: ``imgfmt.engines``); with ``shard_size``, records roll over
+    to the next shard at about that many bytes (local only). Either way the shards are
+    ``OUT-00000-of-00012.rec``, ... each with its own index, plus the format's combined
+    index (RecordIO: ``OUT.combined.idx``, for NVIDIA DALI). All outputs appear together
     when the run completes; an error or interruption leaves none of them. Pass ``outputs``
     to make them part of a larger group that the caller commits.
     """
@@ -298,44 +333,80 @@ def pack_entries(
     result = result or PackResult()
     started = time.perf_counter()
     target = output_format(out_rec, fmt, size, options)
+    runner = engines.get(engine)
+    own = _own_sharding(target, shard_size, shard_records, runner)
+    planned = getattr(entries, "planned", False)
     if not isinstance(entries, Collection):
         entries = list(entries)  # read twice: the label check, then the packing
-    _check_labels(entries, pack_label, out_rec, target)
+    if not planned:
+        _check_labels(entries, pack_label, out_rec, target)
     job = _Job(root, options, pack_label, target, s3.settings())
     owned = outputs is None
     group = AtomicOutputs() if outputs is None else outputs
     with group if owned else contextlib.nullcontext(group):
-        sharding = target.sharded_by_size(shard_size) if shard_size else None
-        if sharding is not None:  # a format that shards itself (WebDataset) rolls over so
-            writer = sharding.writer(out_rec, group)
+        if shard_records and own is None:
+            from imgfmt.ops import shards
+
+            if not isinstance(entries, (shards.ListPlanner, Sequence)):
+                entries = list(entries)
+            before = result.packed
+            every = workers or default_workers()
+            shards.pack_sharded(
+                entries, out_rec, shard_records, job, runner, every, group, result, on_progress
+            )
+            result.seconds += time.perf_counter() - started
+            if result.packed == before:
+                raise _nothing_packed(out_rec, result)
+            return result
+        if own is not None:  # a format that shards itself (WebDataset) rolls over so
+            writer = own.writer(out_rec, group)
         elif shard_size:
             writer = ShardedWriter(target, out_rec, group, shard_size)
         else:
             writer = target.writer(out_rec, group)
-        for entry, outcome in _ordered_results(job, entries, workers or default_workers()):
-            if on_progress:
-                on_progress(1)
-            path = storage.join(root, entry.path)
-            record(outcome, path, result.notes, result.skipped)
-            if outcome.payload is None:
-                result.skipped_ids.add(entry.index)
-                continue
-            writer.append(outcome.payload, Item(entry.index, entry.labels, b"", entry.path))
-        writer.finish()
+        write_entries(job, entries, writer, workers, result, on_progress)
         if writer.records_written == 0:
-            failure = ImgfmtError(
-                f"no image could be packed ({len(result.skipped)} skipped)",
-                path=out_rec,
-                hint="see the reasons above; nothing was written",
-            )
-            failure.details = result.to_dict()
-            raise failure
+            raise _nothing_packed(out_rec, result)
     result.outputs.extend(writer.outputs)
     result.indexes.extend(writer.indexes)
+    if isinstance(writer, ShardedWriter):
+        result.combined_indexes.extend(writer.combined_indexes)
+        result.shards += len(writer.outputs)
     result.packed += writer.records_written
     result.bytes_written += writer.bytes_written
     result.seconds += time.perf_counter() - started
     return result
+
+
+def _nothing_packed(out_rec: str, result: PackResult) -> ImgfmtError:
+    failure = ImgfmtError(
+        f"no image could be packed ({len(result.skipped)} skipped)",
+        path=out_rec,
+        hint="see the reasons above; nothing was written",
+    )
+    failure.details = result.to_dict()
+    return failure
+
+
+def _own_sharding(
+    target: Format, shard_size: int | None, shard_records: int | None, runner: Engine
+) -> Format | None:
+    """The format itself, when it names and cuts its own shards (WebDataset), else None;
+    checks that the sharding options fit together and fit the engine."""
+    if shard_size and shard_records:
+        raise UsageError("`shard_size` and `shard_records` do not go together: pick one")
+    own = None
+    if shard_size:
+        own = target.sharded_by_size(shard_size)
+    elif shard_records:
+        own = target.sharded_by_count(shard_records)
+    if not runner.local and (own is not None or not shard_records):
+        raise UsageError(
+            f"`engine` {runner.name} runs one task per shard: it needs `shard_records`"
+            + ("" if own is None else f", and format {target.name} cuts its own shards"),
+            hint="e.g. --shard-records 10000 with a .rec, .jsonl or RecordIO-protobuf output",
+        )
+    return own
 
 
 def output_format(
@@ -413,6 +484,8 @@ def pack(
     pack_label: bool = False,
     workers: int | None = None,
     shard_size: int | None = None,
+    shard_records: int | None = None,
+    engine: str | Engine | None = None,
     chunks: int = 1,
     shuffle: bool = True,
     seed: int = 100,
@@ -435,6 +508,8 @@ def pack(
     lst.require_list_or_folder(source, "pack")
     if chunks < 1:
         raise UsageError("--chunks must be at least 1")
+    runner = engines.get(engine)
+    _own_sharding(target, shard_size, shard_records, runner)
     # A missing folder or bucket is found before the work, not after it.
     storage.check_output_folder(out_rec, hint="create it first")
     result = PackResult()
@@ -443,6 +518,14 @@ def pack(
         root, plan, lists = _plan(
             source, out_rec, root, target, chunks, shuffle, seed, exts, outputs
         )
+        if shard_records and isinstance(plan.get(out_rec), _StreamedList):
+            # One pass over the list checks it, its labels, and notes where shards start.
+            from imgfmt.ops.shards import ListPlanner
+
+            planner = ListPlanner(source, shard_records)
+            _check_labels(planner, pack_label, out_rec, target)
+            planner.planned = True
+            plan[out_rec] = planner
         if on_start:
             on_start(sum(len(chunk) for chunk in plan.values()))
         for list_path, chunk in plan.items():
@@ -456,6 +539,8 @@ def pack(
                 pack_label=pack_label,
                 workers=workers,
                 shard_size=shard_size,
+                shard_records=shard_records,
+                engine=runner,
                 on_progress=on_progress,
                 result=result,
                 outputs=outputs,
