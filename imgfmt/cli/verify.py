@@ -11,7 +11,9 @@ from imgfmt.cli._common import (
     EXIT_PROBLEMS,
     count_of,
     emit,
+    engine_options,
     json_option,
+    make_engine,
     progress,
     workers_option,
 )
@@ -73,6 +75,7 @@ def _count_text(checked: dict[str, int]) -> str:
     help="List at most N problems (all are counted).",
 )
 @workers_option
+@engine_options("one task per file, many files at once")
 @json_option
 @click.pass_context
 def verify_cmd(
@@ -84,6 +87,8 @@ def verify_cmd(
     fix_idx: bool,
     max_problems: int,
     workers: int | None,
+    engine: str,
+    ray_address: str | None,
     as_json: bool,
 ) -> None:
     """Check .rec/.idx, .lst, manifest, JSON Lines and RecordIO-protobuf files;
@@ -100,6 +105,7 @@ def verify_cmd(
       imgfmt verify data/train.lst --root photos/
       imgfmt verify data/train.rec --fix-idx --json
       imgfmt verify data/test.jsonl data/digits.rec --decode
+      imgfmt verify out/train-*-of-*.rec --decode --engine ray
     """
     from imgfmt.ops.verify import verify
 
@@ -113,6 +119,7 @@ def verify_cmd(
             workers=workers,
             max_problems=max_problems,
             on_progress=advance,
+            engine=make_engine(engine, ray_address),
         )
     human = [str(problem) for problem in report.problems]
     hidden = report.problem_count - len(report.problems)

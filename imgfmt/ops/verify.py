@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from imgfmt import formats
+from imgfmt import engines, formats, s3
+from imgfmt.engines import Engine
 from imgfmt.errors import UsageError
 from imgfmt.formats.base import CheckContext, Problem
 
@@ -113,6 +114,58 @@ def input_kind(path: str) -> str:
     return formats.CHECKED_EXTENSIONS[ext]
 
 
+@dataclass(frozen=True)
+class _Check:
+    """One input to check, with the options: what an engine's task gets."""
+
+    path: str
+    decode: bool
+    root: str | None
+    classes: str | None
+    fix_idx: bool
+    workers: int
+    max_problems: int
+    s3_settings: Any = None
+
+
+def _check_one(
+    task: _Check, on_progress: Callable[[int], None] | None = None
+) -> tuple[FileReport, list[Problem]]:
+    """Check one input: its counts, and its first ``max_problems`` problems in file order."""
+    if task.s3_settings is not None:
+        s3.adopt(task.s3_settings)
+    path = task.path
+    document = formats.for_check(path)
+    file = FileReport(path, document.name)
+    report = Report(max_problems=task.max_problems, files=[file])
+    ctx = CheckContext(
+        path,
+        lambda problem: report.add(file, problem),
+        checked=file.checked,
+        notes=file.notes,
+        fixed=file.fixed,
+        decode=task.decode,
+        classes=task.classes,
+        root=task.root,
+        fix_idx=task.fix_idx,
+        workers=task.workers,
+        progress=on_progress or (lambda _n: None),
+    )
+    document.check(path, ctx)
+    file.path = ctx.path
+    # Decode problems arrive late (from workers): put the file's problems in file order.
+    main_path = file.path
+    problems = sorted(
+        report.problems,
+        key=lambda p: (
+            p.path != main_path,
+            p.line if p.line is not None else sys.maxsize,
+            p.offset if p.offset is not None else -1,
+        ),
+    )
+    return file, problems
+
+
 def verify(
     paths: list[str],
     *,
@@ -123,6 +176,7 @@ def verify(
     workers: int | None = None,
     max_problems: int = DEFAULT_MAX_PROBLEMS,
     on_progress: Callable[[int], None] | None = None,
+    engine: str | Engine | None = None,
 ) -> Report:
     """Check every input in ``paths``; returns the report, never stopping at a problem.
 
@@ -131,41 +185,29 @@ def verify(
     ``classes``: a class map to check labels against (default: the one beside each input).
     ``fix_idx``: rebuild a missing or wrong ``.idx`` from its ``.rec``.
     ``on_progress`` is called with the number of ``.rec`` bytes read since the last call.
+    ``engine``: where the files are checked (``imgfmt.engines``; ``ray``: one task per
+    file, many at once); the report is the same, each file's problems in file order and
+    the files in the order given.
     Only an unknown extension raises (``UsageError``), before anything is read.
     """
     for path in paths:
         input_kind(path)
+    runner = engines.get(engine)
+    each = runner.task_workers(workers or os.cpu_count() or 1)
+    settings = None if runner.local else s3.settings()
+    tasks = [
+        _Check(path, decode, root, classes, fix_idx, each, max_problems, settings)
+        for path in paths
+    ]
+    done: dict[int, tuple[FileReport, list[Problem]]] = {}
+    for number, result in runner.run(_check_one, tasks, on_progress):
+        done[number] = result
     report = Report(max_problems=max_problems)
-    for path in paths:
-        document = formats.for_check(path)
-        file = FileReport(path, document.name)
+    for number in range(len(tasks)):
+        file, problems = done[number]
         report.files.append(file)
-        first = len(report.problems)
-        ctx = CheckContext(
-            path,
-            lambda problem, file=file: report.add(file, problem),  # type: ignore[misc]
-            checked=file.checked,
-            notes=file.notes,
-            fixed=file.fixed,
-            decode=decode,
-            classes=classes,
-            root=root,
-            fix_idx=fix_idx,
-            workers=workers or os.cpu_count() or 1,
-            progress=on_progress or (lambda _n: None),
-        )
-        document.check(path, ctx)
-        file.path = ctx.path
-        # Decode problems arrive late (from workers): put each file's problems in file order.
-        main_path = file.path
-        report.problems[first:] = sorted(
-            report.problems[first:],
-            key=lambda p: (
-                p.path != main_path,
-                p.line if p.line is not None else sys.maxsize,
-                p.offset if p.offset is not None else -1,
-            ),
-        )
+        room = max_problems - len(report.problems)
+        report.problems.extend(problems[: max(room, 0)])
     return report
 
 
