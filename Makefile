@@ -6,6 +6,8 @@ MXNET_VENV := .venv-mxnet
 MXPY := $(MXNET_VENV)/bin/python
 SM_VENV := .venv-sagemaker
 SMPY := $(SM_VENV)/bin/python
+DALI_VENV := .venv-dali
+DALIPY := $(DALI_VENV)/bin/python
 DEMO_DIR := demo
 
 .DEFAULT_GOAL := help
@@ -33,18 +35,24 @@ $(SM_VENV)/.stamp:
 	$(SMPY) -m pip install "sagemaker<3" > $(SM_VENV)/install.log 2>&1 || (cat $(SM_VENV)/install.log; exit 1)
 	touch $@
 
-INTEROP_ENV = IMGFMT_MXNET_PYTHON=$(abspath $(MXPY)) IMGFMT_SAGEMAKER_PYTHON=$(abspath $(SMPY)) IMGFMT_REQUIRE_INTEROP=1
+# NVIDIA DALI for the sharded RecordIO interop tests: its CPU reader needs no GPU.
+$(DALI_VENV)/.stamp:
+	$(PYTHON) -m venv $(DALI_VENV)
+	$(DALIPY) -m pip install nvidia-dali-cuda120 numpy > $(DALI_VENV)/install.log 2>&1 || (cat $(DALI_VENV)/install.log; exit 1)
+	touch $@
+
+INTEROP_ENV = IMGFMT_MXNET_PYTHON=$(abspath $(MXPY)) IMGFMT_SAGEMAKER_PYTHON=$(abspath $(SMPY)) IMGFMT_DALI_PYTHON=$(abspath $(DALIPY)) IMGFMT_REQUIRE_INTEROP=1
 
 demo: $(VENV)/.stamp ## Build a sample image folder and run the main flow on it end to end
 	$(PY) scripts/demo.py $(DEMO_DIR)
 
-test: $(VENV)/.stamp $(MXNET_VENV)/.stamp $(SM_VENV)/.stamp ## Set up and run the whole test suite (interop with mxnet and the SageMaker SDK included)
+test: $(VENV)/.stamp $(MXNET_VENV)/.stamp $(SM_VENV)/.stamp $(DALI_VENV)/.stamp ## Set up and run the whole test suite (interop with mxnet, the SageMaker SDK and DALI included)
 	$(INTEROP_ENV) $(PY) -m pytest -q
 
-test-fast: $(VENV)/.stamp ## Run the suite without the interop tests (no mxnet, no SageMaker SDK)
+test-fast: $(VENV)/.stamp ## Run the suite without the interop tests (no mxnet, no SageMaker SDK, no DALI)
 	$(PY) -m pytest -q -m "not interop"
 
-interop: $(VENV)/.stamp $(MXNET_VENV)/.stamp $(SM_VENV)/.stamp ## Run only the tests that run mxnet 1.9.1 or the SageMaker SDK
+interop: $(VENV)/.stamp $(MXNET_VENV)/.stamp $(SM_VENV)/.stamp $(DALI_VENV)/.stamp ## Run only the tests that run mxnet 1.9.1, the SageMaker SDK or DALI
 	$(INTEROP_ENV) $(PY) -m pytest -q -m interop
 
 lint: $(VENV)/.stamp ## ruff and mypy
@@ -71,4 +79,4 @@ hostile: $(VENV)/.stamp ## Pack and verify a large corpus of damaged images (HOS
 	$(PY) scripts/hostile.py check --mutations $(HOSTILE_MUTATIONS)
 
 clean: ## Remove the venvs, the demo output and caches
-	rm -rf $(VENV) $(MXNET_VENV) $(SM_VENV) $(DEMO_DIR) fuzz/corpus .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(MXNET_VENV) $(SM_VENV) $(DALI_VENV) $(DEMO_DIR) fuzz/corpus .pytest_cache .mypy_cache .ruff_cache .hypothesis

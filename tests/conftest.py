@@ -1,8 +1,9 @@
 """Shared fixtures.
 
 The interop tests run mxnet 1.9.1 itself, from the separate venv that `make test`
-builds (`.venv-mxnet`), and the SageMaker Python SDK (`.venv-sagemaker`, sagemaker<3).
-`IMGFMT_MXNET_PYTHON` and `IMGFMT_SAGEMAKER_PYTHON` name their pythons; when
+builds (`.venv-mxnet`), the SageMaker Python SDK (`.venv-sagemaker`, sagemaker<3) and
+NVIDIA DALI (`.venv-dali`, its CPU reader: no GPU needed). `IMGFMT_MXNET_PYTHON`,
+`IMGFMT_SAGEMAKER_PYTHON` and `IMGFMT_DALI_PYTHON` name their pythons; when
 `IMGFMT_REQUIRE_INTEROP=1` (as in `make test` and CI) a missing one is a failure,
 never a silent skip.
 """
@@ -62,6 +63,41 @@ def run_mxnet(mxnet_python: str):
         )
         if proc.returncode != 0:
             raise AssertionError(f"mxnet snippet failed:\n{proc.stderr[-4000:]}")
+        return proc.stdout
+
+    return run
+
+
+def _dali_python() -> str | None:
+    candidate = os.environ.get("IMGFMT_DALI_PYTHON") or str(REPO / ".venv-dali" / "bin" / "python")
+    return candidate if os.path.exists(candidate) else None
+
+
+@pytest.fixture(scope="session")
+def dali_python() -> str:
+    """Path of a python that can `import nvidia.dali` (nvidia-dali-cuda120, CPU operators)."""
+    python = _dali_python()
+    if python is None:
+        if os.environ.get("IMGFMT_REQUIRE_INTEROP") == "1":
+            pytest.fail("DALI venv missing: run `make interop` (it builds .venv-dali)")
+        pytest.skip("NVIDIA DALI venv not built (make interop builds it)")
+    return python
+
+
+@pytest.fixture(scope="session")
+def run_dali(dali_python: str):
+    """Run a python snippet under DALI; returns its stdout (fails the test on error)."""
+
+    def run(code: str, *args: str, cwd: str | os.PathLike[str] | None = None) -> str:
+        proc = subprocess.run(
+            [dali_python, "-c", code, *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if proc.returncode != 0:
+            raise AssertionError(f"DALI snippet failed:\n{proc.stderr[-4000:]}")
         return proc.stdout
 
     return run
