@@ -408,11 +408,20 @@ def test_parse_errors_name_the_line(text: str, error: str) -> None:
     assert err.value.path == "x.lst" and err.value.where == error.split(":")[0]
 
 
-def test_duplicate_index_names_both_lines() -> None:
+def test_duplicate_index_names_both_lines(tmp_path: Path) -> None:
+    """The first use is found by reading the file again: parsing keeps a bit per index,
+    not a line number per line (a 50M-line list would hold 800 MB of them)."""
+    listing = tmp_path / "x.lst"
+    listing.write_text("\ufeff5\t0\ta.jpg\n6\t0\tb.jpg\n\n5\t1\tc.jpg\n")
     with pytest.raises(FormatError) as err:
-        list(parse_lst(["5\t0\ta.jpg\n", "6\t0\tb.jpg\n", "5\t1\tc.jpg\n"], "x.lst"))
+        list(read_lst(str(listing)))
     assert str(err.value) == (
-        "x.lst: line 3: index 5 already used on line 1 (every index must be unique)"
+        f"{listing}: line 4: index 5 already used on line 1 (every index must be unique)"
+    )
+    with pytest.raises(FormatError) as err:  # lines that are no file: no second look
+        list(parse_lst(["5\t0\ta.jpg\n", "5\t1\tc.jpg\n"], "x.lst"))
+    assert str(err.value) == (
+        "x.lst: line 2: index 5 already used on an earlier line (every index must be unique)"
     )
 
 

@@ -29,7 +29,6 @@ import math
 import os
 import random
 import re
-from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, NoReturn
@@ -418,10 +417,10 @@ def parse_lst(lines: Iterable[str], name: str, first_line: int = 1) -> Iterator[
     not a number, a repeated index, or bytes that are not UTF-8 raise ``FormatError`` naming
     the line. ``first_line`` is the number of the first of ``lines`` (a range of a list).
     """
-    # Memory that grows with the list stays small (12 bytes a line): the indices seen, a
-    # bit each, and for the message about a repeated one, the indices and line numbers.
+    # Memory that grows with the list stays small: the indices seen, a bit each while they
+    # are dense (KeySet). The line an index was first used on is found only when it repeats
+    # (``first_use``), by reading the input again where the caller can.
     seen = KeySet()
-    indices, line_numbers = array("Q"), array("Q")
     shared: dict[tuple[str, ...], tuple[float, ...]] = {}  # label fields -> labels
     for number, raw in enumerate(lines, start=first_line):
         where = f"line {number}"
@@ -477,22 +476,47 @@ def parse_lst(lines: Iterable[str], name: str, first_line: int = 1) -> Iterator[
             if len(shared) < SHARED_LABELS_MAX:
                 shared[texts] = labels
         if not seen.add(index):
-            first = line_numbers[indices.index(index)]
-            raise FormatError(
-                f"index {index} already used on line {first}",
-                path=name,
-                where=where,
-                hint="every index must be unique",
-            )
-        indices.append(index)
-        line_numbers.append(number)
+            raise RepeatedIndex(index, name, where)
         yield LstEntry(index, labels, fields[-1])
+
+
+class RepeatedIndex(FormatError):
+    """An index used twice; :meth:`on_line` names the line that used it first."""
+
+    def __init__(self, index: int, path: str, where: str) -> None:
+        super().__init__(f"index {index} already used on an earlier line", path=path,
+                         where=where, hint="every index must be unique")  # fmt: skip
+        self.index = index
+
+    def on_line(self, first: int) -> RepeatedIndex:
+        self.message = f"index {self.index} already used on line {first}"
+        return self
+
+
+def _first_use(path: str, index: int) -> int | None:
+    """The number of the first line of ``path`` with ``index`` (read again)."""
+    with open_input(path, "r", errors="surrogateescape") as handle:
+        for number, line in enumerate(handle, start=1):
+            head = line.removeprefix(BOM).strip().split("\t", 1)[0].strip()
+            if head.isdigit() and int(head) == index:
+                return number
+    return None
+
+
+def parse_file(lines: Iterable[str], path: str) -> Iterator[LstEntry]:
+    """:func:`parse_lst` over the lines of the file ``path``: a repeated index names the
+    line that used it first (the file is read again to find it)."""
+    try:
+        yield from parse_lst(lines, path)
+    except RepeatedIndex as err:
+        first = _first_use(path, err.index)
+        raise (err if first is None else err.on_line(first)) from None
 
 
 def read_lst(path: str) -> Iterator[LstEntry]:
     """The entries of a ``.lst`` file, parsed strictly (see :func:`parse_lst`)."""
     with open_input(path, "r", errors="surrogateescape") as handle:
-        yield from parse_lst(handle, path)
+        yield from parse_file(handle, path)
 
 
 # --------------------------------------------------------------------------- class map
@@ -701,7 +725,7 @@ class ImageList(Document):
         # parse_lst skips exactly the lines that strip to nothing; the rest pair with entries.
         kept = [line for line, text in zip(raw, texts) if text.strip()]
         classes, lines = [], []
-        for entry, line in zip(parse_lst(texts, path), kept):
+        for entry, line in zip(parse_file(texts, path), kept):
             classes.append(label_class(entry.labels))
             lines.append(with_newline(line))
         return LineSplit(classes, lines)

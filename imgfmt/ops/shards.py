@@ -89,7 +89,7 @@ class ListPlanner(Collection[lst.LstEntry]):
             # Split where a text read splits (universal newlines), keeping the endings so
             # that the byte offsets add up.
             text = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
-            for entry in lst.parse_lst(lines(text), self.path):
+            for entry in lst.parse_file(lines(text), self.path):
                 if self.total % self.per_shard == 0:
                     # A range read from byte 0 as line 1 drops a BOM as the whole list does.
                     self._marks.append((where[0], where[1]))
