@@ -209,7 +209,8 @@ def test_shards_by_size_and_chunks(photos: Path, tmp_path: Path) -> None:
     shards = summary["outputs"]
     count = len(shards)
     assert count > 1
-    assert [Path(s).name for s in shards] == [f"sh-{k:05d}-of-{count:05d}.rec" for k in range(count)]
+    names = [f"sh-{k:05d}-of-{count:05d}.rec" for k in range(count)]
+    assert [Path(s).name for s in shards] == names
     assert summary["combined_index"] == [str(tmp_path / "sh.combined.idx")]
     total = []
     for shard in shards:

@@ -189,14 +189,24 @@ def test_without_ray_the_engine_says_how_to_install_it(photos: Path, tmp_path: P
         "from imgfmt.cli import main; sys.argv[0] = 'imgfmt'; main()"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code, "pack", str(photos), str(tmp_path / "s.rec"),
-         "--shard-records", "5", "--engine", "ray"],  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            code,
+            "pack",
+            str(photos),
+            str(tmp_path / "s.rec"),
+            "--shard-records",
+            "5",
+            "--engine",
+            "ray",
+        ],  # fmt: skip
         capture_output=True,
         text=True,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == (
-        'Error: the Ray engine needs Ray, which is not installed (install it with: pip '
+        "Error: the Ray engine needs Ray, which is not installed (install it with: pip "
         'install "imgfmt[ray]")'
     )
 

@@ -196,8 +196,7 @@ def verify(
     each = runner.task_workers(workers or os.cpu_count() or 1)
     settings = None if runner.local else s3.settings()
     tasks = [
-        _Check(path, decode, root, classes, fix_idx, each, max_problems, settings)
-        for path in paths
+        _Check(path, decode, root, classes, fix_idx, each, max_problems, settings) for path in paths
     ]
     done: dict[int, tuple[FileReport, list[Problem]]] = {}
     for number, result in runner.run(_check_one, tasks, on_progress):
