@@ -20,22 +20,35 @@ REPO = Path(__file__).resolve().parent.parent
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 
-def _mxnet_python() -> str | None:
-    candidate = os.environ.get("IMGFMT_MXNET_PYTHON") or str(
-        REPO / ".venv-mxnet" / "bin" / "python"
-    )
-    return candidate if os.path.exists(candidate) else None
+def _venv_python(variable: str, venv: str, what: str) -> str:
+    """The python ``variable`` names, else ``venv``'s; a failure when missing under
+    ``IMGFMT_REQUIRE_INTEROP=1``, else a skip."""
+    candidate = os.environ.get(variable) or str(REPO / venv / "bin" / "python")
+    if os.path.exists(candidate):
+        return candidate
+    if os.environ.get("IMGFMT_REQUIRE_INTEROP") == "1":
+        pytest.fail(f"{what} venv missing: run `make interop` (it builds {venv})")
+    pytest.skip(f"{what} venv not built (make interop builds it)")
+
+
+def _snippet_runner(python: str, what: str):
+    """Run a python snippet under ``python``; returns its stdout (fails the test on error)."""
+
+    def run(code: str, *args: str, cwd: str | os.PathLike[str] | None = None) -> str:
+        proc = subprocess.run(
+            [python, "-c", code, *args], cwd=cwd, capture_output=True, text=True, timeout=600
+        )
+        if proc.returncode != 0:
+            raise AssertionError(f"{what} snippet failed:\n{proc.stderr[-4000:]}")
+        return proc.stdout
+
+    return run
 
 
 @pytest.fixture(scope="session")
 def mxnet_python() -> str:
     """Path of a python that can `import mxnet, cv2` (mxnet 1.9.1)."""
-    python = _mxnet_python()
-    if python is None:
-        if os.environ.get("IMGFMT_REQUIRE_INTEROP") == "1":
-            pytest.fail("mxnet venv missing: run `make interop` (it builds .venv-mxnet)")
-        pytest.skip("mxnet 1.9.1 venv not built (make interop builds it)")
-    return python
+    return _venv_python("IMGFMT_MXNET_PYTHON", ".venv-mxnet", "mxnet 1.9.1")
 
 
 @pytest.fixture(scope="session")
@@ -52,55 +65,19 @@ def sagemaker_python() -> str:
 @pytest.fixture(scope="session")
 def run_mxnet(mxnet_python: str):
     """Run a python snippet under mxnet 1.9.1; returns its stdout (fails the test on error)."""
-
-    def run(code: str, *args: str, cwd: str | os.PathLike[str] | None = None) -> str:
-        proc = subprocess.run(
-            [mxnet_python, "-c", code, *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if proc.returncode != 0:
-            raise AssertionError(f"mxnet snippet failed:\n{proc.stderr[-4000:]}")
-        return proc.stdout
-
-    return run
-
-
-def _dali_python() -> str | None:
-    candidate = os.environ.get("IMGFMT_DALI_PYTHON") or str(REPO / ".venv-dali" / "bin" / "python")
-    return candidate if os.path.exists(candidate) else None
+    return _snippet_runner(mxnet_python, "mxnet")
 
 
 @pytest.fixture(scope="session")
 def dali_python() -> str:
     """Path of a python that can `import nvidia.dali` (nvidia-dali-cuda120, CPU operators)."""
-    python = _dali_python()
-    if python is None:
-        if os.environ.get("IMGFMT_REQUIRE_INTEROP") == "1":
-            pytest.fail("DALI venv missing: run `make interop` (it builds .venv-dali)")
-        pytest.skip("NVIDIA DALI venv not built (make interop builds it)")
-    return python
+    return _venv_python("IMGFMT_DALI_PYTHON", ".venv-dali", "NVIDIA DALI")
 
 
 @pytest.fixture(scope="session")
 def run_dali(dali_python: str):
     """Run a python snippet under DALI; returns its stdout (fails the test on error)."""
-
-    def run(code: str, *args: str, cwd: str | os.PathLike[str] | None = None) -> str:
-        proc = subprocess.run(
-            [dali_python, "-c", code, *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if proc.returncode != 0:
-            raise AssertionError(f"DALI snippet failed:\n{proc.stderr[-4000:]}")
-        return proc.stdout
-
-    return run
+    return _snippet_runner(dali_python, "DALI")
 
 
 @pytest.fixture(scope="session")
