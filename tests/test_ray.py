@@ -135,7 +135,7 @@ def _kill_a_shard_task(stop: threading.Event, killed: list[int]) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.skip(reason="hangs in ray.wait after the SIGKILL on the CI machine; under investigation")
+@pytest.mark.skip(reason="hangs in ray.wait after the SIGKILL on this machine; to investigate")
 def test_a_killed_worker_leaves_nothing(ray_cluster, tmp_path: Path) -> None:
     from imgfmt.engines.ray import RayEngine
     from imgfmt.ops import pack
