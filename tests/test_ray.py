@@ -135,7 +135,6 @@ def _kill_a_shard_task(stop: threading.Event, killed: list[int]) -> None:
         time.sleep(0.01)
 
 
-@pytest.mark.skip(reason="hangs in ray.wait after the SIGKILL on this machine; to investigate")
 def test_a_killed_worker_leaves_nothing(ray_cluster, tmp_path: Path) -> None:
     from imgfmt.engines.ray import RayEngine
     from imgfmt.ops import pack
@@ -227,3 +226,19 @@ def test_a_failing_sink_publishes_nothing(ray_cluster, tmp_path: Path) -> None:
     with pytest.raises(Exception, match="needs an `image` column"):
         ray.data.from_items(rows).repartition(3).write_datasink(sink)
     assert list(out.iterdir()) == []
+
+
+def test_a_local_pack_inside_a_ray_driver_leaves_ray_working(
+    ray_cluster, photos: Path, tmp_path: Path
+) -> None:
+    """Decoder processes are not forked from a process that runs Ray: its gRPC threads do
+    not survive a fork, and Ray calls then hung (here: the third read after local packs)."""
+    import imgfmt.ray
+    from imgfmt.engines import local
+
+    assert local._start_method() == "forkserver"
+    for round_ in range(3):
+        out = tmp_path / f"r{round_}.rec"
+        assert run("pack", str(photos), str(out), "--shard-records", "5", "-j", "2")[0] == 0
+        for _ in range(2):
+            assert len(imgfmt.ray.read_recordio(str(out)).take_all()) == 23

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import multiprocessing
 import signal
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -71,11 +72,24 @@ def _start_decoder() -> None:
     decoding.bound_this_process()  # each image gets a memory budget (imgfmt.decoding)
 
 
+def _start_method() -> str:
+    """Fork where possible: cheap, and safe while the process holds only its own Python
+    threads. Not in a process that runs Ray (a Ray driver, or a Ray task's worker): Ray's
+    native gRPC threads do not survive a fork of their process, and Ray calls hung after
+    one (measured: the third Ray Data read after a local pack in the same driver never
+    started). There the workers come from a fork server, a clean process of their own."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return "spawn"
+    ray = sys.modules.get("ray")
+    if ray is not None and getattr(ray, "is_initialized", lambda: False)():
+        return "forkserver"
+    return "fork"
+
+
 def process_pool(workers: int, *, decoders: bool = False) -> ProcessPoolExecutor:
-    """A pool of ``workers`` processes: forked where possible (cheap; the caller holds no
-    threads when it makes one), spawned elsewhere. ``decoders``: the workers decode images,
-    each within a memory budget (``imgfmt.decoding.memory_budget``)."""
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    """A pool of ``workers`` processes (see :func:`_start_method`). ``decoders``: the
+    workers decode images, each within a memory budget (``imgfmt.decoding.memory_budget``)."""
+    method = _start_method()
     return ProcessPoolExecutor(
         workers,
         mp_context=multiprocessing.get_context(method),
