@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -77,16 +76,15 @@ def shard_paths(path: str | Sequence[str]) -> list[str]:
         return [path]
     stem, ext = storage.splitext(path)
     folder, name = storage.dirname(stem), storage.basename(stem)
-    if storage.is_s3(path):
-        keys = [key for key in storage.list_s3(folder) if "/" not in key]
-        found = sorted(storage.join(folder, key) for key in keys)
-    else:
-        found = sorted(os.path.join(folder or ".", n) for n in os.listdir(folder or "."))
-    count = [p for p in found if _is_shard(storage.basename(p), name, ext)]
-    if not count:
+    found = [
+        storage.join(folder, n) if folder else n
+        for n in storage.names_in(folder)
+        if _is_shard(n, name, ext)
+    ]
+    if not found:
         raise StorageError("no such dataset: neither the file nor its shards exist",
                            path=path, hint="check the path")  # fmt: skip
-    return count
+    return found
 
 
 def _is_shard(name: str, stem: str, ext: str) -> bool:
@@ -106,20 +104,8 @@ class _Span:
     records: int
 
 
-def _size(path: str) -> int:
-    if storage.is_s3(path):
-        size = s3.object_size(path)
-        if size is None:
-            raise storage.missing(path, "no such object", hint="check the key")
-        return size
-    try:
-        return os.path.getsize(path)
-    except OSError as err:
-        raise StorageError(storage.describe_os_error(err), path=path) from err
-
-
 def _spans(path: str, pieces: int, target_bytes: int) -> list[_Span]:
-    size = _size(path)
+    size = storage.file_size(path)
     index = storage.sibling(path, IDX_SUFFIX)
     offsets = sorted(set(read_idx(index).values())) if storage.is_file(index) else []
     want = max(pieces, math.ceil(size / target_bytes))
@@ -190,7 +176,7 @@ class RecordIODatasource(Datasource):
 
     def estimate_inmemory_data_size(self) -> int | None:
         if self._sizes is None:
-            self._sizes = [_size(path) for path in self.paths]
+            self._sizes = [storage.file_size(path) for path in self.paths]
         return sum(self._sizes)
 
     def get_read_tasks(

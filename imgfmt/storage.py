@@ -234,6 +234,33 @@ def walk_s3(root: str, *, recursive: bool = True) -> Iterator[tuple[str, list[st
         stack.extend(f"{rel}/{name}" if rel else name for name in reversed(names))
 
 
+def names_in(folder: str) -> list[str]:
+    """The names directly in ``folder``, sorted: a local folder's entries, or the objects one
+    level under an S3 prefix; none if the folder does not exist."""
+    if is_s3(folder):
+        return next(walk_s3(folder, recursive=False))[2]
+    try:
+        names = os.listdir(folder or ".")
+    except FileNotFoundError:
+        return []
+    except OSError as err:
+        raise StorageError(describe_os_error(err), path=folder or ".") from err
+    return sorted(names)
+
+
+def file_size(path: str) -> int:
+    """The size in bytes of a file or object (``StorageError`` if there is none)."""
+    if is_s3(path):
+        size = s3.object_size(path)
+        if size is None:
+            raise missing(path, "no such object", hint="check the key")
+        return size
+    try:
+        return os.path.getsize(path)
+    except OSError as err:
+        raise StorageError(describe_os_error(err), path=path) from err
+
+
 # --------------------------------------------------------------------------- reading
 
 

@@ -82,7 +82,6 @@ import functools
 import io
 import json
 import math
-import os
 import re
 import tarfile
 from collections.abc import Callable, Iterable, Iterator
@@ -90,7 +89,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from imgfmt import storage
-from imgfmt.errors import FormatError, ImageError, ImgfmtError, StorageError, UsageError, excerpt
+from imgfmt.errors import FormatError, ImageError, ImgfmtError, UsageError, excerpt
 from imgfmt.formats.base import DatasetWriter, Format, Item, Location, OnDamage
 from imgfmt.formats.recordio import KeySet
 from imgfmt.images import sniff_extension
@@ -199,17 +198,8 @@ def dataset_shards(path: str) -> list[tuple[int, str]]:
     pattern = re.compile(
         re.escape(base) + rf"-(\d{{{SHARD_DIGITS},}}){re.escape(ext or '.tar')}", re.DOTALL
     )
-    if storage.is_s3(path):
-        names = next(storage.walk_s3(folder, recursive=False))[2]
-    else:
-        try:
-            names = os.listdir(folder or ".")
-        except FileNotFoundError:
-            names = []
-        except OSError as err:
-            raise StorageError(storage.describe_os_error(err), path=folder or ".") from err
     found = []
-    for name in names:
+    for name in storage.names_in(folder):
         match = pattern.fullmatch(name)
         if match:
             found.append((int(match.group(1)), storage.join(folder, name) if folder else name))
