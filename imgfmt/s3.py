@@ -655,14 +655,7 @@ class Writer(io.BufferedIOBase):
             put_bytes(self.uri, bytes(self._buffer))
         else:
             self.finish()
-            call(
-                self.uri,
-                "complete_multipart_upload",
-                Bucket=self._bucket,
-                Key=self._key,
-                UploadId=self._upload_id,
-                MultipartUpload={"Parts": self._parts},
-            )
+            complete_upload(self.uri, self._upload_id, self._parts)
         self._buffer = bytearray()
         self.done = True
 

@@ -695,11 +695,7 @@ class AtomicOutputs:
                         published.append(output)
                 # S3 completions are independent requests of 20-50 ms each: many at once
                 # (a sharded dataset commits two per shard: 1,000 shards in seconds).
-                if len(remote) == 1:
-                    remote[0].publish()
-                    published.append(remote[0])
-                elif remote:
-                    _publish_all(remote, published)
+                _publish_all(remote, published)
         except BaseException:
             for output in published:
                 output.retract()
