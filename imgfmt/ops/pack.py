@@ -524,7 +524,6 @@ def pack(
 
             planner = ListPlanner(source, shard_records)
             _check_labels(planner, pack_label, out_rec, target)
-            planner.planned = True
             plan[out_rec] = planner
         if on_start:
             on_start(sum(len(chunk) for chunk in plan.values()))

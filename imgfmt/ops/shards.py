@@ -71,7 +71,7 @@ class ListPlanner(Collection[lst.LstEntry]):
     def __init__(self, path: str, per_shard: int) -> None:
         self.path, self.per_shard = path, per_shard
         self.total = 0
-        #: Its one pass is done (by the caller's label check).
+        #: Its one pass has been read to the end: the counts and marks are complete.
         self.planned = False
         self._marks: list[tuple[int, int]] = []  # (byte offset, line number) of entry k*N
 
@@ -95,12 +95,12 @@ class ListPlanner(Collection[lst.LstEntry]):
                     self._marks.append((where[0], where[1]))
                 self.total += 1
                 yield entry
+        self.planned = True
 
     def __len__(self) -> int:
         if not self.planned:
             for _entry in self:
                 pass
-            self.planned = True
         return self.total
 
     def __contains__(self, item: object) -> bool:
