@@ -32,14 +32,20 @@ import io
 import math
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
 from imgfmt import s3, storage
 from imgfmt.engines.ray import import_ray
 from imgfmt.errors import FormatError, StorageError, UsageError
-from imgfmt.formats.base import Item, ShardIndex, shard_path, write_combined_index
+from imgfmt.formats.base import (
+    DatasetWriter,
+    Item,
+    ShardIndex,
+    shard_path,
+    write_combined_index,
+)
 from imgfmt.formats.recordio import (
     IDX_SUFFIX,
     Damage,
@@ -48,7 +54,7 @@ from imgfmt.formats.recordio import (
     read_pieces,
     unpack_image_record,
 )
-from imgfmt.ops.shards import shard_starts
+from imgfmt.ops.shards import shard_ranges, stage_shard
 from imgfmt.storage import AtomicOutputs, StagedOutput
 
 ray = import_ray()
@@ -208,8 +214,10 @@ def read_recordio(paths: str | Sequence[str], **read_options: Any) -> Dataset:
 
 @dataclass
 class _Written:
+    """What one write task staged: each shard's outputs and index, in order."""
+
     task: int
-    shards: list[tuple[int, list[StagedOutput], ShardIndex | None, int]]  # (records, ...)
+    shards: list[tuple[list[StagedOutput], ShardIndex | None]]
 
 
 class RecordIODatasink(Datasink):
@@ -248,17 +256,18 @@ class RecordIODatasink(Datasink):
         for block in blocks:
             rows.extend(BlockAccessor.for_block(block).iter_rows(False))
         task = int(ctx.task_idx)
-        starts = shard_starts(len(rows), self.records_per_shard) + [len(rows)] if rows else [0]
         fmt = RecordIO()
         written = _Written(task, [])
-        for number, (a, b) in enumerate(zip(starts, starts[1:])):
-            group = AtomicOutputs(token=self.token)
-            with group:
-                writer = fmt.shard_writer(self._task_path(task, number), group)
-                for position in range(a, b):
+        bounds = shard_ranges(len(rows), self.records_per_shard) if rows else []
+        for number, (start, stop) in enumerate(bounds):
+
+            def fill(writer: DatasetWriter, start: int = start, stop: int = stop) -> None:
+                for position in range(start, stop):
                     item = _item(rows[position], task, position)
                     writer.append(fmt.encode(item), item)
-                written.shards.append((b - a, group.stage(), writer.kept_index, task))
+
+            writer, staged = stage_shard(fmt, self._task_path(task, number), self.token, fill)
+            written.shards.append((staged, writer.kept_index))
         return written
 
     def on_write_complete(self, write_result: Any) -> None:
@@ -267,12 +276,14 @@ class RecordIODatasink(Datasink):
         count = len(shards)
         group = AtomicOutputs()
         with group:
-            for number, (_records, staged, _index, _task) in enumerate(shards):
-                final_stem = storage.splitext(shard_path(self.path, number, count))[0]
-                renamed = [_rename(out, final_stem) for out in staged]
+            for number, (staged, _index) in enumerate(shards):
+                renamed = [
+                    replace(out, final=shard_path(self.path, number, count, _ext(out)))
+                    for out in staged
+                ]
                 group.adopt(renamed)
                 self.outputs += [out.final or out.path for out in renamed]
-            indexes = [index for _records, _staged, index, _task in shards]
+            indexes = [index for _staged, index in shards]
             written = write_combined_index(RecordIO(), self.path, group, indexes)
         self.combined = written[0] if written else None
 
@@ -287,11 +298,8 @@ class RecordIODatasink(Datasink):
             storage.discard_staged([stem], self.token)
 
 
-def _rename(staged: StagedOutput, final_stem: str) -> StagedOutput:
-    from dataclasses import replace
-
-    target = final_stem + storage.splitext(staged.final or staged.path)[1]
-    return replace(staged, final=target)
+def _ext(staged: StagedOutput) -> str:
+    return storage.splitext(staged.final or staged.path)[1]
 
 
 def _item(row: dict[str, Any], task: int, position: int) -> Item:

@@ -123,13 +123,13 @@ class ShardIndex:
     text: str
 
 
-def shard_path(path: str, number: int, count: int) -> str:
+def shard_path(path: str, number: int, count: int, ext: str | None = None) -> str:
     """``data/train-00003-of-00012.rec``: shard ``number`` (0-based) of ``count`` shards of
-    the dataset ``data/train.rec``. Numbers have 5 digits (more past 99,999 shards), so the
-    names sort in shard order."""
-    stem, ext = storage.splitext(path)
+    the dataset ``data/train.rec`` (with ``ext``, another file of that shard: its ``.idx``).
+    Numbers have 5 digits (more past 99,999 shards), so the names sort in shard order."""
+    stem, own = storage.splitext(path)
     width = max(5, len(str(count)))
-    return f"{stem}-{number:0{width}d}-of-{count:0{width}d}{ext}"
+    return f"{stem}-{number:0{width}d}-of-{count:0{width}d}{own if ext is None else ext}"
 
 
 class FileWriter(DatasetWriter):
@@ -203,9 +203,8 @@ class ShardedWriter(DatasetWriter):
         self._shards[-1].finish()
         count = len(self._shards)
         for number, shard in enumerate(self._shards):
-            final_stem = storage.splitext(shard_path(self._path, number, count))[0]
             for opened in shard.outputs + shard.indexes:
-                final = final_stem + storage.splitext(opened)[1]
+                final = shard_path(self._path, number, count, storage.splitext(opened)[1])
                 self._outputs.rename(opened, final)
                 self._names[opened] = final
         self._combined = write_combined_index(self._fmt, self._path, self._outputs,

@@ -22,14 +22,20 @@ from __future__ import annotations
 
 import io
 import secrets
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from imgfmt import s3, storage
 from imgfmt.engines import Engine, Progress
 from imgfmt.errors import ImgfmtError, UsageError
 from imgfmt.formats import lst
-from imgfmt.formats.base import DatasetWriter, ShardIndex, shard_path, write_combined_index
+from imgfmt.formats.base import (
+    DatasetWriter,
+    Format,
+    ShardIndex,
+    shard_path,
+    write_combined_index,
+)
 from imgfmt.ops.outcomes import Note, Skipped
 from imgfmt.ops.pack import PackResult, _Job, write_entries
 from imgfmt.storage import AtomicOutputs, StagedOutput
@@ -44,6 +50,24 @@ def shard_starts(total: int, per_shard: int) -> list[int]:
     if total > count * per_shard and 2 * (total - count * per_shard) >= per_shard:
         count += 1
     return [k * per_shard for k in range(count)]
+
+
+def shard_ranges(total: int, per_shard: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` list positions of each shard of ``total`` (:func:`shard_starts`)."""
+    starts = shard_starts(total, per_shard)
+    return list(zip(starts, [*starts[1:], total]))
+
+
+def stage_shard(
+    fmt: Format, path: str, token: str, fill: Callable[[DatasetWriter], None]
+) -> tuple[DatasetWriter, list[StagedOutput]]:
+    """Write the shard ``path`` of format ``fmt`` with ``fill`` and stage its outputs under
+    the run's ``token`` (``AtomicOutputs.stage``); if ``fill`` raises, nothing is left."""
+    group = AtomicOutputs(token=token)
+    with group:
+        writer = fmt.shard_writer(path, group)
+        fill(writer)
+        return writer, group.stage()
 
 
 @dataclass(frozen=True)
@@ -160,9 +184,8 @@ def pack_shard(task: ShardTask, on_progress: Progress | None = None) -> ShardDon
     source = task.source
     entries = source.entries() if isinstance(source, ListRange) else list(source)
     result = PackResult()
-    group = AtomicOutputs(token=task.token)
-    with group:
-        writer: DatasetWriter = task.job.fmt.shard_writer(task.path, group)
+
+    def fill(writer: DatasetWriter) -> None:
         write_entries(task.job, entries, writer, task.workers, result, on_progress)
         if writer.records_written == 0:
             raise ImgfmtError(
@@ -171,7 +194,8 @@ def pack_shard(task: ShardTask, on_progress: Progress | None = None) -> ShardDon
                 hint="see the reasons above; nothing was written (fix or leave out those "
                 "images, or pack with a larger --shard-records)",
             )
-        staged = group.stage()
+
+    writer, staged = stage_shard(task.job.fmt, task.path, task.token, fill)
     return ShardDone(
         task.number,
         writer.outputs,
@@ -205,8 +229,7 @@ def pack_sharded(
     if isinstance(entries, ListPlanner):
         sources: list[ListRange | tuple[lst.LstEntry, ...]] = list(entries.ranges())
     else:
-        starts = shard_starts(len(entries), per_shard) + [len(entries)]
-        sources = [tuple(entries[a:b]) for a, b in zip(starts, starts[1:])]
+        sources = [tuple(entries[a:b]) for a, b in shard_ranges(len(entries), per_shard)]
     count = len(sources)
     each = engine.task_workers(workers)
     tasks = [ShardTask(k, count, out, src, job, token, each) for k, src in enumerate(sources)]
