@@ -17,9 +17,9 @@ from __future__ import annotations
 import contextlib
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any, ClassVar
+from typing import Any, ClassVar
 
 from imgfmt import storage
 from imgfmt.errors import FormatError, ImgfmtError, UsageError
@@ -223,19 +223,40 @@ class ShardedWriter(DatasetWriter):
         return self._combined
 
 
+class CombinedIndexWriter:
+    """The format's index over every shard of the dataset ``path`` (if it has one), written
+    on ``outputs`` shard by shard, in shard order: each shard's index is needed only until
+    it is added."""
+
+    def __init__(self, fmt: Format, path: str, outputs: AtomicOutputs) -> None:
+        self._fmt = fmt
+        self.path = fmt.combined_index(path)
+        self._handle = None if self.path is None else outputs.open(self.path, "w")
+        self._base = 0
+
+    @property
+    def written(self) -> list[str]:
+        return [] if self.path is None else [self.path]
+
+    def add(self, shard: ShardIndex | None) -> None:
+        """Add the next shard (``DatasetWriter.kept_index`` of its writer)."""
+        if self._handle is None:
+            return
+        if shard is None:
+            raise ValueError("a shard writer did not keep its index")
+        self._handle.write(self._fmt.combined_index_lines(shard, self._base))
+        self._base += shard.size
+
+
 def write_combined_index(
-    fmt: Format, path: str, outputs: AtomicOutputs, shards: list[ShardIndex | None]
+    fmt: Format, path: str, outputs: AtomicOutputs, shards: Iterable[ShardIndex | None]
 ) -> list[str]:
     """Write ``fmt``'s combined index over the ``shards`` of the dataset ``path`` on
     ``outputs``, if the format has one; returns the paths written."""
-    combined = fmt.combined_index(path)
-    if combined is None:
-        return []
-    kept = [shard for shard in shards if shard is not None]
-    if len(kept) != len(shards):
-        raise ValueError("a shard writer did not keep its index")
-    fmt.write_combined_index(outputs.open(combined, "w"), kept)
-    return [combined]
+    combined = CombinedIndexWriter(fmt, path, outputs)
+    for shard in shards:
+        combined.add(shard)
+    return combined.written
 
 
 @dataclass(frozen=True)
@@ -511,7 +532,7 @@ class Format(Document):
 
     def shard_writer(self, path: str, outputs: AtomicOutputs) -> DatasetWriter:
         """A writer of ``path`` as one shard of several: as :meth:`writer`, and keeping
-        what :meth:`write_combined_index` needs of it (``DatasetWriter.kept_index``)."""
+        what :meth:`combined_index_lines` needs of it (``DatasetWriter.kept_index``)."""
         return self.writer(path, outputs)
 
     def combined_index(self, path: str) -> str | None:
@@ -519,8 +540,9 @@ class Format(Document):
         has one (RecordIO: the single index NVIDIA DALI reads many ``.rec`` through)."""
         return None
 
-    def write_combined_index(self, handle: IO[str], shards: list[ShardIndex]) -> None:
-        """Write the combined index of ``shards`` (in order) to ``handle``."""
+    def combined_index_lines(self, shard: ShardIndex, base: int) -> str:
+        """What the combined index holds for ``shard``, whose data starts ``base`` bytes into
+        the dataset (the sizes of the shards before it)."""
         raise NotImplementedError(f"{self.name} has no combined index")
 
     def sharded_by_count(self, records: int) -> Format | None:

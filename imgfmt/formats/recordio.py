@@ -816,17 +816,14 @@ class RecordIO(Format):
     def combined_index(self, path: str) -> str | None:
         return storage.splitext(path)[0] + COMBINED_IDX_SUFFIX
 
-    def write_combined_index(self, handle: IO[str], shards: list[ShardIndex]) -> None:
-        """Every shard's index lines in shard order, each offset moved on by the sizes of
-        the shards before it: offsets into the shards as if they were one file."""
-        base = 0
-        for shard in shards:
-            lines = []
-            for line in shard.text.splitlines():
-                key, offset = line.split("\t")
-                lines.append(format_idx_line(int(key), int(offset) + base))
-            handle.write("".join(lines))
-            base += shard.size
+    def combined_index_lines(self, shard: ShardIndex, base: int) -> str:
+        """The shard's index lines, each offset moved on by ``base``: offsets into the
+        shards as if they were one file."""
+        lines = []
+        for line in shard.text.splitlines():
+            key, offset = line.split("\t")
+            lines.append(format_idx_line(int(key), int(offset) + base))
+        return "".join(lines)
 
 
 class _KeepLines:

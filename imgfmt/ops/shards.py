@@ -30,11 +30,11 @@ from imgfmt.engines import Engine, Progress
 from imgfmt.errors import ImgfmtError, UsageError
 from imgfmt.formats import lst
 from imgfmt.formats.base import (
+    CombinedIndexWriter,
     DatasetWriter,
     Format,
     ShardIndex,
     shard_path,
-    write_combined_index,
 )
 from imgfmt.ops.outcomes import Note, Skipped
 from imgfmt.ops.pack import PackResult, _Job, write_entries
@@ -234,16 +234,24 @@ def pack_sharded(
     each = engine.task_workers(workers)
     tasks = [ShardTask(k, count, out, src, job, token, each) for k, src in enumerate(sources)]
     done: dict[int, ShardDone] = {}
+    combined_count = 0  # shards whose index is in the combined index
     try:
+        combined = CombinedIndexWriter(job.fmt, out, outputs)
         live = on_progress if engine.live_progress else None
         for _number, shard in engine.run(pack_shard, tasks, live):
             done[shard.number] = shard
             if on_progress is not None and not engine.live_progress:
                 on_progress(shard.entries)
+            # Shards finish in any order; each index goes into the combined one as soon as
+            # the shards before it are in, and is dropped then (~17 B an image).
+            while combined_count in done:
+                ready = done[combined_count]
+                combined.add(ready.index)
+                ready.index = None
+                combined_count += 1
         ordered = [done[k] for k in range(count)]
         for shard in ordered:
             outputs.adopt(shard.staged)
-        combined = write_combined_index(job.fmt, out, outputs, [s.index for s in ordered])
     except BaseException:
         _discard(tasks, token, done.values())
         raise
@@ -255,7 +263,7 @@ def pack_sharded(
         result.skipped.extend(shard.skipped)
         result.notes.extend(shard.notes)
         result.skipped_ids |= shard.skipped_ids
-    result.combined_indexes.extend(combined)
+    result.combined_indexes.extend(combined.written)
     result.shards += count
 
 
