@@ -25,10 +25,12 @@ from imgfmt.images import ImageOptions
 ray = pytest.importorskip("ray")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster(s3_server):
-    """One local Ray cluster for the session. It starts after the S3 server has set the
-    environment (credentials), which its worker processes inherit."""
+    """One local Ray cluster for these tests, stopped after them: a process with Ray running
+    makes its decoder pools from a fork server, which tests elsewhere that patch decoders for
+    forked workers must not meet. It starts after the S3 server has set the environment
+    (credentials), which its worker processes inherit."""
     ray.init(
         address="local",
         num_cpus=2,
