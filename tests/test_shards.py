@@ -183,6 +183,23 @@ def test_options_that_do_not_fit_exit_2(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
 
 
+def test_a_cluster_that_does_not_answer_is_one_line(photos: Path, tmp_path: Path) -> None:
+    """Before any work, and at once: ray.init would retry for minutes, printing warnings."""
+    from s3_server import closed_port
+
+    address = f"127.0.0.1:{closed_port()}"
+    result = CliRunner().invoke(cli, ["pack", str(photos), str(tmp_path / "s.rec"),
+                                      "--shard-records", "5", "--engine", "ray",
+                                      "--ray-address", address])  # fmt: skip
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"Error: cannot reach the Ray cluster at {address}: Connection refused (check "
+        "--ray-address / RAY_ADDRESS: ray://head:10001 for Ray Client, head:6379 on a node "
+        "of the cluster; or leave it out for a local cluster)\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]
+
+
 def test_without_ray_the_engine_says_how_to_install_it(photos: Path, tmp_path: Path) -> None:
     code = (
         "import sys; sys.modules['ray'] = None\n"  # as if Ray were not installed

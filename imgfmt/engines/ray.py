@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -52,6 +53,8 @@ class RayEngine:
         self.max_retries = max_retries
         self._started = False
         import_ray()  # says how to install Ray before any work
+        if self.address and not import_ray().is_initialized():
+            _check_reachable(self.address)  # and that the cluster answers
 
     def task_workers(self, workers: int) -> int:
         return 1
@@ -131,6 +134,26 @@ class RayEngine:
                 f"{self.max_retries} retries spent): {_first_line(err)}",
                 hint="see the Ray logs (ray status; /tmp/ray/session_latest/logs); run again",
             ) from err
+
+
+#: Seconds to wait for a cluster's port to answer before saying it cannot be reached.
+CONNECT_TIMEOUT = 5.0
+
+
+def _check_reachable(address: str) -> None:
+    """A one-line error now when nothing answers at ``address`` (``ray://host:port`` or
+    ``host:port``): ``ray.init`` would retry for minutes, printing native warnings."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray knows better: let Ray answer
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as err:
+        raise ImgfmtError(
+            f"cannot reach the Ray cluster at {address}: {err.strerror or err}",
+            hint="check --ray-address / RAY_ADDRESS: ray://head:10001 for Ray Client, "
+            "head:6379 on a node of the cluster; or leave it out for a local cluster",
+        ) from err
 
 
 def _first_line(err: BaseException) -> str:
