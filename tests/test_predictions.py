@@ -30,14 +30,20 @@ CASES = [
     (6, [0.00, 0.00, 0.00, 0.00, 0.00, 0.00, 1.00]),  # predicted 6: right; top-5 yes
     (6, [0.14, 0.14, 0.14, 0.14, 0.14, 0.15, 0.15]),  # tie -> 5: wrong; 5, 6, 0, 1, 2: yes
 ]
-# accuracy 3/8; top-5 6/8; recall: ant 1/2, bee 1/1, cat 0/2, fox 0/1, gnu 1/2.
-EXPECTED_RECALL = [
-    {"label": 0, "name": "ant", "support": 2, "correct": 1, "recall": 0.5},
-    {"label": 1, "name": "bee", "support": 1, "correct": 1, "recall": 1.0},
-    {"label": 2, "name": "cat", "support": 2, "correct": 0, "recall": 0.0},
-    {"label": 5, "name": "fox", "support": 1, "correct": 0, "recall": 0.0},
-    {"label": 6, "name": "gnu", "support": 2, "correct": 1, "recall": 0.5},
-]
+# accuracy 3/8; top-5 6/8. Predicted 0,1,1,0,6,0,6,5 against true 0,0,1,2,2,5,6,6:
+# ant tp 1 of 3 predicted, 2 true; bee 1 of 2, 1; cat 0 of 0, 2; fox 0 of 1, 1; gnu 1 of 2, 2.
+EXPECTED_PER_CLASS = [
+    {"label": 0, "name": "ant", "precision": 1 / 3, "recall": 0.5, "f1": 0.4, "support": 2,
+     "correct": 1},
+    {"label": 1, "name": "bee", "precision": 0.5, "recall": 1.0, "f1": 2 / 3, "support": 1,
+     "correct": 1},
+    {"label": 2, "name": "cat", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 2,
+     "correct": 0},
+    {"label": 5, "name": "fox", "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1,
+     "correct": 0},
+    {"label": 6, "name": "gnu", "precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2,
+     "correct": 1},
+]  # fmt: skip
 
 
 def invoke(*args: str) -> Result:
@@ -78,7 +84,7 @@ def test_known_answer_gives_exact_accuracy_top5_and_recall(dataset: tuple[Path, 
     assert (result.images, result.labelled, result.num_classes) == (8, 8, 7)
     assert (result.correct, result.accuracy) == (3, 0.375)
     assert (result.top_k_correct, result.top_k_accuracy) == (6, 0.75)
-    assert [c.to_dict() for c in result.classes] == EXPECTED_RECALL
+    assert result.to_dict()["per_class"] == [pytest.approx(c) for c in EXPECTED_PER_CLASS]
 
 
 def test_csv_rows_one_per_image(dataset: tuple[Path, Path], tmp_path: Path) -> None:
@@ -110,12 +116,25 @@ def test_human_summary(dataset: tuple[Path, Path], tmp_path: Path) -> None:
         "8 images, 7 classes, 8 with a true label (test.lst)\n"
         "accuracy 0.3750 (3/8)\n"
         "top-5 accuracy 0.7500 (6/8)\n"
-        "  label  class  support  recall\n"
-        "      0  ant          2  0.5000\n"
-        "      1  bee          1  1.0000\n"
-        "      2  cat          2  0.0000\n"
-        "      5  fox          1  0.0000\n"
-        "      6  gnu          2  0.5000\n"
+        "\n"
+        "              precision    recall  f1-score   support\n"
+        "\n"
+        "         ant     0.3333    0.5000    0.4000         2\n"
+        "         bee     0.5000    1.0000    0.6667         1\n"
+        "         cat     0.0000    0.0000    0.0000         2\n"
+        "         fox     0.0000    0.0000    0.0000         1\n"
+        "         gnu     0.5000    0.5000    0.5000         2\n"
+        "\n"
+        "    accuracy                         0.3750         8\n"
+        "   macro avg     0.2667    0.4000    0.3133         8\n"
+        "weighted avg     0.2708    0.3750    0.3083         8\n"
+        "\n"
+        "most frequent confusions (true -> predicted: images):\n"
+        "  0 ant -> 1 bee: 1\n"
+        "  2 cat -> 0 ant: 1\n"
+        "  2 cat -> 6 gnu: 1\n"
+        "  5 fox -> 0 ant: 1\n"
+        "  6 gnu -> 5 fox: 1\n"
     )
 
 
@@ -126,7 +145,9 @@ def test_json_summary(dataset: tuple[Path, Path]) -> None:
     summary = json.loads(result.stdout)
     assert summary["accuracy"] == 0.375 and summary["top5_accuracy"] == 0.75
     assert (summary["correct"], summary["top5_correct"], summary["labelled"]) == (3, 6, 8)
-    assert summary["per_class"] == EXPECTED_RECALL
+    assert summary["per_class"] == [pytest.approx(c) for c in EXPECTED_PER_CLASS]
+    assert summary["confusions"][0] == {"true": 0, "true_name": "ant", "predicted": 1,
+                                        "predicted_name": "bee", "images": 1}  # fmt: skip
     assert summary["source_kind"] == "lst" and summary["output"] is None
 
 
@@ -168,7 +189,7 @@ def test_manifest_source_takes_names_from_its_metadata(tmp_path: Path) -> None:
     result = predictions.evaluate(str(pred), str(src))
     assert result.source_kind == "manifest"
     assert (result.accuracy, result.top_k_accuracy) == (0.375, 0.75)
-    assert [c.to_dict() for c in result.classes] == EXPECTED_RECALL
+    assert result.to_dict()["per_class"] == [pytest.approx(c) for c in EXPECTED_PER_CLASS]
 
 
 def test_jsonlines_source(tmp_path: Path) -> None:
@@ -181,7 +202,7 @@ def test_jsonlines_source(tmp_path: Path) -> None:
     result = predictions.evaluate(str(pred), str(src), output=str(out))
     assert result.source_kind == "jsonlines" and result.output == str(out)
     assert (result.correct, result.top_k_correct) == (3, 6)
-    assert [c.name for c in result.classes] == [None] * 5  # no class map beside it
+    assert [c["name"] for c in result.to_dict()["per_class"]] == [None] * 5  # no class map
     assert list(csv.reader(out.open()))[2][:4] == ["ant/1.jpg", "0", "1", ""]
 
 
@@ -265,3 +286,108 @@ def test_help_has_an_example() -> None:
     result = CliRunner().invoke(cli, ["predictions", "--help"])
     assert result.exit_code == 0 and "Examples:" in result.output
     assert "imgfmt predictions" in result.output
+
+
+# --------------------------------------------------------------------------- scikit-learn
+
+
+def _random_case(tmp_path: Path, classes: int, images: int, seed: int) -> tuple[Path, Path, list]:
+    """A .lst and its predictions: random probabilities (no ties) leaning to the truth for
+    most images, some classes never true, one never predicted."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    truths = rng.integers(0, classes - 5, size=images)  # the last 5 classes are never true
+    scores = rng.random((images, classes))
+    right = rng.random(images) < 0.6
+    scores[right, truths[right]] += 1.0
+    scores[:, 1] = 0  # class 1 is never predicted, nor among the top 3
+    scores /= scores.sum(axis=1, keepdims=True)
+    lst = tmp_path / "r.lst"
+    lst.write_text("".join(f"{i}\t{t}\timg{i}.jpg\n" for i, t in enumerate(truths)))
+    pred = write_predictions(tmp_path / "r.out", [(t, p.tolist()) for t, p in zip(truths, scores)])
+    return pred, lst, [truths, scores]
+
+
+@pytest.mark.parametrize("top_k", [1, 3, 5])
+def test_the_report_equals_scikit_learn_on_50_classes(tmp_path: Path, top_k: int) -> None:
+    from sklearn import metrics as sk
+
+    pred, lst, (truths, scores) = _random_case(tmp_path, 50, 2000, seed=top_k)
+    cm = tmp_path / "cm.csv"
+    result = invoke(str(pred), str(lst), "--json", "--top-k", str(top_k), "--confusion", str(cm))
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    predicted = scores.argmax(axis=1)
+    labels = sorted(set(truths) | set(predicted))
+    p, r, f, s = sk.precision_recall_fscore_support(truths, predicted, labels=labels,
+                                                    zero_division=0)  # fmt: skip
+    assert [c["label"] for c in summary["per_class"]] == labels
+    assert [c["precision"] for c in summary["per_class"]] == pytest.approx(p, abs=1e-12)
+    assert [c["recall"] for c in summary["per_class"]] == pytest.approx(r, abs=1e-12)
+    assert [c["f1"] for c in summary["per_class"]] == pytest.approx(f, abs=1e-12)
+    assert [c["support"] for c in summary["per_class"]] == s.tolist()
+    for average in ("macro", "weighted"):
+        expected = sk.precision_recall_fscore_support(truths, predicted, average=average,
+                                                      zero_division=0)[:3]  # fmt: skip
+        got = summary[f"{average}_avg"]
+        assert [got["precision"], got["recall"], got["f1"]] == pytest.approx(expected, abs=1e-12)
+    assert summary["accuracy"] == pytest.approx(sk.accuracy_score(truths, predicted), abs=1e-12)
+    top = sk.top_k_accuracy_score(truths, scores, k=top_k, labels=list(range(50)))
+    assert summary[f"top{top_k}_accuracy"] == pytest.approx(top, abs=1e-12)
+    rows = list(csv.reader(cm.open()))
+    matrix = [[int(v) for v in row[1:]] for row in rows[1:]]
+    assert matrix == sk.confusion_matrix(truths, predicted, labels=labels).tolist()
+    assert [int(cell) for cell in rows[0][1:]] == labels
+
+
+def test_the_demo_report_equals_scikit_learn(tmp_path: Path) -> None:
+    """The demo's simulated batch transform: right but for every seventh image."""
+    from sklearn import metrics as sk
+
+    demo = load_demo()
+    truths = [n % 4 for n in range(24)]
+    src = tmp_path / "val.jsonl"
+    with JsonlFileWriter(str(src)) as writer:
+        for i, true in enumerate(truths):
+            writer.write(i, float(true), f"{i}.jpg", b"\xff\xd8")
+    out = tmp_path / "val.jsonl.out"
+    demo.simulate_predictions(src, out)
+    plot = tmp_path / "cm.png"
+    result = invoke(str(out), str(src), "--plot", str(plot))
+    assert result.exit_code == 0, result.output
+    predicted = [json.loads(line)["prediction"] for line in out.read_text().splitlines()]
+    predicted = [max(range(4), key=lambda c, p=p: (p[c], -c)) for p in predicted]
+    expected = sk.classification_report(truths, predicted, digits=4)
+    assert expected.rstrip("\n") in result.stdout
+    from PIL import Image
+
+    assert Image.open(plot).format == "PNG"
+
+
+def load_demo():
+    from helpers import _load_script
+
+    return _load_script("demo")
+
+
+def test_a_plot_must_be_png_or_jpeg(dataset: tuple[Path, Path], tmp_path: Path) -> None:
+    pred, lst = dataset
+    result = invoke(str(pred), str(lst), "--plot", str(tmp_path / "cm.gif"))
+    assert result.exit_code == 2 and ".png or .jpg" in result.stderr
+    assert invoke(str(pred), str(lst), "--plot", str(tmp_path / "cm.jpg")).exit_code == 0
+    from PIL import Image
+
+    assert Image.open(tmp_path / "cm.jpg").format == "JPEG"
+
+
+def test_a_failed_run_writes_none_of_its_outputs(
+    dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    pred, lst = dataset
+    write_predictions(pred, CASES[:6])
+    outs = [tmp_path / "rows.csv", tmp_path / "cm.csv", tmp_path / "cm.png"]
+    result = invoke(str(pred), str(lst), "-o", str(outs[0]), "--confusion", str(outs[1]),
+                    "--plot", str(outs[2]))  # fmt: skip
+    assert result.exit_code == 1
+    assert not any(path.exists() for path in outs) and leftovers(tmp_path) == []

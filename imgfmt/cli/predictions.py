@@ -6,6 +6,9 @@ import click
 
 from imgfmt.cli._common import Settings, echo_json, json_option
 
+#: Mirrors ``imgfmt.ops.predictions.TOP_K`` (not imported: ``--help`` stays fast).
+TOP_K = 5
+
 
 @click.command("predictions")
 @click.argument("pred", metavar="PRED")
@@ -24,6 +27,29 @@ from imgfmt.cli._common import Settings, echo_json, json_option
     help="Write one row per image (path, true_label, predicted, predicted_name, probability, "
     "top5) to OUT.csv; '-' for stdout (the summary then goes to stderr).",
 )
+@click.option(
+    "--top-k",
+    type=click.IntRange(min=1),
+    default=TOP_K,
+    show_default=True,
+    metavar="K",
+    help="Top-k accuracy counts an image when its true class is among its K most probable.",
+)
+@click.option(
+    "--confusion",
+    "confusion_csv",
+    default=None,
+    metavar="CM.csv",
+    help="Write the confusion matrix as CSV (rows true, columns predicted, cells "
+    "label:name); '-' for stdout.",
+)
+@click.option(
+    "--plot",
+    default=None,
+    metavar="CM.png",
+    help="Draw the confusion matrix as a heatmap image (.png or .jpg); over 40 classes, the "
+    "39 most confused are shown and the rest grouped.",
+)
 @json_option
 @click.pass_context
 def predictions_cmd(
@@ -32,26 +58,43 @@ def predictions_cmd(
     source: str,
     class_map: str | None,
     output: str | None,
+    top_k: int,
+    confusion_csv: str | None,
+    plot: str | None,
     as_json: bool,
 ) -> None:
     """Join PRED, a batch transform output (application/jsonlines, lines of
     {"prediction": [p0, p1, ...]}, one per input record, in input order), to SRC,
     the .lst, manifest or JSON Lines dataset that was sent.
 
-    Prints accuracy, top-5 accuracy and recall per class when SRC has true labels.
-    A count mismatch or a malformed line is an error naming the line.
+    When SRC has true labels, prints a classification report: precision,
+    recall, F1 and support per class, accuracy, macro and weighted averages
+    (as scikit-learn's classification_report), top-k accuracy and the most
+    frequent confusions. A count mismatch or a malformed line is an error
+    naming the line.
 
     \b
     Examples:
       imgfmt predictions test.jsonl.out data/test.lst
       imgfmt predictions test.jsonl.out data/test.lst -o rows.csv --json
+      imgfmt predictions test.jsonl.out data/test.lst --confusion cm.csv --plot cm.png
       imgfmt predictions out/test.manifest.out test.manifest --classes data/all.classes.tsv
     """
     from imgfmt.ops import predictions
 
-    to_stderr = output == "-"  # stdout holds the CSV
+    if output == "-" and confusion_csv == "-":
+        raise click.UsageError("only one of -o and --confusion can be '-' (stdout)")
+    to_stderr = "-" in (output, confusion_csv)  # stdout holds a CSV
     ctx.ensure_object(Settings).json_to_stderr = to_stderr
-    result = predictions.evaluate(pred, source, class_map=class_map, output=output)
+    result = predictions.evaluate(
+        pred,
+        source,
+        class_map=class_map,
+        output=output,
+        top_k=top_k,
+        confusion_csv=confusion_csv,
+        plot=plot,
+    )
     if as_json:
         echo_json(ctx, result.to_dict())
     else:

@@ -8,19 +8,25 @@ input order (docs/formats.md section 7)::
 
 the probability of each class, by class index. :func:`evaluate` pairs line *n* with the
 *n*-th image of the dataset that was sent (a ``.lst``, a manifest or a JSON Lines image
-dataset), writes a row per image and sums up accuracy, top-5 accuracy and recall per class.
+dataset), writes a row per image and sums up the images with a true label as a
+classification report: per class precision, recall, F1 and support, accuracy, macro and
+weighted averages (as scikit-learn's ``classification_report``; ``imgfmt.metrics``),
+top-k accuracy, the most frequent confusions, and the confusion matrix as CSV and as a
+heatmap image.
 
 Choices:
 
 - The predicted class is the index of the highest probability; a tie goes to the lower index
   (as ``numpy.argmax``). Top-k lists are ordered by probability, then index.
-- Top-5 accuracy counts an image when its true class is among its 5 most probable (all of them
-  when there are fewer than 5 classes).
+- Top-k accuracy counts an image when its true class is among its k most probable (all of
+  them when there are fewer than k classes). Where probabilities tie at the k-th place the
+  lower index is taken (scikit-learn's ``top_k_accuracy_score`` takes the higher one).
 - The true label is the first label of a ``.lst`` line, the class index of a manifest line
   (the first, for multi-label lines) or the first label of a JSON Lines image. It must be a
   whole number naming one of the prediction's classes; anything else is an error, since no
   accuracy could be right.
-- Recall is listed for every class that occurs as a true label: ``correct / support``.
+- The report's classes are those that occur as a true or as a predicted label (as
+  scikit-learn's); a class never predicted has precision 0, one never true recall 0.
 - Nothing is guessed about a count mismatch (a missing line would shift every later pair):
   it is one error giving both counts.
 """
@@ -34,16 +40,25 @@ import os
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from imgfmt import formats
+from imgfmt import formats, storage
 from imgfmt.errors import FormatError, UsageError, excerpt
 from imgfmt.formats import lst
 from imgfmt.formats.base import label_text
-from imgfmt.storage import atomic_output, open_input
+from imgfmt.storage import AtomicOutputs, open_input
 
-#: How many of the most probable classes the top-k column and accuracy consider.
+if TYPE_CHECKING:
+    from imgfmt.metrics import ClassificationReport
+
+#: How many of the most probable classes the top-k column and accuracy consider, by default.
 TOP_K = 5
+
+#: The most frequent confusions listed in the summary.
+TOP_CONFUSIONS = 10
+
+#: Extensions the confusion matrix image may have.
+PLOT_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 #: The key of a batch transform output line (docs/formats.md section 7).
 PREDICTION_KEY = "prediction"
@@ -66,27 +81,6 @@ class SourceItem:
     label: float | None
 
 
-@dataclass(frozen=True)
-class ClassRecall:
-    label: int
-    name: str | None
-    support: int
-    correct: int
-
-    @property
-    def recall(self) -> float:
-        return self.correct / self.support
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "label": self.label,
-            "name": self.name,
-            "support": self.support,
-            "correct": self.correct,
-            "recall": self.recall,
-        }
-
-
 @dataclass
 class PredictionsResult:
     """What :func:`evaluate` found. Accuracies are None when no image has a true label."""
@@ -100,8 +94,12 @@ class PredictionsResult:
     correct: int = 0
     top_k_correct: int = 0
     top_k: int = TOP_K
-    classes: list[ClassRecall] = field(default_factory=list)
+    #: The classification report of the images with a true label (None without any).
+    report: ClassificationReport | None = None
+    names: dict[int, str] = field(default_factory=dict)
     output: str | None = None
+    confusion_csv: str | None = None
+    plot: str | None = None
 
     @property
     def accuracy(self) -> float | None:
@@ -123,9 +121,26 @@ class PredictionsResult:
             "accuracy": self.accuracy,
             f"top{self.top_k}_correct": self.top_k_correct,
             f"top{self.top_k}_accuracy": self.top_k_accuracy,
-            "per_class": [c.to_dict() for c in self.classes],
+            **self._report_dict(),
             "output": self.output,
+            "confusion_csv": self.confusion_csv,
+            "plot": self.plot,
         }
+
+    def _report_dict(self) -> dict[str, Any]:
+        if self.report is None:
+            return {"per_class": [], "macro_avg": None, "weighted_avg": None, "confusions": []}
+        report = self.report.to_dict(self.names)
+        correct = dict(zip(self.report.labels, self.report.matrix.diagonal().tolist()))
+        for row in report["per_class"]:
+            row["correct"] = correct[row["label"]]
+        confusions = [
+            {"true": c.true, "true_name": self.names.get(c.true), "predicted": c.predicted,
+             "predicted_name": self.names.get(c.predicted), "images": c.images}
+            for c in self.report.top_confusions(TOP_CONFUSIONS)
+        ]  # fmt: skip
+        return {"per_class": report["per_class"], "macro_avg": report["macro_avg"],
+                "weighted_avg": report["weighted_avg"], "confusions": confusions}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- predictions
@@ -271,22 +286,33 @@ def evaluate(
     class_map: str | None = None,
     output: str | None = None,
     top_k: int = TOP_K,
+    confusion_csv: str | None = None,
+    plot: str | None = None,
 ) -> PredictionsResult:
     """Join ``predictions`` (batch transform output) to ``source`` (the dataset sent).
 
     ``class_map``: a ``label<TAB>name`` file; default, the one found beside ``source``, else
-    the names a manifest holds. ``output``: a CSV path written atomically (``-`` for stdout),
-    one row per image with :data:`CSV_COLUMNS`; None writes none.
+    the names a manifest holds. ``output``: a CSV path (``-`` for stdout), one row per image
+    with :data:`CSV_COLUMNS`. ``confusion_csv``: the confusion matrix as CSV (rows true,
+    columns predicted; ``imgfmt.metrics``). ``plot``: the matrix as a heatmap image (``.png``
+    or ``.jpg``; more than 40 classes are grouped). Files given are written together, whole,
+    or not at all.
     """
+    from imgfmt.metrics import Confusion
+
     if top_k < 1:
         raise UsageError(f"top_k must be at least 1, not {top_k}")
+    if plot is not None and storage.splitext(plot)[1].lower() not in PLOT_EXTENSIONS:
+        raise UsageError(f"cannot tell the image format of {plot!r}", hint="name it .png or .jpg")
+    for path in (output, confusion_csv, plot):
+        if path is not None and path != "-":
+            storage.check_output_folder(path, hint="create it first")
     kind, items, names = read_source(source)
     map_path = class_map if class_map is not None else lst.find_class_map(source)
     if map_path is not None:
         names = lst.read_class_map(map_path)
-    result = PredictionsResult(predictions, source, kind, top_k=top_k)
-    support: dict[int, int] = {}
-    correct: dict[int, int] = {}
+    result = PredictionsResult(predictions, source, kind, top_k=top_k, names=names)
+    confusion = Confusion()
 
     def rows() -> Iterator[list[str]]:
         pred_iter = iter_predictions(predictions)
@@ -301,10 +327,8 @@ def evaluate(
             if item.label is not None:
                 true = _class_of(item.label, number, width, source)
                 result.labelled += 1
-                support[true] = support.get(true, 0) + 1
-                if predicted == true:
-                    result.correct += 1
-                    correct[true] = correct.get(true, 0) + 1
+                confusion.add(true, predicted)
+                result.correct += predicted == true
                 if any(i == true for i, _p in top):
                     result.top_k_correct += 1
             result.images += 1
@@ -324,20 +348,46 @@ def evaluate(
                 "no images", path=source, hint="SRC must be the dataset that was sent"
             )
 
-    if output is None:
-        for _row in rows():
-            pass
-    elif output == "-":
-        _write_csv(sys.stdout, rows())
-    else:
-        with atomic_output(output, "w") as handle:
-            _write_csv(handle, rows())
-        result.output = output
-    result.classes = [
-        ClassRecall(label, names.get(label), support[label], correct.get(label, 0))
-        for label in sorted(support)
-    ]
+    with AtomicOutputs() as outputs:
+        if output is None:
+            for _row in rows():
+                pass
+        elif output == "-":
+            _write_csv(sys.stdout, rows())
+        else:
+            _write_csv(outputs.open(output, "w"), rows())
+            result.output = output
+        if result.labelled:
+            result.report = confusion.report()
+            _write_matrix(result, outputs, confusion_csv, plot)
+        elif confusion_csv or plot:
+            raise FormatError(
+                "no image has a true label: there is no confusion matrix to write",
+                path=source,
+                hint="drop --confusion and --plot, or pass the labelled dataset",
+            )
     return result
+
+
+def _write_matrix(
+    result: PredictionsResult, outputs: AtomicOutputs, csv_path: str | None, plot: str | None
+) -> None:
+    report = result.report
+    assert report is not None
+    if csv_path is not None:
+        handle = sys.stdout if csv_path == "-" else outputs.open(csv_path, "w")
+        report.write_confusion_csv(handle, result.names)
+        result.confusion_csv = csv_path
+    if plot is not None:
+        from imgfmt import render
+
+        title = (
+            f"{storage.basename(result.predictions)}: accuracy {report.accuracy:.4f} "
+            f"({report.total} images)"
+        )
+        image = render.confusion_heatmap(list(report.labels), result.names, report.matrix, title)
+        outputs.open(plot, "wb").write(render.encode_image(image, storage.splitext(plot)[1]))
+        result.plot = plot
 
 
 def _write_csv(handle: IO[str], rows: Iterable[list[str]]) -> None:
@@ -347,31 +397,41 @@ def _write_csv(handle: IO[str], rows: Iterable[list[str]]) -> None:
 
 
 def format_summary(result: PredictionsResult) -> str:
-    """The human summary: counts, accuracies and a recall table."""
-    lines = [
+    """The human summary: counts, accuracies, the classification report (as scikit-learn
+    prints it) and the most frequent confusions."""
+    lines = [f"wrote {path}" for path in (result.output, result.confusion_csv, result.plot)
+             if path and path != "-"]  # fmt: skip
+    lines.append(
         f"{result.images} images, {result.num_classes} classes, "
         f"{result.labelled} with a true label ({os.path.basename(result.source)})"
-    ]
-    if result.output:
-        lines.insert(0, f"wrote {result.output}")
-    if result.labelled:
-        k = result.top_k
-        lines.append(f"accuracy {result.accuracy:.4f} ({result.correct}/{result.labelled})")
-        lines.append(
-            f"top-{k} accuracy {result.top_k_accuracy:.4f} "
-            f"({result.top_k_correct}/{result.labelled})"
-        )
-        width = max([len("class")] + [len(c.name or str(c.label)) for c in result.classes])
-        lines.append(f"  {'label':>5}  {'class':<{width}}  {'support':>7}  recall")
-        for c in result.classes:
-            name = c.name or str(c.label)
-            lines.append(f"  {c.label:>5}  {name:<{width}}  {c.support:>7}  {c.recall:.4f}")
+    )
+    report = result.report
+    if report is None:
+        return "\n".join(lines)
+    k = result.top_k
+    lines.append(f"accuracy {result.accuracy:.4f} ({result.correct}/{result.labelled})")
+    lines.append(
+        f"top-{k} accuracy {result.top_k_accuracy:.4f} ({result.top_k_correct}/{result.labelled})"
+    )
+    lines.append("")
+    lines.append(report.to_text(result.names).rstrip("\n"))
+    confusions = report.top_confusions(TOP_CONFUSIONS)
+    if confusions:
+        lines.append("")
+        lines.append("most frequent confusions (true -> predicted: images):")
+        for c in confusions:
+            true = _class_text(c.true, result.names)
+            predicted = _class_text(c.predicted, result.names)
+            lines.append(f"  {true} -> {predicted}: {c.images}")
     return "\n".join(lines)
+
+
+def _class_text(label: int, names: dict[int, str]) -> str:
+    return f"{label} {names[label]}" if label in names else str(label)
 
 
 __all__ = [
     "CSV_COLUMNS",
-    "ClassRecall",
     "PredictionsResult",
     "SourceItem",
     "evaluate",
