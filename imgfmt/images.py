@@ -238,6 +238,22 @@ def check_decodes(
 
 
 @contextmanager
+def opened(
+    data: bytes,
+    name: str = "<image>",
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    notes: list[str] | None = None,
+) -> Iterator[Image.Image]:
+    """``data`` opened (its header read, nothing decoded yet) inside every guard that
+    ``process_image`` decodes under: a failure now or while the block decodes is an
+    ``ImageError`` (sorted by ``kind``), whatever the decoder raised. For readers that want
+    less than the whole image (its size, a hash at reduced scale, a thumbnail)."""
+    with _guarded_open(data, ImageOptions(max_pixels=max_pixels), name, notes) as image:
+        yield image
+
+
+@contextmanager
 def _guarded_open(
     data: bytes, options: ImageOptions, name: str, notes: list[str] | None
 ) -> Iterator[Image.Image]:

@@ -514,6 +514,12 @@ class Format(Document):
             shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
             on_damage(FormatError(f"requested ids not in the file: {shown}", path=path))
 
+    def indexed_ids(self, path: str) -> list[int] | None:
+        """The ids of ``path``'s items in file order, when any of them can be read without
+        reading the others (``read_ids`` through an index): what lets a reader look at a
+        sample of a large remote dataset. None when only a whole read finds them."""
+        return None
+
     @abstractmethod
     def encode(self, item: Item, notes: list[str] | None = None) -> bytes:
         """What the format stores for ``item`` (pure; runs in worker processes). Raises an

@@ -706,6 +706,14 @@ class RecordIO(Format):
         with RecordReader(path) as reader:
             yield from self._scan(reader, None, on_damage)
 
+    def indexed_ids(self, path: str) -> list[int] | None:
+        """The ids of the ``.idx`` beside ``path``, in record order; None without one."""
+        with RecordReader(path) as reader:
+            if reader.idx_path is None:
+                return None
+            index = reader.index
+            return sorted(index, key=index.__getitem__)
+
     def read_ids(self, path: str, ids: list[int], on_damage: OnDamage) -> Iterator[Item]:
         """With an ``.idx``, exactly the records asked for, in that order, each read at its
         offset (one ranged GET on S3); an id the index lacks is a ``UsageError``. Without
