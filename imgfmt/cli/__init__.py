@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from imgfmt.cli._common import EXIT_INTERRUPTED, Settings
+from imgfmt.cli.insight import preview_cmd, stats_cmd
 from imgfmt.cli.lists import lst_gen
 from imgfmt.cli.manifests import manifest_gen, manifest_to_lst
 from imgfmt.cli.predictions import predictions_cmd
@@ -180,6 +181,8 @@ cli.add_command(manifest_to_lst)
 cli.add_command(split_cmd)
 cli.add_command(verify_cmd)
 cli.add_command(predictions_cmd)
+cli.add_command(stats_cmd)
+cli.add_command(preview_cmd)
 
 
 def _terminate(signum: int, _frame: object) -> None:
