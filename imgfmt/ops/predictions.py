@@ -381,10 +381,7 @@ def _write_matrix(
     if plot is not None:
         from imgfmt import render
 
-        title = (
-            f"{storage.basename(result.predictions)}: accuracy {report.accuracy:.4f} "
-            f"({report.total} images)"
-        )
+        title = f"{storage.basename(result.predictions)} against {storage.basename(result.source)}"
         image = render.confusion_heatmap(list(report.labels), result.names, report.matrix, title)
         outputs.open(plot, "wb").write(render.encode_image(image, storage.splitext(plot)[1]))
         result.plot = plot
