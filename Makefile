@@ -59,8 +59,9 @@ lint: $(VENV)/.stamp ## ruff and mypy
 	$(VENV)/bin/ruff check imgfmt tests scripts
 	$(VENV)/bin/mypy imgfmt
 
-bench: $(VENV)/.stamp $(MXNET_VENV)/.stamp ## Benchmark imgfmt against im2rec.py and cat; writes BENCHMARKS.md
+bench: $(VENV)/.stamp $(MXNET_VENV)/.stamp ## Benchmark imgfmt against im2rec.py and cat (writes BENCHMARKS.md), then the near-duplicate search of stats
 	$(PY) scripts/bench.py --mxnet-python $(abspath $(MXPY))
+	$(PY) scripts/bench_neardup.py
 
 FUZZ_SECONDS ?= 60
 fuzz: $(VENV)/.stamp ## Fuzz each reader with atheris for FUZZ_SECONDS (default 60) per target

@@ -97,7 +97,18 @@ def main() -> None:
     run("pack", "unpacked/val.lst", "data/val-again.rec", "--root", "unpacked", "--pass-through")
     same = Path("data/val.rec").read_bytes() == Path("data/val-again.rec").read_bytes()
     print(f"\nround trip unpack -> pack --pass-through is byte-identical: {same}")
-    run("split", "data/train.rec", "data/train-split", "--train-ratio", "0.75")
+    run("split", "data/train.rec", "data/split", "--train-ratio", "0.7", "--test-ratio", "0.15")
+    # What the three splits hold, and whether any image is in two of them (exit 1 if so).
+    splits = [f"data/split_{name}.rec" for name in ("train", "val", "test")]
+    run("stats", *splits)
+    # A leak, made on purpose: one training photo listed in the validation list too.
+    train_lines = Path("data/photos_train.lst").read_text(encoding="utf-8").splitlines()
+    leaky = Path("data/photos_val.lst").read_text(encoding="utf-8") + train_lines[0] + "\n"
+    Path("data/leaky_val.lst").write_text(leaky, encoding="utf-8")
+    print("\n(data/leaky_val.lst: the validation list plus one training photo; stats finds it)")
+    run("stats", "data/photos_train.lst", "data/leaky_val.lst", "--root", "photos",
+        "--classes", "data/photos.classes.tsv", check=False)  # fmt: skip
+    run("preview", "data/train.rec", "-o", "data/train-preview.png", "--per-class", "6")
     # The same dataset for PyTorch users: WebDataset shards, checked, and back, unchanged.
     run("convert", "data/train.rec", "data/train.tar", "--shard-records", "16")
     run("verify", "data/train.tar", "--decode")
@@ -113,7 +124,8 @@ def main() -> None:
     run("pack", "data/photos_val.lst", "data/val.jsonl", "--root", "photos", "--resize", "128",
         "--allow-skip")  # fmt: skip
     simulate_predictions(Path("data/val.jsonl"), Path("data/val.jsonl.out"))
-    run("predictions", "data/val.jsonl.out", "data/val.jsonl", "-o", "data/val-predictions.csv")
+    run("predictions", "data/val.jsonl.out", "data/val.jsonl", "-o", "data/val-predictions.csv",
+        "--confusion", "data/val-confusion.csv", "--plot", "data/val-confusion.png")  # fmt: skip
     print(f"\nWhat the demo made, under {out}:")
     for path in sorted(Path(".").rglob("*")):
         if path.is_file() and path.parts[0] not in ("photos", "unpacked"):
