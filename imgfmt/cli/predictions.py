@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from imgfmt.cli._common import Settings, echo_json, json_option
+from imgfmt.cli._common import Settings, echo_json, json_option, progress
 
 #: Mirrors ``imgfmt.ops.predictions.TOP_K`` (not imported: ``--help`` stays fast).
 TOP_K = 5
@@ -86,15 +86,17 @@ def predictions_cmd(
         raise click.UsageError("only one of -o and --confusion can be '-' (stdout)")
     to_stderr = "-" in (output, confusion_csv)  # stdout holds a CSV
     ctx.ensure_object(Settings).json_to_stderr = to_stderr
-    result = predictions.evaluate(
-        pred,
-        source,
-        class_map=class_map,
-        output=output,
-        top_k=top_k,
-        confusion_csv=confusion_csv,
-        plot=plot,
-    )
+    with progress(ctx) as (_set_total, advance):
+        result = predictions.evaluate(
+            pred,
+            source,
+            class_map=class_map,
+            output=output,
+            top_k=top_k,
+            confusion_csv=confusion_csv,
+            plot=plot,
+            on_progress=advance,
+        )
     if as_json:
         echo_json(ctx, result.to_dict())
     else:

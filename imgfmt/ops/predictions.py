@@ -38,7 +38,7 @@ import json
 import math
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
@@ -288,6 +288,7 @@ def evaluate(
     top_k: int = TOP_K,
     confusion_csv: str | None = None,
     plot: str | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> PredictionsResult:
     """Join ``predictions`` (batch transform output) to ``source`` (the dataset sent).
 
@@ -332,6 +333,8 @@ def evaluate(
                 if any(i == true for i, _p in top):
                     result.top_k_correct += 1
             result.images += 1
+            if on_progress:
+                on_progress(1)
             yield [
                 item.path,
                 _label_text(item.label),

@@ -350,7 +350,8 @@ def preview(
             image, problem = made[id(entry)]
             if problem is not None:
                 result.unreadable.append(f"{path}: {entry.name}: {problem}")
-            tiles.append(render.Tile(image, f"id {entry.index}"))
+            caption = f"id {entry.index} · {name}" if name else f"id {entry.index}"
+            tiles.append(render.Tile(image, caption))
             shown.ids.append(entry.index)
         result.classes.append(shown)
         count = f"  ({shown.images} images)" if shown.images is not None else ""
