@@ -157,7 +157,7 @@ def test_a_bad_image_is_skipped_by_name_and_the_rest_packed(tmp_path: Path) -> N
         cli,
         ["pack", str(photos), str(out), "--format", "recordio-protobuf", "--size", "8x8"],
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "broken.jpg" in result.stderr and "--allow-skip" in result.stderr
     assert len(list(rio_protobuf.iter_records(str(out)))) == 3
 
@@ -272,13 +272,13 @@ def test_unpack_skips_damaged_lines_and_records_and_writes_every_intact_image(
     pb.write_bytes(bytes(data))
 
     result = CliRunner().invoke(cli, ["unpack", str(jsonl), str(tmp_path / "j")])
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert f"{jsonl}: line 3: not valid JSON" in result.stderr
     assert len((tmp_path / "j" / "t.lst").read_text().splitlines()) == 6
     assert len(files(tmp_path / "j")) == 6
 
     summary = CliRunner().invoke(cli, ["unpack", str(pb), str(tmp_path / "p"), "--json"])
-    assert summary.exit_code == 1
+    assert summary.exit_code == 3
     report = json.loads(summary.stdout)
     assert report["written"] == 5 and report["damaged"] == 1
     assert report["damaged_items"][0].startswith(f"{pb}: record 1 at byte {payloads[1][1]}: ")
@@ -297,7 +297,7 @@ def test_a_damaged_first_record_does_not_hide_the_protobuf_format(tmp_path: Path
     report = json.loads(run("verify", str(pb), "--json", expect=1))
     assert report["files"][0]["kind"] == "recordio-protobuf" and report["problem_count"] == 1
     result = CliRunner().invoke(cli, ["unpack", str(pb), str(tmp_path / "o"), "--json"])
-    assert result.exit_code == 1 and json.loads(result.stdout)["written"] == 7
+    assert result.exit_code == 3 and json.loads(result.stdout)["written"] == 7
 
 
 def test_verify_of_protobuf_goes_on_after_framing_damage(tmp_path: Path) -> None:

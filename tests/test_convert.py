@@ -145,7 +145,7 @@ def test_damaged_source_records_are_reported_and_the_rest_converted(
     rec.write_bytes(bytes(data))
     out = tmp_path / "out.jsonl"
     result = CliRunner().invoke(cli, ["convert", str(rec), str(out)])
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "damaged 1" in result.stdout
     assert f"skipped {rec}: record 2 at byte {offsets[2]}: bad magic" in result.stderr
     assert len(out.read_text().splitlines()) == 7

@@ -78,7 +78,7 @@ def test_bad_images_are_skipped_reported_and_counted(photos: Path, tmp_path: Pat
     (photos / "emu" / "text.png").write_text("not an image at all")
     out = tmp_path / "set.rec"
     result = CliRunner().invoke(cli, ["pack", str(photos), str(out), "--resize", "24", "--json"])
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     summary = json.loads(result.stdout)
     assert summary["packed"] == 12 and summary["skipped"] == 4
     skipped = {Path(s["path"]).name: s["reason"] for s in summary["skipped_items"]}
@@ -308,10 +308,10 @@ def test_damaged_rec_on_unpack_names_record_and_offset(photos: Path, tmp_path: P
     rec.write_bytes(bytes(data))
     rec.with_suffix(".idx").unlink()
     result = CliRunner().invoke(cli, ["unpack", str(rec), str(tmp_path / "u")])
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     warning, error = result.stderr.splitlines()
     assert f"record 2 at byte {offsets[2]}: bad magic" in warning
-    assert error.startswith("Error: 1 damaged item was skipped") and "--allow-skip" in error
+    assert error.startswith("imgfmt: 1 damaged item was skipped") and "--allow-skip" in error
     # Every intact record after the damage is still unpacked, and listed.
     listed = (tmp_path / "u" / "d.lst").read_text().splitlines()
     assert [int(line.split("\t")[0]) for line in listed] == [
@@ -331,7 +331,7 @@ def test_unpack_of_a_rec_cut_at_a_record_head_is_caught_by_its_index(
     ]
     rec.write_bytes(rec.read_bytes()[: offsets[-2]])  # a clean cut: framing cannot tell
     result = CliRunner().invoke(cli, ["unpack", str(rec), str(tmp_path / "u")])
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert f"the file ends before 2 records its index lists (the first at byte {offsets[-2]})" in (
         result.stderr
     )
@@ -345,7 +345,7 @@ def test_unpack_ids_missing_from_a_rec_without_index_are_reported(
     run("pack", str(photos), str(rec), "--pass-through")
     rec.with_suffix(".idx").unlink()
     result = CliRunner().invoke(cli, ["unpack", str(rec), str(tmp_path / "u"), "--ids", "1,999"])
-    assert result.exit_code == 1 and "requested ids not in the file: 999" in (result.stderr)
+    assert result.exit_code == 3 and "requested ids not in the file: 999" in (result.stderr)
     empty = tmp_path / "empty.rec"
     empty.write_bytes(b"")
     result = CliRunner().invoke(cli, ["unpack", str(empty), str(tmp_path / "e")])
@@ -360,7 +360,7 @@ def test_non_finite_labels_are_skipped_by_name(photos: Path, tmp_path: Path) -> 
     result = CliRunner().invoke(
         cli, ["pack", str(listing), str(tmp_path / "n.rec"), "--root", str(photos)]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "label nan is not a finite number (index 0 in the list)" in result.stderr
     assert "label inf is not a finite number (index 1 in the list)" in result.stderr
     assert [r.number for r in RecordReader(str(tmp_path / "n.rec"))] == [0]
@@ -394,7 +394,7 @@ def test_pass_through_refuses_options_it_would_ignore_and_non_images(
     result = CliRunner().invoke(
         cli, ["pack", str(photos), str(tmp_path / "x.rec"), "--pass-through"]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert (
         "page.jpg: not an image (unrecognised format; starts with '<html>404 Not Fo')"
         in result.stderr

@@ -99,7 +99,7 @@ def test_a_list_is_sampled_whole_with_per_class_counts(tmp_path: Path, photos: P
     assert [len(c["ids"]) for c in report["classes"]] == [8, 8, 8, 8]
 
 
-def test_an_undecodable_image_is_a_placeholder_named_and_exit_1(
+def test_an_undecodable_image_is_a_placeholder_named_and_exit_3(
     tmp_path: Path, photos: Path
 ) -> None:
     (photos / "cat" / "00.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg at all")
@@ -107,7 +107,7 @@ def test_an_undecodable_image_is_a_placeholder_named_and_exit_1(
     listing.write_text("0\t1\tcat/00.jpg\n1\t1\tcat/01.jpg\n2\t0\tbird/00.jpg\n")
     sheet = tmp_path / "s.png"
     result = invoke(str(listing), "--root", str(photos), "-o", str(sheet))
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "cat/00.jpg" in result.stdout and "wrote" in result.stdout
     assert Image.open(sheet).size[0] > 0
 

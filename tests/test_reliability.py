@@ -148,7 +148,7 @@ def test_decompression_bomb_is_refused_with_the_flag_named(tmp_path: Path) -> No
     result = CliRunner().invoke(
         cli, ["pack", str(photos), str(tmp_path / "x.rec"), "--resize", "32"]
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     assert "bomb.png" in result.stderr and "--max-pixels" in result.stderr
     assert "packed 3, skipped 1" in result.stdout
     # The limit is adjustable: a small cap refuses ordinary images too.

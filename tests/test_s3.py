@@ -479,7 +479,7 @@ def test_empty_objects_and_index_past_the_end_are_damage_not_raw_errors(s3, tmp_
     offsets = [int(line.split("\t")[1]) for line in index]
     s3.put("e/cut.rec", rec.read_bytes()[: offsets[4]])
     s3.put("e/cut.idx", rec.with_suffix(".idx").read_bytes())
-    result = run(s3, "unpack", s3.uri("e/cut.rec"), str(tmp_path / "c"), "--ids", "1,4", code=1)
+    result = run(s3, "unpack", s3.uri("e/cut.rec"), str(tmp_path / "c"), "--ids", "1,4", code=3)
     assert f"byte {offsets[4]}: offset {offsets[4]} is past the end of the file" in result.stderr
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in (tmp_path / "c").rglob("*.*")) == ["1.jpg", "cut.lst"]

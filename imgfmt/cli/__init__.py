@@ -10,7 +10,7 @@ inside the commands, so ``imgfmt --help`` starts fast.
 
 from __future__ import annotations
 
-import logging
+import os
 import re
 import signal
 import sys
@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from imgfmt.cli._common import EXIT_INTERRUPTED, Settings
+from imgfmt.cli._common import EXIT_INTERRUPTED, Settings, configure_logging, global_options
 from imgfmt.cli.insight import preview_cmd, stats_cmd
 from imgfmt.cli.lists import lst_gen
 from imgfmt.cli.manifests import manifest_gen, manifest_to_lst
@@ -34,6 +34,10 @@ class ImgfmtGroup(click.Group):
     """Turns the library's errors into one ``Error: ...`` line (a traceback with ``-v``), and,
     for a command given ``--json``, into its one JSON object: ``{"error": ..., "exit_code":
     ...}`` plus what the run had done (an error's ``details``)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """In the order they were added (related ones together), not alphabetical."""
+        return list(self.commands)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -61,7 +65,10 @@ class ImgfmtGroup(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except BrokenPipeError:
-            raise  # `imgfmt ... | head`: Click exits quietly
+            # `imgfmt ... - | head -1`: the reader has all it wants. Not an error (exit 0, no
+            # message); what is still buffered for stdout goes nowhere at exit.
+            _silence_stdout()
+            ctx.exit(0)
         except OSError as err:
             # The library wraps what it expects; anything else still gets one line.
             from imgfmt.storage import describe_os_error
@@ -93,6 +100,16 @@ class ImgfmtGroup(click.Group):
         return re.sub(r"`([a-z_]+)`", lambda m: flags.get(m[1], m[1]), text)
 
 
+def _silence_stdout() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor behind stdout (a test runner's)
+        pass
+    finally:
+        os.close(devnull)
+
+
 def _json_error(ctx: click.Context, err: ImgfmtError | str, exit_code: int) -> None:
     """With ``--json`` and no JSON printed yet: the failure as the command's JSON object."""
     settings = ctx.find_object(Settings)
@@ -110,65 +127,45 @@ def _traceback_if_verbose(ctx: click.Context) -> None:
         traceback.print_exc()
 
 
-def _configure_logging(verbose: int, quiet: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
-    logger = logging.getLogger("imgfmt")
-    logger.handlers[:] = [handler]
-    logger.propagate = False
-    logger.setLevel(logging.ERROR if quiet else logging.DEBUG if verbose else logging.WARNING)
-    logging.addLevelName(logging.WARNING, "warning")
-    logging.addLevelName(logging.ERROR, "error")
-
-
-@click.group(cls=ImgfmtGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=ImgfmtGroup,
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        # Every option's default may come from IMGFMT_<COMMAND>_<OPTION> (IMGFMT_PACK_RESIZE),
+        # a global one's from IMGFMT_<OPTION> (IMGFMT_QUIET); -j also from IMGFMT_WORKERS.
+        "auto_envvar_prefix": "IMGFMT",
+        "max_content_width": 100,
+    },
+    params=global_options(after_command=False),
+)
 @click.version_option(package_name="imgfmt")
-@click.option("-v", "--verbose", count=True, help="More detail; tracebacks on errors.")
-@click.option(
-    "-q",
-    "--quiet",
-    is_flag=True,
-    help="No progress bar and no warnings: only errors on stderr (results still go to stdout).",
-)
-@click.option(
-    "--profile",
-    default=None,
-    metavar="NAME",
-    help="AWS profile for s3:// paths (default: AWS_PROFILE, else boto3's usual chain).",
-)
-@click.option("--region", default=None, metavar="REGION", help="AWS region for s3:// paths.")
-@click.option(
-    "--endpoint-url",
-    default=None,
-    metavar="URL",
-    help="S3-compatible endpoint, e.g. http://localhost:9000 for MinIO "
-    "(default: AWS_ENDPOINT_URL, else AWS).",
-)
 @click.pass_context
 def cli(
     ctx: click.Context,
     verbose: int,
     quiet: bool,
+    no_progress: bool,
     profile: str | None,
     region: str | None,
     endpoint_url: str | None,
 ) -> None:
     """Turn image folders into training-ready formats (im2rec .lst, MXNet
     RecordIO .rec/.idx, SageMaker manifests) and back. Every path may also be
-    an s3://bucket/key URI (a prefix stands for a folder).
+    an s3://bucket/key URI (a prefix stands for a folder). The options below
+    work before or after the command.
 
     \b
     Quick start:
       imgfmt lst-gen photos/ data/photos --recursive --train-ratio 0.9
       imgfmt pack data/photos_train.lst data/train.rec --root photos/ --resize 256
       imgfmt unpack data/train.rec unpacked/
-      imgfmt --endpoint-url http://localhost:9000 pack s3://bkt/photos s3://bkt/all.rec
+      imgfmt pack s3://bkt/photos s3://bkt/all.rec --endpoint-url http://localhost:9000
     """
     from imgfmt import s3  # boto3 itself is imported only by the first S3 request
 
-    ctx.obj = Settings(verbose, quiet)
+    ctx.obj = Settings(verbose, quiet, no_progress)
     s3.configure(profile=profile, region=region, endpoint_url=endpoint_url)  # the one holder
-    _configure_logging(verbose, quiet)
+    configure_logging(verbose, quiet)
 
 
 # One line per command; keep them in the order `imgfmt --help` should show related ones.
@@ -183,6 +180,8 @@ cli.add_command(verify_cmd)
 cli.add_command(predictions_cmd)
 cli.add_command(stats_cmd)
 cli.add_command(preview_cmd)
+for _command in cli.commands.values():
+    _command.params.extend(global_options(after_command=True))
 
 
 def _terminate(signum: int, _frame: object) -> None:

@@ -12,8 +12,12 @@ import click
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Exit status of a run that finished but skipped items or found problems.
+#: Exit status of a failure (nothing written), and of a check (verify, stats) that found
+#: problems.
 EXIT_PROBLEMS = 1
+#: Exit status of a run that completed and wrote its outputs, but skipped damaged or
+#: unreadable items (each named on stderr, also with ``-q``); ``--allow-skip`` makes it 0.
+EXIT_SKIPPED = 3
 #: Exit status after Ctrl-C or SIGTERM (128 + SIGINT, as shells report it).
 EXIT_INTERRUPTED = 130
 
@@ -72,15 +76,80 @@ def exts_option(f: F) -> F:
 class Settings:
     """Global flags, shared with every command through the Click context."""
 
-    def __init__(self, verbose: int = 0, quiet: bool = False) -> None:
+    def __init__(self, verbose: int = 0, quiet: bool = False, no_progress: bool = False) -> None:
         self.verbose = verbose
         self.quiet = quiet
+        #: No progress bar, warnings kept (``-q`` hides both).
+        self.no_progress = no_progress
         #: The command was given --json: stdout must hold one JSON object, whatever happens.
         self.as_json = False
         #: Where that object goes (``predictions -o -`` keeps stdout for its CSV).
         self.json_to_stderr = False
         #: It was printed already.
         self.json_done = False
+
+
+def configure_logging(verbose: int, quiet: bool) -> None:
+    """imgfmt's log on stderr: warnings (skipped items, decoder remarks) by default, errors
+    only with ``-q``, everything with ``-v``."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    logger = logging.getLogger("imgfmt")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    from imgfmt.ops.outcomes import SKIPPED
+
+    logger.setLevel(SKIPPED if quiet else logging.DEBUG if verbose else logging.WARNING)
+    logging.addLevelName(logging.WARNING, "warning")
+    logging.addLevelName(SKIPPED, "warning")
+    logging.addLevelName(logging.ERROR, "error")
+
+
+#: The S3 settings a global option names.
+_S3_OPTIONS = ("profile", "region", "endpoint_url")
+
+
+def _take_global(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """A global option given after the command: it counts as if given before it."""
+    if value in (None, False, 0):
+        return
+    settings = ctx.ensure_object(Settings)
+    name = param.name
+    if name == "verbose":
+        settings.verbose += value
+    elif name in ("quiet", "no_progress"):
+        setattr(settings, name, True)
+    elif name in _S3_OPTIONS:
+        from imgfmt import s3
+
+        s3.configure(**{name: value})
+    configure_logging(settings.verbose, settings.quiet)
+
+
+def global_options(*, after_command: bool) -> list[click.Option]:
+    """The options every command takes, before the command (on the group) or after it (on
+    each command, as the AWS CLI does): ``-v``, ``-q``, ``--no-progress``, ``--profile``,
+    ``--region``, ``--endpoint-url``."""
+    extra: dict[str, Any] = (
+        {"expose_value": False, "callback": _take_global} if after_command else {}
+    )
+    return [
+        click.Option(["-v", "--verbose"], count=True, help="More detail; tracebacks on errors.",
+                     **extra),
+        click.Option(["-q", "--quiet"], is_flag=True, help="Only errors on stderr: no progress "
+                     "bar, no warnings (skipped items are still named).", **extra),
+        click.Option(["--no-progress"], is_flag=True, help="No progress bar (warnings kept).",
+                     envvar="IMGFMT_NO_PROGRESS", **extra),
+        click.Option(["--profile"], metavar="NAME", help="AWS profile for s3:// paths "
+                     "(default: AWS_PROFILE, else boto3's usual chain).", **extra),
+        click.Option(["--region"], metavar="REGION", help="AWS region for s3:// paths.",
+                     **extra),
+        click.Option(["--endpoint-url"], metavar="URL", help="S3-compatible endpoint, e.g. "
+                     "http://localhost:9000 for MinIO (default: AWS_ENDPOINT_URL, else AWS).",
+                     **extra),
+    ]  # fmt: skip
 
 
 def _remember_json(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
@@ -157,6 +226,22 @@ def make_engine(engine: str, ray_address: str | None) -> Any:
     return engines.get(engine, ray_address if engine == "ray" else None)
 
 
+def exit_skipped(ctx: click.Context, count: int, what: str, allow_skip: bool) -> None:
+    """End a run that completed but skipped ``count`` items (``what``: "image was/images
+    were"): exit status 3 and one line saying so, unless ``allow_skip``."""
+    if not count or allow_skip:
+        return
+    settings = ctx.find_object(Settings)
+    if not (settings and settings.as_json):
+        singular, plural = what.split("/")
+        click.echo(
+            f"imgfmt: {count} {singular if count == 1 else plural} skipped (named above); the "
+            "outputs hold every other one (exit status 3; --allow-skip makes it 0)",
+            err=True,
+        )
+    ctx.exit(EXIT_SKIPPED)
+
+
 def emit(as_json: bool, summary: dict[str, Any], human: str) -> None:
     """Print the run's summary: one JSON object with ``--json``, else the human text."""
     if as_json:
@@ -167,21 +252,35 @@ def emit(as_json: bool, summary: dict[str, Any], human: str) -> None:
 
 @contextmanager
 def progress(
-    ctx: click.Context, unit: str = "img"
+    ctx: click.Context, label: str, unit: str = "img", total: int | None = None
 ) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
-    """``(set_total, advance)`` callbacks driving a tqdm bar on a terminal, or nothing."""
+    """``(set_total, advance)`` callbacks driving a progress bar on stderr: ``label`` (what
+    is being done), a count or bytes (``unit="B"``: in kB/MB/GB) against ``total`` when
+    known (then with an ETA), and the rate. Only on a terminal, and not with ``-q`` or
+    ``--no-progress``."""
     settings = ctx.find_object(Settings)
-    if (settings and settings.quiet) or not sys.stderr.isatty():
+    hidden = settings is not None and (settings.quiet or settings.no_progress)
+    if hidden or not sys.stderr.isatty():
         yield (lambda _n: None), (lambda _n: None)
         return
     from tqdm import tqdm
 
     tqdm.monitor_interval = 0  # no monitor thread: worker processes are forked later
-    bar = tqdm(unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+    in_bytes = unit == "B"
+    bar = tqdm(
+        desc=label,
+        unit=unit,
+        unit_scale=in_bytes,
+        unit_divisor=1000,
+        total=total,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        leave=False,
+    )
     try:
 
-        def set_total(total: int) -> None:
-            bar.total = total
+        def set_total(count: int) -> None:
+            bar.total = count
             bar.refresh()
 
         yield set_total, bar.update

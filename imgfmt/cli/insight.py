@@ -8,6 +8,7 @@ import click
 from imgfmt.cli._common import (
     EXIT_PROBLEMS,
     emit,
+    exit_skipped,
     json_option,
     progress,
     workers_option,
@@ -38,7 +39,7 @@ def classes_option(func):  # type: ignore[no-untyped-def]
     )(func)
 
 
-@click.command("stats")
+@click.command("stats", short_help="Counts, sizes and formats per input; leakage between inputs.")
 @click.argument("paths", nargs=-1, required=True, metavar="IN...")
 @click.option(
     "--near",
@@ -107,7 +108,7 @@ def stats_cmd(
     from imgfmt.images import DEFAULT_MAX_PIXELS
     from imgfmt.ops import stats
 
-    with progress(ctx) as (_set_total, advance):
+    with progress(ctx, "scanning") as (_set_total, advance):
         result = stats.stats(
             list(paths),
             root=root,
@@ -132,7 +133,7 @@ def _class_list(_ctx: click.Context, _param: click.Parameter, value: str | None)
     return [part.strip() for part in (value or "").split(",") if part.strip()]
 
 
-@click.command("preview")
+@click.command("preview", short_help="A contact sheet: N thumbnails per class.")
 @click.argument("path", metavar="IN")
 @click.option(
     "-o",
@@ -203,7 +204,7 @@ def preview_cmd(
     with its .idx is read through the index in random order until each class
     is full, so a sheet of a large dataset on S3 reads about the records it
     shows. An image that cannot be decoded is drawn as a marked placeholder and
-    named (exit status 1); the sheet is still written.
+    named (exit status 3); the sheet is still written.
 
     \b
     Examples:
@@ -214,7 +215,7 @@ def preview_cmd(
     """
     from imgfmt.ops import preview
 
-    with progress(ctx) as (_set_total, advance):
+    with progress(ctx, "thumbnails") as (_set_total, advance):
         result = preview.preview(
             path,
             output,
@@ -228,5 +229,4 @@ def preview_cmd(
             on_progress=advance,
         )
     emit(as_json, result.to_dict(), preview.format_summary(result))
-    if result.problems:
-        ctx.exit(EXIT_PROBLEMS)
+    exit_skipped(ctx, result.problems, "image was/images were", allow_skip=False)

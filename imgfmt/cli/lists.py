@@ -7,7 +7,7 @@ import click
 from imgfmt.cli._common import emit, exts_option, json_option
 
 
-@click.command("lst-gen")
+@click.command("lst-gen", short_help="List an image folder into a .lst (im2rec --list).")
 @click.argument("root")
 @click.argument("prefix")
 @click.option("--recursive", is_flag=True, help="One class per sub-folder (im2rec --recursive).")

@@ -42,7 +42,9 @@ def _summary(as_json: bool, summary: dict[str, Any], human: str, to_stderr: bool
     click.echo(text, err=to_stderr)
 
 
-@click.command("manifest-gen")
+@click.command(
+    "manifest-gen", short_help="Write a SageMaker augmented manifest for a folder or .lst."
+)
 @click.argument("source", metavar="SRC")
 @click.argument("out", metavar="OUT.manifest")
 @click.option(
@@ -133,7 +135,7 @@ def manifest_gen(
     _summary(as_json, result.to_dict(), human, to_stderr=out == "-")
 
 
-@click.command("manifest-to-lst")
+@click.command("manifest-to-lst", short_help="Turn an augmented manifest back into a .lst.")
 @click.argument("source", metavar="MANIFEST")
 @click.argument("prefix")
 @click.option(

@@ -10,7 +10,7 @@ from imgfmt.cli._common import Settings, echo_json, json_option, progress
 TOP_K = 5
 
 
-@click.command("predictions")
+@click.command("predictions", short_help="Join batch-transform output to the images: a report.")
 @click.argument("pred", metavar="PRED")
 @click.argument("source", metavar="SRC")
 @click.option(
@@ -86,7 +86,7 @@ def predictions_cmd(
         raise click.UsageError("only one of -o and --confusion can be '-' (stdout)")
     to_stderr = "-" in (output, confusion_csv)  # stdout holds a CSV
     ctx.ensure_object(Settings).json_to_stderr = to_stderr
-    with progress(ctx) as (_set_total, advance):
+    with progress(ctx, "joining") as (_set_total, advance):
         result = predictions.evaluate(
             pred,
             source,

@@ -7,10 +7,10 @@ from typing import Any
 import click
 
 from imgfmt.cli._common import (
-    EXIT_PROBLEMS,
     count_of,
     emit,
     engine_options,
+    exit_skipped,
     exts_option,
     human_bytes,
     json_option,
@@ -28,7 +28,7 @@ from imgfmt.formats import DATASET_FORMATS
 DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
 
 
-@click.command("pack")
+@click.command("pack", short_help="Pack a .lst or a folder into .rec+.idx, .jsonl or shards.")
 @click.argument("source")
 @click.argument("out_rec", metavar="OUT")
 @click.option(
@@ -155,7 +155,7 @@ def pack_cmd(
     into OUT: OUT.rec and OUT.idx, MXNet RecordIO as im2rec.py writes it; or,
     with --format, a JSON Lines or SageMaker RecordIO-protobuf dataset.
 
-    Bad images are skipped and reported; the exit status is then 1 unless
+    Bad images are skipped and reported; the exit status is then 3 unless
     --allow-skip. Outputs appear only when complete.
 
     \b
@@ -183,7 +183,7 @@ def pack_cmd(
         color=int(color),
         **kwargs,
     )
-    with progress(ctx, "img") as (set_total, advance):
+    with progress(ctx, "packing") as (set_total, advance):
         result = pack.pack(
             source,
             out_rec,
@@ -215,18 +215,10 @@ def pack_cmd(
         f"{human_bytes(result.bytes_written)} in {result.seconds:.1f} s"
     )
     emit(as_json, result.to_dict(), "\n".join(human))
-    if result.skipped and not allow_skip:
-        if not as_json:
-            click.echo(
-                f"Error: {_count(len(result.skipped), 'image was', 'images were')} skipped "
-                "(listed above); "
-                "pass --allow-skip to accept that",
-                err=True,
-            )
-        ctx.exit(EXIT_PROBLEMS)
+    exit_skipped(ctx, len(result.skipped), "image was/images were", allow_skip)
 
 
-@click.command("unpack")
+@click.command("unpack", short_help="Write a dataset's images back to a folder, with a .lst.")
 @click.argument("source", metavar="IN")
 @click.argument("outdir")
 @click.option(
@@ -266,7 +258,7 @@ def unpack_cmd(
     number for RecordIO-protobuf).
 
     A damaged record or line is reported and skipped, and every intact image is
-    still written (the list names exactly those); the exit status is then 1
+    still written (the list names exactly those); the exit status is then 3
     unless --allow-skip.
 
     \b
@@ -279,7 +271,7 @@ def unpack_cmd(
     """
     from imgfmt.ops import unpack
 
-    with progress(ctx, "img") as (_set_total, advance):
+    with progress(ctx, "unpacking") as (_set_total, advance):
         result = unpack.unpack(
             source, outdir, ids=ids, limit=limit, class_map=class_map, on_progress=advance
         )
@@ -288,18 +280,10 @@ def unpack_cmd(
         f"in {count_of(len(result.classes), 'folders')} under {outdir}\nwrote {result.list_path}"
     )
     emit(as_json, result.to_dict(), human)
-    if result.damaged and not allow_skip:
-        if not as_json:
-            click.echo(
-                f"Error: {_count(len(result.damaged), 'damaged item was', 'damaged items were')} "
-                "skipped (listed above); every intact one was written; pass --allow-skip to "
-                "accept that",
-                err=True,
-            )
-        ctx.exit(EXIT_PROBLEMS)
+    exit_skipped(ctx, len(result.damaged), "damaged item was/damaged items were", allow_skip)
 
 
-@click.command("convert")
+@click.command("convert", short_help="Convert between dataset formats (.rec, .jsonl, .tar, ...).")
 @click.argument("source", metavar="IN")
 @click.argument("out", metavar="OUT")
 @click.option(
@@ -400,7 +384,7 @@ def convert_cmd(
     re-encoded where asked (--resize, --quality, ...) or needed (a GIF into a
     .rec, whose readers decode JPEG and PNG only). Ids, labels and paths are
     carried. Bad items are skipped and reported, damaged records or lines of IN
-    too; the exit status is then 1 unless --allow-skip. OUT appears only when
+    too; the exit status is then 3 unless --allow-skip. OUT appears only when
     complete.
 
     \b
@@ -428,7 +412,7 @@ def convert_cmd(
             color=int(color or "1"),
             **kwargs,
         )
-    with progress(ctx, "img") as (_set_total, advance):
+    with progress(ctx, "converting", "item") as (_set_total, advance):
         result = convert.convert(
             source,
             out,
@@ -448,15 +432,5 @@ def convert_cmd(
     )
     emit(as_json, result.to_dict(), "\n".join(human))
     problems = len(result.skipped) + len(result.damaged)
-    if problems and not allow_skip:
-        if not as_json:
-            click.echo(
-                f"Error: {_count(problems, 'item was', 'items were')} skipped (listed above); "
-                "every other one was converted; pass --allow-skip to accept that",
-                err=True,
-            )
-        ctx.exit(EXIT_PROBLEMS)
+    exit_skipped(ctx, problems, "item was/items were", allow_skip)
 
-
-def _count(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"

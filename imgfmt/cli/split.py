@@ -10,7 +10,7 @@ from imgfmt.cli._common import emit, json_option, progress
 MAX_CLASSES_SHOWN = 20
 
 
-@click.command("split")
+@click.command("split", short_help="Split a dataset into train/val/test, stratified by class.")
 @click.argument("source", metavar="IN")
 @click.argument("out_prefix", metavar="OUT_PREFIX")
 @click.option(
@@ -72,7 +72,7 @@ def split_cmd(
     """
     from imgfmt.ops import split
 
-    with progress(ctx, "rec") as (set_total, advance):
+    with progress(ctx, "splitting", "item") as (set_total, advance):
         result = split.split_dataset(
             source,
             out_prefix,

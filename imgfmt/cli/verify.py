@@ -48,7 +48,21 @@ def _count_text(checked: dict[str, int]) -> str:
     return ", ".join(parts) or "nothing readable"
 
 
-@click.command("verify")
+def _local_bytes(paths: tuple[str, ...]) -> int | None:
+    """What verify reads of ``paths``, for the progress bar's total: local sizes (None when
+    an input is on S3: a HEAD request each is not worth a bar)."""
+    total = 0
+    for path in paths:
+        if path.startswith("s3://"):
+            return None
+        try:
+            total += os.path.getsize(path)
+        except OSError:
+            pass
+    return total
+
+
+@click.command("verify", short_help="Check datasets and lists; every problem with its place.")
 @click.argument("paths", nargs=-1, required=True, type=VerifiablePath(), metavar="PATH...")
 @click.option("--decode", is_flag=True, help="Also decode every image (uses all cores).")
 @click.option(
@@ -109,7 +123,7 @@ def verify_cmd(
     """
     from imgfmt.ops.verify import verify
 
-    with progress(ctx, "B") as (_set_total, advance):
+    with progress(ctx, "verifying", "B", _local_bytes(paths)) as (_set_total, advance):
         report = verify(
             list(paths),
             decode=decode,

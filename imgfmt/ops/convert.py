@@ -30,7 +30,7 @@ from imgfmt.errors import FormatError, ImgfmtError
 from imgfmt.formats import existing, for_output
 from imgfmt.formats.base import Format, Item
 from imgfmt.images import DEFAULT_MAX_PIXELS, ImageOptions, process_image
-from imgfmt.ops.outcomes import Note, Outcome, Skipped, crashed, record
+from imgfmt.ops.outcomes import SKIPPED, Note, Outcome, Skipped, crashed, record
 from imgfmt.storage import AtomicOutputs
 
 if TYPE_CHECKING:
@@ -160,7 +160,7 @@ def convert(
 
     def damaged(err: FormatError) -> None:
         result.damaged.append(str(err))
-        log.warning("skipped %s", err)
+        log.log(SKIPPED, "skipped %s", err)
 
     # Images are decoded in worker processes (memory budget, crash isolation) whenever
     # they may be; a conversion that only re-frames runs in this thread.

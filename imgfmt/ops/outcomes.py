@@ -10,6 +10,10 @@ from imgfmt.errors import ImageError, ImgfmtError
 
 log = logging.getLogger("imgfmt.ops")
 
+#: The log level of an item a run skipped: above warnings, so that ``-q`` (errors only) still
+#: names every skipped file; shown as a warning, since the run goes on.
+SKIPPED = logging.WARNING + 5
+
 
 @dataclass
 class Skipped:
@@ -68,8 +72,8 @@ def record(outcome: Outcome, name: str, notes: list[Note], skipped: list[Skipped
         return True
     reason = outcome.reason or "unknown error"
     skipped.append(Skipped(name, reason, outcome.kind or "corrupt"))
-    log.warning("skipped %s: %s", name, reason)
+    log.log(SKIPPED, "skipped %s: %s", name, reason)
     return False
 
 
-__all__ = ["Note", "Outcome", "Skipped", "crashed", "record"]
+__all__ = ["SKIPPED", "Note", "Outcome", "Skipped", "crashed", "record"]
