@@ -67,6 +67,7 @@ def exts_option(f: F) -> F:
     return click.option(
         "--exts",
         default=".jpeg,.jpg,.png",
+        metavar="EXTS",
         show_default=True,
         callback=_parse_exts,
         help="Extensions to list, comma-separated (case-insensitive; the dot is optional).",
@@ -189,7 +190,9 @@ def workers_option(func: F) -> F:
         "workers",
         type=click.IntRange(min=1),
         default=None,
-        help="Parallel workers (im2rec's --num-thread). Default: all cores.",
+        metavar="N",
+        envvar="IMGFMT_WORKERS",
+        help="Parallel workers (im2rec's --num-thread; env IMGFMT_WORKERS). Default: all cores.",
     )(func)
 
 

@@ -14,11 +14,37 @@ from imgfmt.cli._common import emit, exts_option, json_option
 @exts_option
 @click.option("--shuffle/--no-shuffle", default=True, show_default=True, help="Shuffle the list.")
 @click.option(
-    "--seed", type=int, default=100, show_default=True, help="Shuffle seed (im2rec: 100)."
+    "--seed",
+    type=int,
+    default=100,
+    show_default=True,
+    metavar="N",
+    help="Shuffle seed (im2rec: 100).",
 )
-@click.option("--train-ratio", type=click.FloatRange(0, 1), default=1.0, show_default=True)
-@click.option("--test-ratio", type=click.FloatRange(0, 1), default=0.0, show_default=True)
-@click.option("--chunks", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--train-ratio",
+    type=click.FloatRange(0, 1),
+    default=1.0,
+    show_default=True,
+    metavar="RATIO",
+    help="Share of the images in PREFIX_train.lst (below 1: PREFIX_train and PREFIX_val lists).",
+)
+@click.option(
+    "--test-ratio",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    metavar="RATIO",
+    help="Share of the images in PREFIX_test.lst, taken first (as im2rec).",
+)
+@click.option(
+    "--chunks",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="N",
+    help="Cut the list into N parts as im2rec does: PREFIX_0.lst ... PREFIX_{N-1}.lst.",
+)
 @json_option
 def lst_gen(
     root: str,

@@ -78,6 +78,7 @@ def _summary(as_json: bool, summary: dict[str, Any], human: str, to_stderr: bool
 @click.option(
     "--root",
     default=None,
+    metavar="PATH",
     help="For a folder SRC: the folder --s3-prefix stands for (default: SRC). "
     "A .lst's paths are already relative to its root and are used unchanged.",
 )

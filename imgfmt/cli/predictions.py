@@ -17,6 +17,7 @@ TOP_K = 5
     "--classes",
     "class_map",
     default=None,
+    metavar="PATH",
     help="Class map (label<TAB>name) for class names; default: found beside SRC.",
 )
 @click.option(

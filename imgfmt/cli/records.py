@@ -51,17 +51,24 @@ DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
 @click.option(
     "--root",
     default=None,
+    metavar="PATH",
     help="Folder the .lst paths are relative to (default: the list's folder).",
 )
 @click.option("--pass-through", is_flag=True, help="Store each file's bytes unchanged (no decode).")
 @click.option(
-    "--resize", type=click.IntRange(min=0), default=0, help="Shorter edge becomes N pixels."
+    "--resize",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Shorter edge becomes N pixels (0: keep the size).",
 )
 @click.option("--center-crop", is_flag=True, help="Crop the centre square before resizing.")
 @click.option(
     "--quality",
     type=click.IntRange(0, 100),
     default=None,
+    metavar="Q",
     help="JPEG quality 1-100 (default 95); with --encoding .png, the PNG compression level "
     "0-9 (default 9: im2rec's 95, as OpenCV clamps it).",
 )
@@ -86,6 +93,7 @@ DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
+    metavar="N",
     help="Cut the list into N parts as im2rec does: OUT_0.rec ... OUT_{N-1}.rec.",
 )
 @click.option(
@@ -112,13 +120,14 @@ DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
     show_default=True,
     help="For a folder SOURCE: shuffle the list it makes (seed --seed).",
 )
-@click.option("--seed", type=int, default=100, show_default=True)
+@click.option("--seed", type=int, default=100, show_default=True, metavar="N", help="Shuffle seed.")
 @exts_option
 @click.option(
     "--max-pixels",
     type=click.IntRange(min=1),
     default=None,
-    help="Refuse images larger than this many pixels (decompression-bomb guard).",
+    metavar="N",
+    help="Refuse images larger than N pixels (decompression-bomb guard; default 178956970).",
 )
 @click.option("--allow-skip", is_flag=True, help="Exit 0 even if some images were skipped.")
 @workers_option
@@ -225,13 +234,17 @@ def pack_cmd(
     "--ids",
     default=None,
     callback=parsed_by(lazy("ops.unpack", "parse_ids")),
+    metavar="IDS",
     help="Only these record ids, e.g. 3,7,100-200.",
 )
-@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N records.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=None, metavar="N", help="At most N records."
+)
 @click.option(
     "--classes",
     "class_map",
     default=None,
+    metavar="PATH",
     help="Class map (label<TAB>name) to name folders; default: found beside IN.",
 )
 @click.option(
@@ -323,13 +336,19 @@ def unpack_cmd(
     help="webdataset: roll over to the next shard before it passes SIZE (e.g. 256MB).",
 )
 @click.option(
-    "--resize", type=click.IntRange(min=0), default=0, help="Re-encode: shorter edge becomes N."
+    "--resize",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Re-encode: shorter edge becomes N pixels (0: keep the size).",
 )
 @click.option("--center-crop", is_flag=True, help="Re-encode: crop the centre square first.")
 @click.option(
     "--quality",
     type=click.IntRange(0, 100),
     default=None,
+    metavar="Q",
     help="Re-encode: JPEG quality 1-100 (default 95), PNG level 0-9 with --encoding .png.",
 )
 @click.option(
@@ -349,7 +368,8 @@ def unpack_cmd(
     "--max-pixels",
     type=click.IntRange(min=1),
     default=None,
-    help="Refuse images larger than this many pixels when decoding.",
+    metavar="N",
+    help="Refuse images larger than N pixels when decoding (default 178956970).",
 )
 @click.option(
     "--allow-skip", is_flag=True, help="Exit 0 even if some items were skipped or damaged."
@@ -433,4 +453,3 @@ def convert_cmd(
     emit(as_json, result.to_dict(), "\n".join(human))
     problems = len(result.skipped) + len(result.damaged)
     exit_skipped(ctx, problems, "item was/items were", allow_skip)
-

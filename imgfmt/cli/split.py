@@ -18,6 +18,7 @@ MAX_CLASSES_SHOWN = 20
     type=click.FloatRange(0, 1, min_open=True),
     default=0.8,
     show_default=True,
+    metavar="RATIO",
     help="Share of each class for OUT_PREFIX_train.",
 )
 @click.option(
@@ -25,9 +26,10 @@ MAX_CLASSES_SHOWN = 20
     type=click.FloatRange(0, 1),
     default=0.0,
     show_default=True,
+    metavar="RATIO",
     help="Share for OUT_PREFIX_test (written only if > 0); the rest goes to OUT_PREFIX_val.",
 )
-@click.option("--seed", type=int, default=100, show_default=True, help="Shuffle seed.")
+@click.option("--seed", type=int, default=100, show_default=True, metavar="N", help="Shuffle seed.")
 @click.option(
     "--stratify/--no-stratify",
     default=True,

@@ -68,12 +68,14 @@ def _local_bytes(paths: tuple[str, ...]) -> int | None:
 @click.option(
     "--root",
     default=None,
+    metavar="PATH",
     help="Folder the .lst paths are relative to (default: the list's folder).",
 )
 @click.option(
     "--classes",
     "class_map",
     default=None,
+    metavar="PATH",
     help="Class map (label<TAB>name) to check labels against; default: found beside PATH.",
 )
 @click.option(
@@ -86,6 +88,7 @@ def _local_bytes(paths: tuple[str, ...]) -> int | None:
     type=click.IntRange(min=0),
     default=DEFAULT_MAX_PROBLEMS,
     show_default=True,
+    metavar="N",
     help="List at most N problems (all are counted).",
 )
 @workers_option

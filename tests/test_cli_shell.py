@@ -1,0 +1,117 @@
+"""The command line as shell users expect it: options anywhere, help that names what each
+option takes, exit codes that tell outcomes apart, pipes, completion."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from helpers import make_tree
+
+from imgfmt.cli import cli
+
+#: Metavars that say a type, not what the value is.
+GENERIC_METAVARS = {"TEXT", "INTEGER", "FLOAT", "INTEGER RANGE", "FLOAT RANGE", "FILENAME"}
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands))
+def test_every_option_has_help_a_telling_metavar_and_shows_its_default(name: str) -> None:
+    command = cli.commands[name]
+    ctx = click.Context(command)
+    for param in command.params:
+        if not isinstance(param, click.Option):
+            continue
+        assert param.help, f"{name} {param.opts}: no help text"
+        if param.is_flag or param.count:
+            continue
+        metavar = param.make_metavar(ctx).split("[")[0].strip()
+        assert metavar not in GENERIC_METAVARS, f"{name} {param.opts}: {metavar}"
+        default = param.default if isinstance(param.default, (int, float, str)) else None
+        if default not in (None, "") and not param.show_default:
+            raise AssertionError(f"{name} {param.opts}: default {default!r} not shown")
+
+
+def test_the_command_list_gives_each_command_a_whole_line() -> None:
+    out = CliRunner().invoke(cli, ["--help"], terminal_width=80).output
+    listing = out.split("Commands:", 1)[1].splitlines()
+    for name in cli.commands:
+        (line,) = [entry for entry in listing if entry.strip().startswith(name + " ")]
+        assert not line.rstrip().endswith("..."), line
+
+
+def test_global_options_work_before_or_after_the_command(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 2, "b": 2})
+    for args in (
+        ["-q", "pack", str(photos), str(tmp_path / "1.rec")],
+        ["pack", str(photos), str(tmp_path / "2.rec"), "-q"],
+        ["pack", str(photos), str(tmp_path / "3.rec"), "--profile", "none", "--region", "x"],
+        ["pack", str(photos), str(tmp_path / "4.rec"), "-v", "--no-progress"],
+    ):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, (args, result.output)
+    assert (tmp_path / "1.rec").read_bytes() == (tmp_path / "4.rec").read_bytes()
+
+
+def test_endpoint_url_after_the_command_reaches_s3(s3, tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 2})
+    args = ["pack", str(photos), s3.uri("x.rec"), "--endpoint-url", s3.endpoint]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert s3.keys() == ["x.classes.tsv", "x.idx", "x.lst", "x.rec"]
+
+
+def test_option_defaults_come_from_the_environment(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 2})
+    env = {"IMGFMT_PACK_RESIZE": "16", "IMGFMT_WORKERS": "1"}
+    result = CliRunner().invoke(cli, ["pack", str(photos), str(tmp_path / "x.rec"), "--json"],
+                                env=env)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    from PIL import Image
+
+    unpacked = CliRunner().invoke(cli, ["unpack", str(tmp_path / "x.rec"), str(tmp_path / "u")])
+    assert unpacked.exit_code == 0, unpacked.output
+    image = Image.open(next((tmp_path / "u" / "a").iterdir()))
+    assert min(image.size) == 16
+
+
+def _run(
+    *args: str, stdin: bytes | None = None, shell: str | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    if shell is not None:
+        return subprocess.run(["bash", "-o", "pipefail", "-c", shell], capture_output=True,
+                              env=env, timeout=120)  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "imgfmt", *args], input=stdin,
+                          capture_output=True, env=env, timeout=120)  # fmt: skip
+
+
+def test_a_reader_closing_the_pipe_is_not_an_error(tmp_path: Path) -> None:
+    lst = tmp_path / "big.lst"
+    lst.write_text("".join(f"{i}\t{i % 3}\tc{i % 3}/{i}.jpg\n" for i in range(20000)))
+    imgfmt = f"{sys.executable} -m imgfmt"
+    done = _run(shell=f"{imgfmt} manifest-gen {lst} - --s3-prefix s3://b/p | head -1")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == b""
+    assert json.loads(done.stdout)["source-ref"] == "s3://b/p/c0/0.jpg"
+
+
+def test_exit_codes_tell_success_skips_failure_usage_apart(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 2})
+    out = tmp_path / "x.rec"
+    assert _run("pack", str(photos), str(out)).returncode == 0
+    (photos / "a" / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    skipped = _run("-q", "pack", str(photos), str(out))
+    assert skipped.returncode == 3 and out.exists()
+    # With -q the skipped file is still named: the one warning, and the reason for status 3.
+    lines = skipped.stderr.decode().splitlines()
+    assert lines[0].startswith("warning: skipped ") and "bad.jpg" in lines[0]
+    assert "exit status 3" in lines[1]
+    assert _run("pack", str(photos), str(out), "--allow-skip").returncode == 0
+    assert _run("pack", str(tmp_path / "none"), str(out)).returncode == 1
+    assert _run("pack", str(photos), str(out), "--resize", "-3").returncode == 2
