@@ -9,6 +9,16 @@ SMPY := $(SM_VENV)/bin/python
 DALI_VENV := .venv-dali
 DALIPY := $(DALI_VENV)/bin/python
 DEMO_DIR := demo
+# make demo needs imgfmt's runtime dependencies only, not the development tools (ray, moto,
+# pytest, scikit-learn, ...). It reuses .venv when that is set up (by make test, test-fast,
+# lint, ...); otherwise it sets up a venv of its own, .venv-demo, with `pip install -e .`.
+DEMO_OWN_VENV := .venv-demo
+ifneq ($(wildcard $(VENV)/.stamp),)
+DEMO_VENV := $(VENV)
+else
+DEMO_VENV := $(DEMO_OWN_VENV)
+endif
+DEMOPY := $(DEMO_VENV)/bin/python
 
 .DEFAULT_GOAL := help
 .PHONY: help demo test test-fast interop lint bench fuzz hostile clean
@@ -43,8 +53,41 @@ $(DALI_VENV)/.stamp:
 
 INTEROP_ENV = IMGFMT_MXNET_PYTHON=$(abspath $(MXPY)) IMGFMT_SAGEMAKER_PYTHON=$(abspath $(SMPY)) IMGFMT_DALI_PYTHON=$(abspath $(DALIPY)) IMGFMT_REQUIRE_INTEROP=1
 
-demo: $(VENV)/.stamp ## Build a sample image folder and run the main flow on it end to end
-	$(PY) scripts/demo.py $(DEMO_DIR)
+# The runtime dependencies as pyproject.toml lists them, and the lines of pip's output worth
+# showing while .venv-demo is set up (the whole output goes to .venv-demo/install.log).
+DEMO_DEPS = $(shell sed -n '/^dependencies = \[/,/^\]/s/^ *"\([A-Za-z0-9_.-]*\).*/\1/p' pyproject.toml | paste -sd, - | sed 's/,/, /g')
+# (Python, not awk: mawk reads a pipe in blocks, so nothing would show until pip ended.)
+DEMO_PIP_FILTER = $(PYTHON) -u -c 'import re, sys; [print("    " + re.sub(r" \(from .*\)$$", "", line.rstrip()), flush=True) \
+	for line in sys.stdin if re.match(r"(Obtaining|Collecting|Processing|Building wheels|Installing collected|Successfully installed|ERROR)|  (Downloading|Installing build dependencies: started)", line)]'
+ifneq ($(filter demo,$(MAKECMDGOALS)),)
+DEMO_START := $(shell date +%s)
+ifeq ($(DEMO_VENV),$(VENV))
+ifneq ($(shell [ pyproject.toml -nt $(VENV)/.stamp ] && echo stale),)
+$(info pyproject.toml changed since $(VENV) was set up: updating $(VENV) first, as make test would (pip install -e '.[dev]', log in $(VENV)/install.log)...)
+endif
+endif
+endif
+
+$(DEMO_OWN_VENV)/.stamp: pyproject.toml
+	@echo "setting up $(DEMO_OWN_VENV) (runtime dependencies only: $(DEMO_DEPS))..."
+	@start=$$(date +%s); \
+	echo "  $(PYTHON) -m venv $(DEMO_OWN_VENV)"; \
+	$(PYTHON) -m venv $(DEMO_OWN_VENV) || exit 1; \
+	echo "  pip install -e . (full output in $(DEMO_OWN_VENV)/install.log)"; \
+	( PIP_DISABLE_PIP_VERSION_CHECK=1 $(DEMO_OWN_VENV)/bin/python -m pip install --progress-bar off -e . 2>&1; \
+		echo $$? > $(DEMO_OWN_VENV)/install.status ) | tee $(DEMO_OWN_VENV)/install.log | $(DEMO_PIP_FILTER); \
+	status=$$(cat $(DEMO_OWN_VENV)/install.status); rm -f $(DEMO_OWN_VENV)/install.status; \
+	if [ "$$status" != 0 ]; then \
+		echo "pip install failed (exit status $$status); the end of $(DEMO_OWN_VENV)/install.log:"; \
+		tail -20 $(DEMO_OWN_VENV)/install.log; exit 1; \
+	fi; \
+	echo "$(DEMO_OWN_VENV) ready in $$(( $$(date +%s) - start )) s"
+	@touch $@
+
+demo: $(DEMO_VENV)/.stamp ## Build a sample image folder and run the main flow on it end to end (runtime dependencies only)
+	@echo "running the demo with $(DEMO_VENV): $(DEMOPY) scripts/demo.py $(DEMO_DIR)"
+	@$(DEMOPY) scripts/demo.py $(DEMO_DIR)
+	@echo; echo "make demo: done in $$(( $$(date +%s) - $(DEMO_START) )) s"
 
 test: $(VENV)/.stamp $(MXNET_VENV)/.stamp $(SM_VENV)/.stamp $(DALI_VENV)/.stamp ## Set up and run the whole test suite (interop with mxnet, the SageMaker SDK and DALI included)
 	$(INTEROP_ENV) $(PY) -m pytest -q
@@ -80,4 +123,4 @@ hostile: $(VENV)/.stamp ## Pack and verify a large corpus of damaged images (HOS
 	$(PY) scripts/hostile.py check --mutations $(HOSTILE_MUTATIONS)
 
 clean: ## Remove the venvs, the demo output and caches
-	rm -rf $(VENV) $(MXNET_VENV) $(SM_VENV) $(DALI_VENV) $(DEMO_DIR) fuzz/corpus .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(DEMO_OWN_VENV) $(MXNET_VENV) $(SM_VENV) $(DALI_VENV) $(DEMO_DIR) fuzz/corpus .pytest_cache .mypy_cache .ruff_cache .hypothesis
