@@ -115,3 +115,32 @@ def test_exit_codes_tell_success_skips_failure_usage_apart(tmp_path: Path) -> No
     assert _run("pack", str(photos), str(out), "--allow-skip").returncode == 0
     assert _run("pack", str(tmp_path / "none"), str(out)).returncode == 1
     assert _run("pack", str(photos), str(out), "--resize", "-3").returncode == 2
+
+
+def _complete(*words: str) -> list[tuple[str, str]]:
+    """What TAB offers after ``imgfmt WORDS`` (the last word is the one being typed), as
+    Click's bash script asks for it: ``(type, value)`` pairs."""
+    env = {"COMP_WORDS": " ".join(("imgfmt", *words)), "COMP_CWORD": str(len(words)),
+           "_IMGFMT_COMPLETE": "bash_complete"}  # fmt: skip
+    result = CliRunner().invoke(cli, [], env=env, prog_name="imgfmt")
+    lines = [line for line in result.output.splitlines() if line]
+    return [tuple(line.split(",", 1)) for line in lines]  # type: ignore[misc]
+
+
+def test_tab_completes_files_folders_choices_and_leaves_s3_alone() -> None:
+    # "file" and "dir" tell the shell's script to list local files (compopt -o default) or
+    # folders (-o dirnames) itself.
+    assert _complete("pack", "dat") == [("file", "dat")]
+    assert _complete("unpack", "x.rec", "ou") == [("dir", "ou")]
+    assert _complete("pack", "x.lst", "y.rec", "--root", "ph") == [("dir", "ph")]
+    assert _complete("pack", "s3://bucket/pho") == []
+    assert ("plain", "recordio-protobuf") in _complete("convert", "a.rec", "b", "--format", "")
+    assert ("plain", "--engine") in _complete("pack", "--eng")
+    assert ("plain", "stats") in _complete("st")
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_prints_the_script_for_each_shell(shell: str) -> None:
+    result = CliRunner().invoke(cli, ["completion", shell])
+    assert result.exit_code == 0 and "_IMGFMT_COMPLETE" in result.output
+    assert CliRunner().invoke(cli, ["completion", "tcsh"]).exit_code == 2

@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 from imgfmt.cli._common import EXIT_INTERRUPTED, Settings, configure_logging, global_options
+from imgfmt.cli.completion import completion_cmd
 from imgfmt.cli.insight import preview_cmd, stats_cmd
 from imgfmt.cli.lists import lst_gen
 from imgfmt.cli.manifests import manifest_gen, manifest_to_lst
@@ -180,6 +181,7 @@ cli.add_command(verify_cmd)
 cli.add_command(predictions_cmd)
 cli.add_command(stats_cmd)
 cli.add_command(preview_cmd)
+cli.add_command(completion_cmd)
 for _command in cli.commands.values():
     _command.params.extend(global_options(after_command=True))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -72,6 +73,34 @@ def exts_option(f: F) -> F:
         callback=_parse_exts,
         help="Extensions to list, comma-separated (case-insensitive; the dot is optional).",
     )(f)
+
+
+class Location(click.ParamType):
+    """A local path or an ``s3://`` URI, passed on as given (the library checks it). Shell
+    completion offers local files (``kind="file"``) or folders (``"dir"``); an ``s3://``
+    URI is left alone (listing a bucket on TAB would be slow and may cost)."""
+
+    name = "path"
+
+    def __init__(self, kind: str = "file") -> None:
+        self.kind = kind
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return os.fspath(value) if isinstance(value, os.PathLike) else value
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        if incomplete.startswith("s3:"):
+            return []
+        return [CompletionItem(incomplete, type=self.kind)]
+
+
+#: Arguments and options that name a file, or a folder.
+FILE = Location("file")
+FOLDER = Location("dir")
 
 
 class Settings:

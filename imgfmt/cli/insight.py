@@ -7,6 +7,8 @@ import click
 
 from imgfmt.cli._common import (
     EXIT_PROBLEMS,
+    FILE,
+    FOLDER,
     emit,
     exit_skipped,
     json_option,
@@ -25,6 +27,7 @@ def root_option(func):  # type: ignore[no-untyped-def]
         "--root",
         default=None,
         metavar="PATH",
+        type=FOLDER,
         help="Folder the .lst paths are relative to (default: each list's folder).",
     )(func)
 
@@ -35,12 +38,13 @@ def classes_option(func):  # type: ignore[no-untyped-def]
         "class_map",
         default=None,
         metavar="PATH",
+        type=FILE,
         help="Class map (label<TAB>name) for class names; default: found beside each input.",
     )(func)
 
 
 @click.command("stats", short_help="Counts, sizes and formats per input; leakage between inputs.")
-@click.argument("paths", nargs=-1, required=True, metavar="IN...")
+@click.argument("paths", nargs=-1, required=True, metavar="IN...", type=FILE)
 @click.option(
     "--near",
     type=click.IntRange(0, 16),
@@ -134,12 +138,13 @@ def _class_list(_ctx: click.Context, _param: click.Parameter, value: str | None)
 
 
 @click.command("preview", short_help="A contact sheet: N thumbnails per class.")
-@click.argument("path", metavar="IN")
+@click.argument("path", metavar="IN", type=FILE)
 @click.option(
     "-o",
     "--output",
     required=True,
     metavar="SHEET",
+    type=FILE,
     help="The contact sheet to write: .png or .jpg (local or s3://).",
 )
 @click.option(
@@ -177,6 +182,7 @@ def _class_list(_ctx: click.Context, _param: click.Parameter, value: str | None)
     "--class-map",
     default=None,
     metavar="PATH",
+    type=FILE,
     help="Class map (label<TAB>name) for class names; default: found beside IN.",
 )
 @root_option

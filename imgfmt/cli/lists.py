@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from imgfmt.cli._common import emit, exts_option, json_option
+from imgfmt.cli._common import FILE, FOLDER, emit, exts_option, json_option
 
 
 @click.command("lst-gen", short_help="List an image folder into a .lst (im2rec --list).")
-@click.argument("root")
-@click.argument("prefix")
+@click.argument("root", type=FOLDER)
+@click.argument("prefix", type=FILE)
 @click.option("--recursive", is_flag=True, help="One class per sub-folder (im2rec --recursive).")
 @exts_option
 @click.option("--shuffle/--no-shuffle", default=True, show_default=True, help="Shuffle the list.")

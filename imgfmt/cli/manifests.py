@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from imgfmt.cli._common import json_option
+from imgfmt.cli._common import FILE, FOLDER, json_option
 from imgfmt.errors import UsageError
 
 
@@ -45,8 +45,8 @@ def _summary(as_json: bool, summary: dict[str, Any], human: str, to_stderr: bool
 @click.command(
     "manifest-gen", short_help="Write a SageMaker augmented manifest for a folder or .lst."
 )
-@click.argument("source", metavar="SRC")
-@click.argument("out", metavar="OUT.manifest")
+@click.argument("source", metavar="SRC", type=FILE)
+@click.argument("out", metavar="OUT.manifest", type=FILE)
 @click.option(
     "--s3-prefix",
     type=S3_PREFIX,
@@ -79,6 +79,7 @@ def _summary(as_json: bool, summary: dict[str, Any], human: str, to_stderr: bool
     "--root",
     default=None,
     metavar="PATH",
+    type=FOLDER,
     help="For a folder SRC: the folder --s3-prefix stands for (default: SRC). "
     "A .lst's paths are already relative to its root and are used unchanged.",
 )
@@ -137,8 +138,8 @@ def manifest_gen(
 
 
 @click.command("manifest-to-lst", short_help="Turn an augmented manifest back into a .lst.")
-@click.argument("source", metavar="MANIFEST")
-@click.argument("prefix")
+@click.argument("source", metavar="MANIFEST", type=FILE)
+@click.argument("prefix", type=FILE)
 @click.option(
     "--label-attribute",
     type=LABEL_ATTRIBUTE,

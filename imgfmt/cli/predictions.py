@@ -4,26 +4,28 @@ from __future__ import annotations
 
 import click
 
-from imgfmt.cli._common import Settings, echo_json, json_option, progress
+from imgfmt.cli._common import FILE, Settings, echo_json, json_option, progress
 
 #: Mirrors ``imgfmt.ops.predictions.TOP_K`` (not imported: ``--help`` stays fast).
 TOP_K = 5
 
 
 @click.command("predictions", short_help="Join batch-transform output to the images: a report.")
-@click.argument("pred", metavar="PRED")
-@click.argument("source", metavar="SRC")
+@click.argument("pred", metavar="PRED", type=FILE)
+@click.argument("source", metavar="SRC", type=FILE)
 @click.option(
     "--classes",
     "class_map",
     default=None,
     metavar="PATH",
+    type=FILE,
     help="Class map (label<TAB>name) for class names; default: found beside SRC.",
 )
 @click.option(
     "-o",
     "--output",
     default=None,
+    type=FILE,
     metavar="OUT.csv",
     help="Write one row per image (path, true_label, predicted, predicted_name, probability, "
     "top5) to OUT.csv; '-' for stdout (the summary then goes to stderr).",
@@ -40,6 +42,7 @@ TOP_K = 5
     "--confusion",
     "confusion_csv",
     default=None,
+    type=FILE,
     metavar="CM.csv",
     help="Write the confusion matrix as CSV (rows true, columns predicted, cells "
     "label:name); '-' for stdout.",
@@ -47,6 +50,7 @@ TOP_K = 5
 @click.option(
     "--plot",
     default=None,
+    type=FILE,
     metavar="CM.png",
     help="Draw the confusion matrix as a heatmap image (.png or .jpg); over 40 classes, the "
     "39 most confused are shown and the rest grouped.",

@@ -7,6 +7,8 @@ from typing import Any
 import click
 
 from imgfmt.cli._common import (
+    FILE,
+    FOLDER,
     count_of,
     emit,
     engine_options,
@@ -29,8 +31,8 @@ DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
 
 
 @click.command("pack", short_help="Pack a .lst or a folder into .rec+.idx, .jsonl or shards.")
-@click.argument("source")
-@click.argument("out_rec", metavar="OUT")
+@click.argument("source", type=FILE)
+@click.argument("out_rec", metavar="OUT", type=FILE)
 @click.option(
     "--format",
     "fmt",
@@ -52,6 +54,7 @@ DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
     "--root",
     default=None,
     metavar="PATH",
+    type=FOLDER,
     help="Folder the .lst paths are relative to (default: the list's folder).",
 )
 @click.option("--pass-through", is_flag=True, help="Store each file's bytes unchanged (no decode).")
@@ -228,8 +231,8 @@ def pack_cmd(
 
 
 @click.command("unpack", short_help="Write a dataset's images back to a folder, with a .lst.")
-@click.argument("source", metavar="IN")
-@click.argument("outdir")
+@click.argument("source", metavar="IN", type=FILE)
+@click.argument("outdir", type=FOLDER)
 @click.option(
     "--ids",
     default=None,
@@ -245,6 +248,7 @@ def pack_cmd(
     "class_map",
     default=None,
     metavar="PATH",
+    type=FILE,
     help="Class map (label<TAB>name) to name folders; default: found beside IN.",
 )
 @click.option(
@@ -297,8 +301,8 @@ def unpack_cmd(
 
 
 @click.command("convert", short_help="Convert between dataset formats (.rec, .jsonl, .tar, ...).")
-@click.argument("source", metavar="IN")
-@click.argument("out", metavar="OUT")
+@click.argument("source", metavar="IN", type=FILE)
+@click.argument("out", metavar="OUT", type=FILE)
 @click.option(
     "--format",
     "to",

@@ -9,6 +9,9 @@ import click
 
 from imgfmt.cli._common import (
     EXIT_PROBLEMS,
+    FILE,
+    FOLDER,
+    Location,
     count_of,
     emit,
     engine_options,
@@ -22,7 +25,7 @@ from imgfmt.cli._common import (
 DEFAULT_MAX_PROBLEMS = 100
 
 
-class VerifiablePath(click.ParamType):
+class VerifiablePath(Location):
     """A path whose extension verify understands; anything else is a usage error (exit 2).
 
     Whether the file exists is not checked here: a missing input is a problem in the
@@ -69,6 +72,7 @@ def _local_bytes(paths: tuple[str, ...]) -> int | None:
     "--root",
     default=None,
     metavar="PATH",
+    type=FOLDER,
     help="Folder the .lst paths are relative to (default: the list's folder).",
 )
 @click.option(
@@ -76,6 +80,7 @@ def _local_bytes(paths: tuple[str, ...]) -> int | None:
     "class_map",
     default=None,
     metavar="PATH",
+    type=FILE,
     help="Class map (label<TAB>name) to check labels against; default: found beside PATH.",
 )
 @click.option(
