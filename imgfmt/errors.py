@@ -8,6 +8,7 @@ once, where they enter, with ``raise ... from err``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 
@@ -93,3 +94,14 @@ def excerpt(value: Any, limit: int = 60) -> str:
     if len(text) > limit:
         text = text[:limit] + "..."
     return repr(text) if isinstance(value, str) else text
+
+
+#: What a byte that is not UTF-8 becomes when text is read with ``errors="surrogateescape"``.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
+
+
+def not_utf8(text: str) -> bool:
+    """Whether ``text`` (read with ``errors="surrogateescape"``) held bytes that are not
+    UTF-8. One regular-expression scan: a per-character test costs more than parsing the
+    line (it was 95% of reading a JSON Lines dataset)."""
+    return _ESCAPED_BYTE.search(text) is not None

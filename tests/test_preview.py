@@ -108,7 +108,11 @@ def test_an_undecodable_image_is_a_placeholder_named_and_exit_3(
     sheet = tmp_path / "s.png"
     result = invoke(str(listing), "--root", str(photos), "-o", str(sheet))
     assert result.exit_code == 3
-    assert "cat/00.jpg" in result.stdout and "wrote" in result.stdout
+    assert "cat/00.jpg" in result.stderr and "wrote" in result.stdout
+    assert "cat/00.jpg" not in result.stdout
+    assert (
+        invoke(str(listing), "--root", str(photos), "-o", str(sheet), "--allow-skip").exit_code == 0
+    )
     assert Image.open(sheet).size[0] > 0
 
 
@@ -133,3 +137,23 @@ def test_on_s3_only_the_records_shown_are_fetched(s3, tmp_path: Path, rec: Path)
     record_gets = [r for r in s3.proxy.seen("GET", "d/all.rec")]
     assert report["read"] < 70 and len(record_gets) <= report["read"] + 2
     assert Image.open(io.BytesIO(s3.get("out/sheet.png"))).format == "PNG"
+
+
+def test_many_classes_are_capped_to_a_sheet_a_viewer_opens(tmp_path: Path, photos: Path) -> None:
+    listing = tmp_path / "many.lst"
+    listing.write_text("".join(f"{i}\t{i}\tbird/{i % 10:02d}.jpg\n" for i in range(300)))
+    sheet = tmp_path / "many.jpg"
+    report = ok(str(listing), "--root", str(photos), "-o", str(sheet), "--per-class", "1")
+    assert report["classes_found"] == 300 and len(report["classes"]) == 50
+    assert [c["class"] for c in report["classes"]] == [str(i) for i in range(50)]
+    assert Image.open(sheet).height < 65_500
+    more = ok(str(listing), "--root", str(photos), "-o", str(sheet), "--max-classes", "60")
+    assert len(more["classes"]) == 60
+
+
+def test_a_multi_label_image_shows_in_each_of_its_classes(tmp_path: Path, photos: Path) -> None:
+    listing = tmp_path / "m.lst"
+    listing.write_text("0\t0\t2\tbird/00.jpg\n1\t1\t1\tcat/00.jpg\n")
+    report = ok(str(listing), "--root", str(photos), "-o", str(tmp_path / "m.png"))
+    assert [(c["class"], c["ids"]) for c in report["classes"]] == [("0", [0]), ("1", [1]),
+                                                                   ("2", [0])]  # fmt: skip

@@ -235,15 +235,73 @@ def test_a_manifest_of_s3_images_against_a_local_dataset(
     assert sum(p["near"] for p in mine) == 2 and sum(p["exact"] for p in mine) == 0
 
 
-def test_usage_errors_and_missing_inputs(tmp_path: Path, splits: list[Path]) -> None:
+def test_usage_errors(tmp_path: Path, splits: list[Path], photos: Path) -> None:
     result = invoke(str(splits[0]), "--root", str(tmp_path))
     assert result.exit_code == 2 and "--root" in result.stderr
-    result = invoke(str(tmp_path / "nope.rec"))
-    assert result.exit_code == 1
-    (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("Error: ") and "nope.rec" in line
     result = invoke(str(tmp_path / "x.txt"))
     assert result.exit_code == 2 and "x.txt" in result.stderr
+    result = invoke(str(splits[0]), str(splits[0]))
+    assert result.exit_code == 2 and "given twice" in result.stderr
+    result = invoke(str(photos))
+    assert result.exit_code == 2 and "is a folder of images" in result.stderr
+    assert "imgfmt lst-gen" in result.stderr
+
+
+def test_a_missing_or_unreadable_input_does_not_stop_the_others(
+    tmp_path: Path, splits: list[Path]
+) -> None:
+    fake = tmp_path / "fake.jsonl"
+    fake.write_bytes(splits[1].read_bytes())  # a .rec under a JSON Lines name
+    report = ok(str(splits[0]), str(tmp_path / "nope.rec"), str(fake), code=1)
+    good, missing, bad = report["inputs"]
+    assert good["images"] == 9 and good["error"] is None
+    assert "nope.rec" in missing["error"] and "no such file" in missing["error"]
+    assert bad["error"] is not None or bad["damaged"]
+    text = invoke(str(splits[0]), str(tmp_path / "nope.rec")).stdout
+    assert "s_train.rec (recordio): 9 images, 3 classes" in text
+    assert "error           " in text
+
+
+def test_an_empty_input_is_a_problem(tmp_path: Path) -> None:
+    (tmp_path / "empty.lst").write_text("")
+    report = ok(str(tmp_path / "empty.lst"), code=1)
+    assert report["inputs"][0]["error"] == "no images: the input is empty"
+
+
+def test_a_truncated_jpeg_is_unreadable_even_in_one_input(tmp_path: Path, photos: Path) -> None:
+    data = (photos / "bird" / "0.jpg").read_bytes()
+    (photos / "bird" / "cut.jpg").write_bytes(data[: len(data) // 3])
+    listing = tmp_path / "one.lst"
+    listing.write_text("0\t0\tbird/cut.jpg\n1\t0\tbird/1.jpg\n")
+    report = ok(str(listing), "--root", str(photos), code=1)
+    (summary,) = report["inputs"]
+    assert summary["unreadable"] == 1 and "truncated JPEG" in summary["unreadable_images"][0]
+    # Headers alone (--exact-only) cannot tell.
+    assert ok(str(listing), "--root", str(photos), "--exact-only")["problems"] == 0
+
+
+def test_copies_inside_one_input_are_located(tmp_path: Path, photos: Path) -> None:
+    listing = tmp_path / "dup.lst"
+    listing.write_text("0\t0\tbird/0.jpg\n1\t0\tbird/1.jpg\n2\t1\tbird/0.jpg\n")
+    (summary,) = ok(str(listing), "--root", str(photos))["inputs"]
+    (dup,) = summary["duplicate_examples"]
+    assert (dup["a"]["id"], dup["b"]["id"]) == (0, 2)
+
+
+def test_multi_label_images_count_in_each_of_their_classes(tmp_path: Path, photos: Path) -> None:
+    (tmp_path / "m.classes.tsv").write_text("0\tbird\n1\tcat\n2\tdog\n")
+    by_index = tmp_path / "m.lst"  # class labels, as Ground Truth lists them
+    by_index.write_text("0\t0\t2\tbird/0.jpg\n1\t1\t0\tcat/0.jpg\n2\t2\t2\tdog/0.jpg\n")
+    (summary,) = ok(str(by_index), "--root", str(photos))["inputs"]
+    counts = {c["name"]: c["images"] for c in summary["classes"]}
+    assert counts == {"bird": 2, "cat": 1, "dog": 2}
+    assert summary["labels_per_image"] == {"2": 3}
+    hot = tmp_path / "m_hot.lst"  # multi-hot, as SageMaker's multi-label training reads
+    hot.write_text("0\t1\t0\t1\tbird/0.jpg\n1\t0\t1\t0\tcat/0.jpg\n")
+    (summary,) = ok(str(hot), "--root", str(photos), "--classes", str(tmp_path / "m.classes.tsv"))[
+        "inputs"
+    ]
+    assert {c["name"]: c["images"] for c in summary["classes"]} == {"bird": 1, "cat": 1, "dog": 1}
 
 
 def test_s3_inputs_give_the_same_report(s3, splits: list[Path]) -> None:

@@ -131,6 +131,7 @@ def stats_cmd(
 #: Mirror ``imgfmt.ops.preview``'s defaults (not imported: ``--help`` stays fast).
 DEFAULT_PER_CLASS = 8
 DEFAULT_CELL = 128
+DEFAULT_MAX_CLASSES = 50
 
 
 def _class_list(_ctx: click.Context, _param: click.Parameter, value: str | None) -> list[str]:
@@ -185,7 +186,18 @@ def _class_list(_ctx: click.Context, _param: click.Parameter, value: str | None)
     type=FILE,
     help="Class map (label<TAB>name) for class names; default: found beside IN.",
 )
+@click.option(
+    "--max-classes",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_CLASSES,
+    show_default=True,
+    metavar="N",
+    help="Show at most N classes, the first in label order (choose others with --classes).",
+)
 @root_option
+@click.option(
+    "--allow-skip", is_flag=True, help="Exit 0 even if some images shown could not be decoded."
+)
 @workers_option
 @json_option
 @click.pass_context
@@ -198,7 +210,9 @@ def preview_cmd(
     seed: int,
     cell: int,
     class_map: str | None,
+    max_classes: int,
     root: str | None,
+    allow_skip: bool,
     workers: int | None,
     as_json: bool,
 ) -> None:
@@ -231,8 +245,11 @@ def preview_cmd(
             root=root,
             class_map=class_map,
             cell=cell,
+            max_classes=max_classes,
             workers=workers,
             on_progress=advance,
         )
+    for line in preview.problem_lines(result):
+        click.echo(f"warning: {line}", err=True)
     emit(as_json, result.to_dict(), preview.format_summary(result))
-    exit_skipped(ctx, result.problems, "image was/images were", allow_skip=False)
+    exit_skipped(ctx, result.problems, "image was/images were", allow_skip)

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from imgfmt.errors import FormatError, ImgfmtError, UsageError, excerpt
+from imgfmt.errors import FormatError, ImgfmtError, UsageError, excerpt, not_utf8
 from imgfmt.formats.base import (
     CheckContext,
     DatasetWriter,
@@ -224,7 +224,7 @@ class _LineChecker:
 
     @staticmethod
     def _parse(raw: str, problems: list[LineProblem]) -> dict[str, Any] | None:
-        if any("\udc80" <= c <= "\udcff" for c in raw):  # bytes that were not UTF-8
+        if not_utf8(raw):  # bytes that were not UTF-8
             problems.append(("json", "not valid UTF-8 (save the file as UTF-8)"))
             return None
         if not raw.strip():

@@ -49,7 +49,7 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 from imgfmt import storage
-from imgfmt.errors import FormatError, ImgfmtError, UsageError, excerpt
+from imgfmt.errors import FormatError, ImgfmtError, UsageError, excerpt, not_utf8
 from imgfmt.formats import lst
 from imgfmt.formats.base import CheckContext, Document, LineSplit, SplitSource, with_newline
 from imgfmt.storage import AtomicOutputs, atomic_output, is_s3, open_input
@@ -559,7 +559,7 @@ class _LineChecker:
 
     @staticmethod
     def _parse(raw: str, problems: list[LineProblem]) -> dict[str, Any] | None:
-        if any("\udc80" <= c <= "\udcff" for c in raw):  # bytes that were not UTF-8
+        if not_utf8(raw):  # bytes that were not UTF-8
             problems.append(("json", "not valid UTF-8", "save the manifest as UTF-8"))
             return None
         if not raw.strip():

@@ -38,12 +38,14 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
+import numpy as np
+
 from imgfmt import formats, storage
-from imgfmt.errors import FormatError, UsageError, excerpt
+from imgfmt.errors import FormatError, UsageError, excerpt, not_utf8
 from imgfmt.formats import lst
 from imgfmt.formats.base import label_text
 from imgfmt.storage import AtomicOutputs, open_input
@@ -150,10 +152,11 @@ def _quote(text: str) -> str:
     return excerpt(text.strip(), QUOTE_LIMIT)
 
 
-def parse_prediction(raw: str, name: str, number: int) -> list[float]:
-    """The probabilities of one output line; ``FormatError`` naming ``name`` and the line."""
+def parse_prediction(raw: str, name: str, number: int) -> np.ndarray:
+    """The probabilities of one output line (float64); ``FormatError`` naming ``name`` and
+    the line."""
     where = f"line {number}"
-    if any("\udc80" <= c <= "\udcff" for c in raw):
+    if not_utf8(raw):
         raise FormatError("not valid UTF-8", path=name, where=where, hint=LINE_FORMAT)
     if not raw.strip():
         raise FormatError("blank line", path=name, where=where, hint=LINE_FORMAT)
@@ -180,6 +183,11 @@ def parse_prediction(raw: str, name: str, number: int) -> list[float]:
         raise FormatError(
             f'"{PREDICTION_KEY}" is an empty array', path=name, where=where, hint=LINE_FORMAT
         )
+    # One pass in C for the usual line of floats; the slow path names the bad value.
+    if all(type(v) is float or type(v) is int for v in values):  # noqa: E721 - bool is out
+        array = np.asarray(values, dtype=np.float64)
+        if np.isfinite(array).all():
+            return array
     for position, value in enumerate(values):
         numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
         if not numeric or not math.isfinite(value):
@@ -189,10 +197,10 @@ def parse_prediction(raw: str, name: str, number: int) -> list[float]:
                 where=where,
                 hint=LINE_FORMAT,
             )
-    return [float(v) for v in values]
+    raise AssertionError("unreachable: a non-finite value was found above")
 
 
-def iter_predictions(path: str) -> Iterator[list[float]]:
+def iter_predictions(path: str) -> Iterator[np.ndarray]:
     """The probability vectors of a batch transform output, line by line, all the same length."""
     width = 0
     with open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape") as handle:
@@ -209,10 +217,18 @@ def iter_predictions(path: str) -> Iterator[list[float]]:
             yield values
 
 
-def top_classes(probabilities: list[float], k: int = TOP_K) -> list[tuple[int, float]]:
+def top_classes(
+    probabilities: Sequence[float] | np.ndarray, k: int = TOP_K
+) -> list[tuple[int, float]]:
     """The ``k`` most probable ``(class, probability)``, by probability then lower index."""
-    order = sorted(range(len(probabilities)), key=lambda i: (-probabilities[i], i))
-    return [(i, probabilities[i]) for i in order[:k]]
+    values = np.asarray(probabilities, dtype=np.float64)
+    if k < len(values):  # only the k largest need sorting: a cut at the k-th value first
+        kth = np.partition(values, len(values) - k)[len(values) - k]
+        candidates = np.flatnonzero(values >= kth)  # ties at the cut are all kept
+    else:
+        candidates = np.arange(len(values))
+    order = candidates[np.lexsort((candidates, -values[candidates]))][:k]
+    return [(int(i), float(values[i])) for i in order]
 
 
 # --------------------------------------------------------------------------- sources
@@ -402,7 +418,8 @@ def format_summary(result: PredictionsResult) -> str:
     lines = [f"wrote {path}" for path in (result.output, result.confusion_csv, result.plot)
              if path and path != "-"]  # fmt: skip
     lines.append(
-        f"{result.images} images, {result.num_classes} classes, "
+        f"{result.images} image{'s' * (result.images != 1)}, {result.num_classes} "
+        f"class{'es' * (result.num_classes != 1)}, "
         f"{result.labelled} with a true label ({os.path.basename(result.source)})"
     )
     report = result.report

@@ -30,13 +30,17 @@ from typing import Any
 from imgfmt import s3, storage
 from imgfmt.errors import FormatError, ImgfmtError, StorageError, UsageError
 from imgfmt.images import DEFAULT_MAX_PIXELS, opened
-from imgfmt.ops.sources import Entry, Source, class_heading, open_source
+from imgfmt.ops.sources import UNLABELED, Entry, Source, class_heading, class_order, open_source
 
 #: Images per class on the sheet, by default.
 DEFAULT_PER_CLASS = 8
 
 #: Thumbnail cell edge in pixels, by default.
 DEFAULT_CELL = 128
+
+#: Classes shown at most, by default: a sheet stays a picture a viewer opens (50 rows of
+#: 128-pixel tiles are about 9,500 pixels high).
+DEFAULT_MAX_CLASSES = 50
 
 #: Records read through an index after the last new class, when the classes are not known
 #: in advance, before the sample is taken as complete.
@@ -76,6 +80,8 @@ class PreviewResult:
     total: int | None = None
     unreadable: list[str] = field(default_factory=list)
     damaged: list[str] = field(default_factory=list)
+    #: Classes found, of which the first ``max_classes`` are shown.
+    classes_found: int = 0
     seconds: float = 0.0
 
     @property
@@ -95,6 +101,7 @@ class PreviewResult:
             "read": self.read,
             "shown": self.shown,
             "classes": [c.to_dict() for c in self.classes],
+            "classes_found": self.classes_found,
             "unreadable": self.unreadable,
             "damaged": self.damaged,
             "seconds": round(self.seconds, 3),
@@ -123,9 +130,9 @@ def _wanted(source: Source, classes: list[str] | None) -> set[str] | None:
     for asked in classes:
         key = by_name.get(asked, asked)
         try:
-            key = ",".join(_number_text(v) for v in key.split(","))
+            key = _number_text(key)
         except ValueError:
-            if key != "unlabeled":
+            if key != UNLABELED:
                 known = ", ".join(sorted(by_name)[:10])
                 hint = f"give class labels or names ({known})" if known else "give class labels"
                 raise UsageError(f"no class {asked!r} in {source.path}", hint=hint) from None
@@ -162,20 +169,22 @@ def _by_index(
 
     for item in items():
         sample.read += 1
-        key, _name = source.class_of(item.labels)
-        if wanted is not None and key not in wanted:
-            continue
-        if key in sample.chosen:
-            since_new += 1
-        else:
-            since_new = 0
-            if known is None:
-                short.add(key)
-        bucket = sample.chosen.setdefault(key, [])
-        if len(bucket) < per_class:
-            bucket.append(Entry.of_item(item))
-            if len(bucket) == per_class:
-                short.discard(key)
+        entry = None
+        new = False
+        for key in source.classes_of(item.labels):
+            if wanted is not None and key not in wanted:
+                continue
+            if key not in sample.chosen:
+                new = True
+                if known is None:
+                    short.add(key)
+            bucket = sample.chosen.setdefault(key, [])
+            if len(bucket) < per_class:
+                entry = entry or Entry.of_item(item)
+                bucket.append(entry)
+                if len(bucket) == per_class:
+                    short.discard(key)
+        since_new = 0 if new else since_new + 1
         if not short and (known is not None or since_new >= DISCOVERY_READS):
             break
     return sample
@@ -192,17 +201,17 @@ def _by_reservoir(
     assert sample.counts is not None
     for entry in source.entries(on_damage):
         sample.read += 1
-        key, _name = source.class_of(entry.labels)
-        if wanted is not None and key not in wanted:
-            continue
-        seen = sample.counts[key] = sample.counts.get(key, 0) + 1
-        bucket = sample.chosen.setdefault(key, [])
-        if len(bucket) < per_class:
-            bucket.append(entry)
-        else:
-            slot = rng.randrange(seen)
-            if slot < per_class:
-                bucket[slot] = entry
+        for key in source.classes_of(entry.labels):
+            if wanted is not None and key not in wanted:
+                continue
+            seen = sample.counts[key] = sample.counts.get(key, 0) + 1
+            bucket = sample.chosen.setdefault(key, [])
+            if len(bucket) < per_class:
+                bucket.append(entry)
+            else:
+                slot = rng.randrange(seen)
+                if slot < per_class:
+                    bucket[slot] = entry
     sample.total = sample.read
     return sample
 
@@ -277,13 +286,6 @@ def _thumbnails(
 # --------------------------------------------------------------------------- the sheet
 
 
-def _class_order(key: str) -> tuple[int, tuple[float, ...], str]:
-    try:
-        return (0, tuple(float(v) for v in key.split(",")), key)
-    except ValueError:
-        return (1, (), key)
-
-
 def preview(
     path: str,
     out: str,
@@ -295,6 +297,7 @@ def preview(
     class_map: str | None = None,
     cell: int = DEFAULT_CELL,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    max_classes: int = DEFAULT_MAX_CLASSES,
     workers: int | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> PreviewResult:
@@ -331,11 +334,12 @@ def preview(
             path=path,
             hint="check --classes" if wanted else "the input is empty",
         )
-    keys = sorted(sample.chosen, key=_class_order)
+    keys = sorted(sample.chosen, key=class_order)
+    result.classes_found = len(keys)
+    keys = keys[:max_classes]
     units: list[_Unit] = []
-    for key in keys:
-        for entry in sorted(sample.chosen[key], key=lambda e: e.index):
-            units.append((entry, f"{path}: {entry.name}"))
+    for entry in {id(e): e for key in keys for e in sample.chosen[key]}.values():
+        units.append((entry, f"{path}: {entry.name}"))
     job = _Thumbs(cell, max_pixels, s3.settings())
     workers = workers or default_workers()
     made = {
@@ -343,28 +347,32 @@ def preview(
     }
     rows = []
     for key in keys:
-        name = source.class_of(_labels_of(key))[1] if key != "unlabeled" else None
+        name = source.name_of(key)
         shown = ClassShown(key, name, images=(sample.counts or {}).get(key))
         tiles = []
         for entry in sorted(sample.chosen[key], key=lambda e: e.index):
             image, problem = made[id(entry)]
-            if problem is not None:
-                result.unreadable.append(f"{path}: {entry.name}: {problem}")
+            reason = f"{path}: {entry.name}: {problem}"
+            if problem is not None and reason not in result.unreadable:
+                result.unreadable.append(reason)
             caption = f"id {entry.index} · {name}" if name else f"id {entry.index}"
             tiles.append(render.Tile(image, caption))
             shown.ids.append(entry.index)
         result.classes.append(shown)
-        count = f"  ({shown.images} images)" if shown.images is not None else ""
+        count = f"  ({_count(shown.images, 'image')})" if shown.images is not None else ""
         rows.append(render.SheetRow(class_heading(key, name) + count, tiles))
     sheet = render.contact_sheet(storage.basename(path), _subtitle(result, source, per_class, seed),
                                  rows, cell=cell)  # fmt: skip
-    storage.write_file(out, render.encode_image(sheet, ext))
+    try:
+        data = render.encode_image(sheet, ext)
+    except (OSError, ValueError) as err:  # an encoder's limit (JPEG: 65,500 pixels a side)
+        raise UsageError(
+            f"cannot write a {sheet.width}x{sheet.height} sheet as {ext}: {err}",
+            hint="show fewer classes (--classes, --max-classes) or write a .png",
+        ) from err
+    storage.write_file(out, data)
     result.seconds = time.perf_counter() - started
     return result
-
-
-def _labels_of(key: str) -> tuple[float, ...]:
-    return tuple(float(v) for v in key.split(","))
 
 
 def _collect(result: PreviewResult) -> Callable[[FormatError], None]:
@@ -374,21 +382,34 @@ def _collect(result: PreviewResult) -> Callable[[FormatError], None]:
     return damaged
 
 
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n:,} {one if n == 1 else (many or one + 's')}"
+
+
 def _subtitle(result: PreviewResult, source: Source, per_class: int, seed: int) -> str:
-    total = f"{result.total:,} images" if result.total is not None else "images"
+    total = _count(result.total, "image") if result.total is not None else "images"
+    shown = _count(len(result.classes), "class", "classes")
+    if result.classes_found > len(result.classes):
+        shown = f"{len(result.classes)} of {result.classes_found:,} classes (--classes to choose)"
     return (
-        f"{source.format}  ·  {total}  ·  {len(result.classes)} classes shown  ·  "
+        f"{source.format}  ·  {total}  ·  {shown} shown  ·  "
         f"up to {per_class} per class (seed {seed})"
     )
 
 
 def format_summary(result: PreviewResult) -> str:
-    lines = list(result.damaged) + list(result.unreadable)
-    lines.append(
-        f"wrote {result.output}: {result.shown} images of {len(result.classes)} classes "
-        f"(read {result.read} of {result.total if result.total is not None else '?'})"
+    """The line saying what was written (problems go to stderr: ``problem_lines``)."""
+    classes = _count(len(result.classes), "class", "classes")
+    total = result.total if result.total is not None else "?"
+    return (
+        f"wrote {result.output}: {_count(result.shown, 'image')} of {classes} "
+        f"(read {result.read} of {total})"
     )
-    return "\n".join(lines)
 
 
-__all__ = ["ClassShown", "PreviewResult", "format_summary", "preview"]
+def problem_lines(result: PreviewResult) -> list[str]:
+    """Damaged records and undecodable images met, one line each."""
+    return list(result.damaged) + list(result.unreadable)
+
+
+__all__ = ["ClassShown", "PreviewResult", "format_summary", "preview", "problem_lines"]

@@ -19,7 +19,7 @@ from typing import Any
 from imgfmt import formats, storage
 from imgfmt.errors import FormatError, UsageError
 from imgfmt.formats import lst
-from imgfmt.formats.base import Format, Item, label_class
+from imgfmt.formats.base import Format, Item, label_text
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,8 @@ class Source:
     root: str | None = None
     #: Its format (``Format``, which holds images) or document (a list or manifest).
     document: Any = None
+    #: Why it cannot be read, for a caller that goes on without it.
+    error: str | None = None
 
     @property
     def holds_images(self) -> bool:
@@ -87,19 +89,56 @@ class Source:
             return where
         return storage.join(self.root or storage.dirname(self.path), where)
 
-    def class_of(self, labels: tuple[float, ...]) -> tuple[str, str | None]:
-        """The class key of ``labels`` (``"3"``, ``"1,0,1"``, ``"unlabeled"``) and its name,
-        when the input has one for it."""
-        key = label_class(labels)
-        name = None
-        if len(labels) == 1 and float(labels[0]).is_integer():
-            name = self.names.get(int(labels[0]))
-        return key, name
+    def classes_of(self, labels: tuple[float, ...]) -> list[str]:
+        """The classes an image with ``labels`` belongs to, as keys (``"3"``): its label;
+        for several labels, each class they name, once. Several labels that are all 0 or 1
+        are read as a multi-hot vector (class ``i`` where position ``i`` is 1, as SageMaker's
+        multi-label image classification writes them) when there are as many as the class
+        map has classes, or more than two without a class map; otherwise as class labels
+        (as Ground Truth's multi-label manifests list them). No labels: ``unlabeled``."""
+        if not labels:
+            return [UNLABELED]
+        if len(labels) == 1:
+            return [label_text(labels[0])]
+        if self._multi_hot(labels):
+            return [str(i) for i, value in enumerate(labels) if value == 1] or [NO_CLASS]
+        return sorted({label_text(v) for v in labels}, key=class_order)
+
+    def _multi_hot(self, labels: tuple[float, ...]) -> bool:
+        if any(value not in (0.0, 1.0) for value in labels):
+            return False
+        return len(labels) == len(self.names) if self.names else len(labels) > 2
+
+    def name_of(self, key: str) -> str | None:
+        """The class name of a class key, if the input has one."""
+        try:
+            return self.names.get(int(key))
+        except ValueError:
+            return None
+
+
+#: The class key of an image without labels, and of a multi-hot vector of zeros.
+UNLABELED = "unlabeled"
+NO_CLASS = "none"
+
+
+def class_order(key: str) -> tuple[int, float, str]:
+    """Classes in label order, ``unlabeled`` and ``none`` last."""
+    try:
+        return (0, float(key), key)
+    except ValueError:
+        return (1, 0.0, key)
 
 
 def open_source(path: str, *, root: str | None = None, class_map: str | None = None) -> Source:
     """``path`` opened for looking (see the module doc); ``StorageError`` when it is missing,
     ``UsageError`` when imgfmt does not read its kind."""
+    if storage.is_dir(path):
+        raise UsageError(
+            f"{path!r} is a folder of images",
+            hint=f"list it first (imgfmt lst-gen {path} data/x --recursive) and pass data/x.lst "
+            f"with --root {path}",
+        )
     try:
         document = formats.for_check(path)
     except UsageError:
@@ -123,4 +162,4 @@ def class_heading(key: str, name: str | None) -> str:
     return f"{key} {name}" if name else key
 
 
-__all__ = ["Entry", "Source", "class_heading", "open_source"]
+__all__ = ["Entry", "Source", "class_heading", "class_order", "open_source"]

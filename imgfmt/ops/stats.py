@@ -33,7 +33,7 @@ from typing import Any
 from imgfmt import neardup, s3, storage
 from imgfmt.errors import FormatError, ImgfmtError, StorageError, UsageError
 from imgfmt.images import DEFAULT_MAX_PIXELS, format_name, opened
-from imgfmt.ops.sources import Entry, Source, open_source
+from imgfmt.ops.sources import Entry, Source, class_order, open_source
 
 #: Hamming distance (bits of 64) up to which two images count as the same picture: every
 #: re-encoding and resize of the same photo measured stays within it, no pair of different
@@ -79,6 +79,8 @@ class Seen:
     dhash: int | None = None
     #: Why it cannot be read (its size and format then as far as known), or None.
     problem: str | None = None
+    #: Why it was measured but not compared (too large to decode), or None.
+    note: str | None = None
 
 
 #: One image for a worker: the number of its input, its entry (its bytes or where to read
@@ -100,7 +102,7 @@ def _look_one(job: _Look, data: bytes | StorageError, name: str) -> Seen:
                 return Seen(size, digest, fmt, width, height)
             if job.max_pixels is not None and width * height > job.max_pixels:
                 reason = f"too large to compare: {width}x{height} exceeds the --max-pixels limit"
-                return Seen(size, digest, fmt, width, height, problem=reason)
+                return Seen(size, digest, fmt, width, height, note=reason)
             return Seen(size, digest, fmt, width, height, neardup.dhash(image))
     except ImgfmtError as err:
         return Seen(size, digest, fmt, width, height, problem=err.reason)
@@ -172,9 +174,12 @@ class InputStats:
     damaged: list[str] = field(default_factory=list)
     #: Images that are byte-for-byte copies of an earlier one of this input.
     duplicates: int = 0
+    duplicate_examples: list[Leak] = field(default_factory=list)
+    #: Why the input could not be read (whole or from some point on), or None.
+    error: str | None = None
 
     def ordered_classes(self) -> list[tuple[str, int]]:
-        return sorted(self.classes.items(), key=lambda kv: _class_order(kv[0]))
+        return sorted(self.classes.items(), key=lambda kv: class_order(kv[0]))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -195,14 +200,9 @@ class InputStats:
             "unreadable_images": self.unreadable_listed,
             "damaged": self.damaged,
             "duplicates": self.duplicates,
+            "duplicate_examples": [leak.to_dict() for leak in self.duplicate_examples],
+            "error": self.error,
         }
-
-
-def _class_order(key: str) -> tuple[int, tuple[float, ...], str]:
-    try:
-        return (0, tuple(float(v) for v in key.split(",")), key)
-    except ValueError:
-        return (1, (), key)  # "unlabeled" last
 
 
 @dataclass(frozen=True)
@@ -262,7 +262,7 @@ class StatsResult:
     @property
     def problems(self) -> int:
         """Unreadable images and damaged records or lines, over all inputs."""
-        return sum(s.unreadable + len(s.damaged) for s in self.inputs)
+        return sum(s.unreadable + len(s.damaged) + (s.error is not None) for s in self.inputs)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -316,13 +316,17 @@ def stats(
     if near is not None and not 0 <= near <= NEAR_LIMIT:
         raise UsageError(f"near must be 0 to {NEAR_LIMIT} bits, not {near}")
     started = time.perf_counter()
+    for i, path in enumerate(paths):
+        if any(storage.same_path(path, other) for other in paths[:i]):
+            raise UsageError(f"{path!r} is given twice", hint="give each input once")
     sources = [_open(path, root, class_map) for path in paths]
     if root is not None and all(source.holds_images for source in sources):
         raise UsageError("`root` applies to image lists and manifests; no input is one")
     compare = len(sources) > 1
-    job = _Look(hash=compare and near is not None, max_pixels=max_pixels,
-                s3_settings=s3.settings())  # fmt: skip
-    result = StatsResult([InputStats(s.path, s.format) for s in sources], near=near)
+    # Every image is decoded (at reduced scale, for its hash): a damaged one is found even in
+    # one input. Only --exact-only reads headers alone.
+    job = _Look(hash=near is not None, max_pixels=max_pixels, s3_settings=s3.settings())
+    result = StatsResult([_summary(s) for s in sources], near=near)
     seen = _Seen()
     pool: BatchPool[_Unit, Seen] = BatchPool(
         partial(_look_batch, job), workers or default_workers(), _crashed, decoders=True
@@ -331,12 +335,15 @@ def stats(
         for batch, looks in _scan(pool, sources, result):
             for (group, entry, _name), look in zip(batch, looks):
                 _add(result.inputs[group], sources[group], entry, look)
-                _keep(seen, group, sources[group].path if compare else None, entry, look)
+                _keep(seen, group, sources[group].path, entry, look)
                 if on_progress:
                     on_progress(1)
     for source, summary in zip(sources, result.inputs):
-        summary.names = _names(source, summary)
-    _count_duplicates(result, seen)
+        summary.names = {key: name for key in summary.classes
+                         if (name := source.name_of(key)) is not None}  # fmt: skip
+        if summary.images == 0 and summary.error is None:
+            summary.error = "no images: the input is empty"
+    _count_duplicates(result, seen, max_examples)
     if compare:
         result.pairs = _leaks(seen, [s.path for s in sources], near, max_examples, result)
     result.seconds = time.perf_counter() - started
@@ -348,10 +355,21 @@ NEAR_LIMIT = neardup.MAX_DISTANCE
 
 
 def _open(path: str, root: str | None, class_map: str | None) -> Source:
-    source = open_source(path, class_map=class_map)
+    """``path`` opened for the scan; an input that cannot be (missing, unreadable) is kept
+    with its error, so the other inputs are still described and compared."""
+    try:
+        source = open_source(path, class_map=class_map)
+    except UsageError:
+        raise
+    except ImgfmtError as err:
+        return Source(path, "unknown", error=str(err))
     if not source.holds_images:
         source.root = root
     return source
+
+
+def _summary(source: Source) -> InputStats:
+    return InputStats(source.path, source.format, error=source.error)
 
 
 def _scan(
@@ -364,8 +382,13 @@ def _scan(
             def damaged(err: FormatError, summary: InputStats = summary) -> None:
                 summary.damaged.append(str(err))
 
-            for entry in source.entries(damaged):
-                yield group, entry, f"{source.path}: {entry.name}"
+            if source.error is not None:
+                continue
+            try:
+                for entry in source.entries(damaged):
+                    yield group, entry, f"{source.path}: {entry.name}"
+            except ImgfmtError as err:  # this input cannot be read on: the others still are
+                summary.error = str(err)
 
     it = units()
     while batch := list(islice(it, BATCH_SIZE)):
@@ -375,8 +398,8 @@ def _scan(
 
 def _add(summary: InputStats, source: Source, entry: Entry, look: Seen) -> None:
     summary.images += 1
-    key, name = source.class_of(entry.labels)
-    summary.classes[key] += 1
+    for key in source.classes_of(entry.labels):
+        summary.classes[key] += 1
     summary.labels_per_image[len(entry.labels)] += 1
     if look.size:
         summary.sizes.append(look.size)
@@ -385,33 +408,18 @@ def _add(summary: InputStats, source: Source, entry: Entry, look: Seen) -> None:
         summary.heights.append(look.height)
     if look.format:
         summary.formats[look.format] += 1
-    if look.problem is not None and look.dhash is None and look.width is None:
+    if look.problem is not None:
         summary.unreadable += 1
         if len(summary.unreadable_listed) < MAX_UNREADABLE_LISTED:
             summary.unreadable_listed.append(f"{source.path}: {entry.name}: {look.problem}")
 
 
-def _names(source: Source, summary: InputStats) -> dict[str, str]:
-    named = {}
-    for key in summary.classes:
-        try:
-            labels = tuple(float(v) for v in key.split(","))
-        except ValueError:
-            continue
-        name = source.class_of(labels)[1]
-        if name is not None:
-            named[key] = name
-    return named
-
-
-def _keep(seen: _Seen, group: int, path: str | None, entry: Entry, look: Seen) -> None:
-    """Keep what the comparison needs of an image (its place only when ``path`` is given:
-    several inputs are compared)."""
+def _keep(seen: _Seen, group: int, path: str, entry: Entry, look: Seen) -> None:
+    """Keep what the comparison needs of an image."""
     if not look.digest:
         return  # never read: nothing to compare
     position = len(seen.digests)
-    if path is not None:
-        seen.places.append(Place(path, entry.index, entry.where, entry.path))
+    seen.places.append(Place(path, entry.index, entry.where, entry.path))
     seen.groups.append(group)
     seen.digests.append(look.digest)
     if look.dhash is not None:
@@ -419,15 +427,39 @@ def _keep(seen: _Seen, group: int, path: str | None, entry: Entry, look: Seen) -
         seen.hashes.append(look.dhash)
 
 
-def _count_duplicates(result: StatsResult, seen: _Seen) -> None:
-    """Each input's images that are byte-for-byte copies of an earlier one of it."""
+def _count_duplicates(result: StatsResult, seen: _Seen, max_examples: int) -> None:
+    """Each input's images that are byte-for-byte copies of an earlier one of it, and the
+    first ``max_examples`` such pairs."""
+    for copies in _copies(seen):
+        first: dict[int, int] = {}
+        for position in copies:
+            group = seen.groups[position]
+            if group not in first:
+                first[group] = position
+                continue
+            summary = result.inputs[group]
+            summary.duplicates += 1
+            if len(summary.duplicate_examples) < max_examples:
+                leak = Leak("exact", seen.places[first[group]], seen.places[position])
+                summary.duplicate_examples.append(leak)
+
+
+def _copies(seen: _Seen) -> Iterator[list[int]]:
+    """The positions of each set of images with the same bytes (two or more), in order."""
     import numpy as np
 
+    if not seen.digests:
+        return
     digests = np.array(seen.digests, dtype="S16")
-    groups = np.array(seen.groups, dtype=np.int64)
-    for group, summary in enumerate(result.inputs):
-        mine = digests[groups == group]
-        summary.duplicates = int(mine.size - np.unique(mine).size)
+    _values, inverse, counts = np.unique(digests, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    shared = np.nonzero(counts[inverse] > 1)[0]  # positions whose bytes occur again
+    order = shared[np.argsort(inverse[shared], kind="stable")]
+    if order.size == 0:
+        return
+    cuts = np.nonzero(np.diff(inverse[order]))[0] + 1
+    for copies in np.split(order, cuts):
+        yield copies.tolist()
 
 
 def _leaks(
@@ -446,19 +478,9 @@ def _leaks(
 
 
 def _exact(seen: _Seen, pairs: dict[tuple[int, int], PairLeakage], max_examples: int) -> None:
-    import numpy as np
-
-    digests = np.array(seen.digests, dtype="S16")
-    _values, inverse, counts = np.unique(digests, return_inverse=True, return_counts=True)
-    inverse = inverse.reshape(-1)
-    shared = np.nonzero(counts[inverse] > 1)[0]  # positions whose bytes occur again
-    order = shared[np.argsort(inverse[shared], kind="stable")]
-    if order.size == 0:
-        return
-    cuts = np.nonzero(np.diff(inverse[order]))[0] + 1
-    for copies in np.split(order, cuts):
+    for copies in _copies(seen):
         by_group: dict[int, list[int]] = {}
-        for position in copies.tolist():
+        for position in copies:
             by_group.setdefault(seen.groups[position], []).append(position)
         groups = sorted(by_group)
         for i, a in enumerate(groups):
@@ -544,11 +566,14 @@ def _input_text(summary: InputStats) -> list[str]:
     if summary.duplicates:
         lines.append(f"  duplicates      {summary.duplicates} (byte-for-byte copies of another "
                      "image of this input)")  # fmt: skip
+        lines += [f"    {leak}" for leak in summary.duplicate_examples]
     if summary.unreadable:
         lines.append(f"  unreadable      {summary.unreadable}")
         lines += [f"    {text}" for text in summary.unreadable_listed]
         if summary.unreadable > len(summary.unreadable_listed):
             lines.append(f"    ... and {summary.unreadable - len(summary.unreadable_listed)} more")
+    if summary.error:
+        lines.append(f"  error           {summary.error}")
     if summary.damaged:
         lines.append(f"  damaged         {len(summary.damaged)} record(s) or line(s) skipped")
         lines += [f"    {text}" for text in summary.damaged[:MAX_UNREADABLE_LISTED]]
