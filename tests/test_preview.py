@@ -157,3 +157,16 @@ def test_a_multi_label_image_shows_in_each_of_its_classes(tmp_path: Path, photos
     report = ok(str(listing), "--root", str(photos), "-o", str(tmp_path / "m.png"))
     assert [(c["class"], c["ids"]) for c in report["classes"]] == [("0", [0]), ("1", [1]),
                                                                    ("2", [0])]  # fmt: skip
+
+
+def test_a_list_caption_has_its_index_and_a_wrong_root_is_one_error(
+    tmp_path: Path, photos: Path
+) -> None:
+    listing = tmp_path / "p.lst"
+    listing.write_text("731\t1\tcat/00.jpg\n")
+    report = ok(str(listing), "--root", str(photos), "-o", str(tmp_path / "p.png"))
+    assert report["classes"][0]["ids"] == [731]
+    result = invoke(str(listing), "-o", str(tmp_path / "q.png"))
+    assert result.exit_code == 1 and not (tmp_path / "q.png").exists()
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Error: ") and "pass --root" in line

@@ -122,7 +122,7 @@ def test_an_image_in_two_lists_is_an_exact_leak_with_both_places(
     (leak,) = pair["examples"]
     assert leak["kind"] == "exact" and leak["distance"] == 0
     assert leak["a"] == {"input": str(train), "id": 1, "where": "entry 2", "path": "cat/0.jpg"}
-    assert leak["b"] == {"input": str(val), "id": 6, "where": "entry 7", "path": "cat/0.jpg"}
+    assert leak["b"] == {"input": str(val), "id": 200, "where": "entry 7", "path": "cat/0.jpg"}
     text = invoke(str(train), str(val), "--root", str(photos)).stdout
     assert f"{train} / {val}: 1 exact, 0 near" in text
     assert "leakage: 1 image pair shared between inputs" in text
@@ -314,3 +314,18 @@ def test_s3_inputs_give_the_same_report(s3, splits: list[Path]) -> None:
         mine.pop("path"), theirs.pop("path")
         mine.pop("classes"), theirs.pop("classes")  # no class map beside the S3 copies
         assert mine == theirs
+
+
+def test_list_ids_are_the_index_column_and_a_wrong_root_is_one_error(
+    tmp_path: Path, photos: Path
+) -> None:
+    a, b = tmp_path / "a.lst", tmp_path / "b.lst"
+    a.write_text("97\t0\tbird/0.jpg\n12\t0\tbird/1.jpg\n")
+    b.write_text("40\t0\tbird/1.jpg\n")
+    report = ok(str(a), str(b), "--root", str(photos), code=1)
+    (leak,) = report["pairs"][0]["examples"]
+    assert (leak["a"]["id"], leak["a"]["where"], leak["b"]["id"]) == (12, "entry 2", 40)
+    report = ok(str(a), str(b), code=1)  # the images are not beside the lists
+    assert all("pass --root" in s["error"] for s in report["inputs"])
+    text = invoke(str(a), "--root", str(tmp_path)).stdout
+    assert text.splitlines()[1].startswith("  error           none of the 2 images")

@@ -342,8 +342,11 @@ def test_lst_paths_are_relative_to_root(tmp_path: Path) -> None:
     lst = tmp_path / "lists" / "d.lst"
     lst.parent.mkdir()
     lst.write_text("0\t0.000000\ta.jpg\n")
+    # None of its images is in the list's own folder: one problem that says so.
     assert run("verify", str(lst), expect=1)[0] == (
-        f"{lst}: line 1: image not found: {lst.parent / 'a.jpg'}"
+        f"{lst}: the image of {lst} is not under the list's folder {lst.parent} "
+        f"({lst.parent / 'a.jpg'} does not exist) (pass --root, the folder the list's paths "
+        "are relative to)"
     )
     assert run("verify", str(lst), "--root", str(photos))[-1].endswith("no problems")
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
+from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -378,6 +379,17 @@ def input_changed(source: str) -> ImgfmtError:
     )
 
 
+@dataclass(frozen=True)
+class NamedImage:
+    """An image a list or manifest names: its id, where it is named, the path or URI as
+    written, and its labels."""
+
+    index: int
+    where: str
+    ref: str
+    labels: tuple[float, ...]
+
+
 class Document(ABC):
     """A file format ``verify`` checks: the dataset formats, and image lists and manifests
     (which name images rather than hold them)."""
@@ -415,6 +427,20 @@ class Document(ABC):
         holds itself (a manifest's; empty for the others)."""
         raise UsageError(f"a {self.name} file lists no images in the order they were sent")
 
+    def named_images(self, path: str) -> tuple[Iterator[NamedImage], dict[int, str]]:
+        """The images a list or manifest names, in order, with their ids (a ``.lst``'s
+        index column; elsewhere the position), and the class names the file holds itself.
+        The default numbers the entries of :meth:`listing`."""
+        listed, names = self.listing(path)
+        images = (NamedImage(n, f"entry {n + 1}", ref, labels)
+                  for n, (ref, labels) in enumerate(listed))  # fmt: skip
+        return images, names
+
+    def images_root(self, path: str, root: str | None) -> str | None:
+        """The folder the relative paths of ``path`` are under (``root``, or a default),
+        checked where the format can tell a wrong one; None where paths are URIs."""
+        return root
+
     def _no_label_attribute(self, label_attribute: str | None) -> None:
         if label_attribute is not None:
             raise UsageError(f"`label_attribute` applies to manifests only, not to {self.name}")
@@ -422,6 +448,178 @@ class Document(ABC):
     def problem(self, path: str, check: str, where: object, message: str, **at: Any) -> Problem:
         """A problem in a file of this format (``at``: ``offset`` or ``line``)."""
         return Problem(path, check, str(where or ""), message, format=self.name, **at)
+
+
+#: Ids shown in a message before "and N more".
+SHOWN_IDS = 5
+
+#: Where the ids of a dataset are to be seen, for messages about ids not found.
+IDS_HINT = "the ids are the first column of the dataset's .lst, as unpack writes it"
+
+
+@dataclass(frozen=True)
+class IdSelection:
+    """Ids asked for (``3,7,100-200``), kept as written: single ids, each of which must
+    exist, and inclusive ranges, each selecting those of its ids that exist (the files of a
+    split have gaps) and none of which may select nothing. Ranges are never expanded, so
+    ``0-1000000000`` costs two numbers."""
+
+    #: Each part in the order written: an id, or an inclusive range ``(low, high)``.
+    parts: tuple[int | tuple[int, int], ...]
+    _singles: frozenset[int] = field(init=False, repr=False, compare=False)
+    #: The ranges merged and sorted, for lookups: their starts, and their ends.
+    _lows: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    _highs: tuple[int, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        spans: list[list[int]] = []
+        for low, high in sorted(p for p in self.parts if isinstance(p, tuple)):
+            if high < low:
+                raise ValueError(f"range {low}-{high} runs backwards")
+            if spans and low <= spans[-1][1] + 1:
+                spans[-1][1] = max(spans[-1][1], high)
+            else:
+                spans.append([low, high])
+        singles = frozenset(p for p in self.parts if not isinstance(p, tuple))
+        object.__setattr__(self, "_singles", singles)
+        object.__setattr__(self, "_lows", tuple(low for low, _high in spans))
+        object.__setattr__(self, "_highs", tuple(high for _low, high in spans))
+
+    @classmethod
+    def of(cls, ids: IdSelection | Iterable[int]) -> IdSelection:
+        """``ids`` as a selection: plain ids are singles (each must exist)."""
+        return ids if isinstance(ids, IdSelection) else cls(tuple(ids))
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, int):
+            return False
+        if key in self._singles:
+            return True
+        at = bisect_right(self._lows, key) - 1
+        return at >= 0 and key <= self._highs[at]
+
+    @property
+    def singles(self) -> list[int]:
+        """The single ids, in the order written, each once."""
+        return list(dict.fromkeys(p for p in self.parts if not isinstance(p, tuple)))
+
+    @property
+    def ranges(self) -> tuple[tuple[int, int], ...]:
+        """The ranges, as written."""
+        return tuple(p for p in self.parts if isinstance(p, tuple))
+
+    def is_single(self, key: int) -> bool:
+        return key in self._singles
+
+    @property
+    def last(self) -> int | None:
+        """The highest id it can select (None when it selects none): a reader whose ids
+        only grow (record numbers) can stop past it."""
+        return max([*self._singles, *self._highs], default=None)
+
+    def resolve(
+        self, present: Collection[int], ordered: Sequence[int] | None = None
+    ) -> Iterator[int]:
+        """The ids selected of those ``present``, in the order asked, each once: a single as
+        it is (whether or not it is there; see :meth:`unmatched`), a range as the ids in it,
+        ascending. ``ordered``: ``present`` sorted, if the caller has it (else it is sorted
+        here, when there are ranges)."""
+        ordered = self._ordered(present, ordered)
+        seen: set[int] = set()
+        for part in self.parts:
+            if isinstance(part, tuple):
+                start, stop = bisect_left(ordered, part[0]), bisect_right(ordered, part[1])
+                chosen: Iterable[int] = (ordered[n] for n in range(start, stop))
+            else:
+                chosen = (part,)
+            for key in chosen:
+                if key not in seen:
+                    seen.add(key)
+                    yield key
+
+    def unmatched(
+        self, present: Collection[int], where: str, ordered: Sequence[int] | None = None
+    ) -> str | None:
+        """What the ids ``present`` lack of the selection, as a message naming ``where``
+        they are ("the index", "the file"): the single ids not there and the ranges with
+        none of their ids there; None when nothing is missing. ``ordered`` as in
+        :meth:`resolve`."""
+        ordered = self._ordered(present, ordered)
+
+        def empty(low: int, high: int) -> bool:
+            at = bisect_left(ordered, low)
+            return at == len(ordered) or ordered[at] > high
+
+        missing = [key for key in self.singles if key not in present]
+        unused = [span for span in dict.fromkeys(self.ranges) if empty(*span)]
+        return _unmatched(missing, unused, where)
+
+    def _ordered(self, present: Collection[int], ordered: Sequence[int] | None) -> Sequence[int]:
+        if ordered is not None:
+            return ordered
+        return sorted(present) if self._lows else ()
+
+
+class IdFilter:
+    """One whole read for an :class:`IdSelection`, in file order: which items to keep, and
+    at the end (:meth:`finish`) what was not found. Memory is bounded by the selection, not
+    by the dataset: ``0-1000000000`` over ten million records keeps no id."""
+
+    def __init__(self, selection: IdSelection, path: str, on_damage: OnDamage) -> None:
+        self.selection, self.path, self._report = selection, path, on_damage
+        self.kept = 0
+        self.damaged = False
+        self._singles_found: set[int] = set()
+        self._ranges_unused = list(dict.fromkeys(selection.ranges))
+
+    def on_damage(self, err: FormatError) -> None:
+        """Where the read reports damage (passed on)."""
+        self.damaged = True
+        self._report(err)
+
+    def keep(self, key: int) -> bool:
+        """Whether the item with id ``key`` is selected (noting it as found)."""
+        if key not in self.selection:
+            return False
+        self.kept += 1
+        if self.selection.is_single(key):
+            self._singles_found.add(key)
+        if self._ranges_unused:
+            self._ranges_unused = [s for s in self._ranges_unused if not s[0] <= key <= s[1]]
+        return True
+
+    def finish(self) -> None:
+        """Report what the read did not find: single ids not there, ranges that selected
+        none. When it found nothing in an intact file, the selection is wrong:
+        ``UsageError``. Else this is damage to report (the records asked for may be the
+        damaged ones), after the items that were found."""
+        missing = [key for key in self.selection.singles if key not in self._singles_found]
+        message = _unmatched(missing, self._ranges_unused, "the file")
+        if message is None:
+            return
+        if not self.kept and not self.damaged:
+            raise UsageError(message, path=self.path, hint=IDS_HINT)
+        self._report(FormatError(message, path=self.path, hint=IDS_HINT))
+
+
+def _unmatched(missing: list[int], unused: list[tuple[int, int]], where: str) -> str | None:
+    """The message for single ids ``missing`` and ranges ``unused`` (that selected none)
+    from ``where`` ("the index", "the file"); None when there are neither."""
+    parts: list[str] = []
+    if missing:
+        parts.append(f"requested ids not in {where}: {_some(missing)}")
+    if unused:
+        spans = _some([f"{low}-{high}" for low, high in unused])
+        what = "range {} selects" if len(unused) == 1 else "ranges {} select"
+        parts.append(f"{what.format(spans)} no id in {where}")
+    return "; ".join(parts) or None
+
+
+def _some(values: Sequence[object]) -> str:
+    """The first :data:`SHOWN_IDS` of ``values``, for a message."""
+    text = ", ".join(str(v) for v in values[:SHOWN_IDS])
+    more = len(values) - SHOWN_IDS
+    return f"{text} and {more} more" if more > 0 else text
 
 
 class Format(Document):
@@ -501,18 +699,18 @@ class Format(Document):
         """The items of ``path`` in order. A damaged record or line is passed to
         ``on_damage`` and skipped, and reading goes on where it can."""
 
-    def read_ids(self, path: str, ids: list[int], on_damage: OnDamage) -> Iterator[Item]:
-        """The items whose id is in ``ids``. The default reads every item and keeps those;
-        a format with an index reads only the ones asked for, in the order asked."""
-        wanted, found = set(ids), set()
-        for item in self.read(path, on_damage):
-            if item.index in wanted:
-                found.add(item.index)
+    def read_ids(
+        self, path: str, ids: IdSelection | Iterable[int], on_damage: OnDamage
+    ) -> Iterator[Item]:
+        """The items ``ids`` selects (an :class:`IdSelection`, or ids that must each exist).
+        The default reads every item and keeps those, in file order, and reports what was
+        not found at the end (:class:`IdFilter`); a format with an index reads only
+        the ones asked for, in the order asked."""
+        wanted = IdFilter(IdSelection.of(ids), path, on_damage)
+        for item in self.read(path, wanted.on_damage):
+            if wanted.keep(item.index):
                 yield item
-        if wanted - found:
-            missing = sorted(wanted - found)
-            shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
-            on_damage(FormatError(f"requested ids not in the file: {shown}", path=path))
+        wanted.finish()
 
     def indexed_ids(self, path: str) -> list[int] | None:
         """The ids of ``path``'s items in file order, when any of them can be read without
@@ -640,12 +838,15 @@ __all__ = [
     "Document",
     "FileWriter",
     "Format",
+    "IdFilter",
+    "IdSelection",
     "Problem",
     "Item",
     "Location",
     "OnDamage",
     "ShardedWriter",
     "LineSplit",
+    "NamedImage",
     "SplitSource",
     "with_newline",
     "default_name",

@@ -25,12 +25,14 @@ no header. ``name`` is the class folder relative to the listed root (``cat``,
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import IO, Any, NoReturn
 
 from imgfmt import storage
@@ -39,11 +41,12 @@ from imgfmt.formats.base import (
     CheckContext,
     Document,
     LineSplit,
+    NamedImage,
     SplitSource,
     label_class,
     with_newline,
 )
-from imgfmt.formats.recordio import KeySet
+from imgfmt.formats.recordio import MAGIC_BYTES, KeySet
 from imgfmt.storage import AtomicOutputs, atomic_output, describe_os_error, is_s3, open_input
 
 #: im2rec.py's ``--exts`` default.
@@ -505,18 +508,168 @@ def _first_use(path: str, index: int) -> int | None:
 
 def parse_file(lines: Iterable[str], path: str) -> Iterator[LstEntry]:
     """:func:`parse_lst` over the lines of the file ``path``: a repeated index names the
-    line that used it first (the file is read again to find it)."""
+    line that used it first (the file is read again to find it), and a file that is no
+    text at all (an image, a RecordIO file) says what it is (:func:`not_a_list`) rather
+    than quote its bytes as a bad line."""
     try:
         yield from parse_lst(lines, path)
     except RepeatedIndex as err:
         first = _first_use(path, err.index)
         raise (err if first is None else err.on_line(first)) from None
+    except FormatError as err:
+        found = sniff_not_a_list(path)
+        if found is None:
+            raise
+        raise found from err
 
 
-def read_lst(path: str) -> Iterator[LstEntry]:
+#: Bytes of a file's start looked at to tell what it is, when it does not parse as a list.
+SNIFF_BYTES = 512
+
+#: What to give instead of a file that is no list.
+NOT_A_LIST_HINT = "give the .lst, or the folder of images"
+
+
+def not_a_list(head: bytes, path: str) -> FormatError | None:
+    """The error for a file whose first bytes (``head``) show it is no image list at all: an
+    image, a RecordIO file, text in UTF-16, other binary data (a NUL byte); None when it
+    may be a list (text, even if not UTF-8)."""
+    from imgfmt.images import format_name  # Pillow: only for a file that is no list
+
+    image = format_name(head)
+    if image is not None:
+        article = "an" if image[:1] in "AEIOU" else "a"
+        what = f"{article} {image} image"
+    elif head.startswith(MAGIC_BYTES):
+        what = "a RecordIO file (.rec)"
+    elif head.startswith((b"\xff\xfe", b"\xfe\xff")):  # the byte order mark of UTF-16
+        return FormatError(
+            "this list is UTF-16 text, not UTF-8", path=path, hint="save the list as UTF-8"
+        )
+    elif b"\0" in head:
+        what = "a binary file"
+    else:
+        return None
+    message = f"this is {what}, not an image list (.lst)"
+    return FormatError(message, path=path, hint=NOT_A_LIST_HINT)
+
+
+def sniff_not_a_list(path: str) -> FormatError | None:
+    """:func:`not_a_list` of the file ``path`` (its first :data:`SNIFF_BYTES` read; one
+    ranged GET on S3); None also when it cannot be read."""
+    try:
+        head = storage.read_range(path, 0, SNIFF_BYTES)
+    except ImgfmtError:
+        return None
+    return not_a_list(head, path)
+
+
+def read_lst(path: str) -> Generator[LstEntry, None, None]:
     """The entries of a ``.lst`` file, parsed strictly (see :func:`parse_lst`)."""
     with open_input(path, "r", errors="surrogateescape") as handle:
         yield from parse_file(handle, path)
+
+
+# --------------------------------------------------------------------------- the root
+
+#: Images of a list looked up before its root is trusted: the first of them found is
+#: enough. Only when none is found is the root looked at closer.
+ROOT_PROBE = 5
+
+#: What ``--root`` is, for errors about it.
+ROOT_HINT = "pass --root, the folder the list's paths are relative to"
+
+
+def root_error(
+    list_path: str,
+    root: str,
+    paths: Iterable[str],
+    *,
+    given: bool = True,
+    exists: Callable[[str], bool] | None = None,
+    sample: int | None = None,
+) -> ImgfmtError | None:
+    """Whether the images of the list ``list_path`` are under ``root`` at all, before one
+    image is read: None when one of them is; else the one error that says the root is wrong
+    (rather than one per image).
+
+    ``paths`` are the list's image paths in list order (relative to the root); ``given``:
+    the root was given, not the list's own folder; ``exists(path)`` tells whether one is
+    there (default: the file ``root/path`` exists, a HEAD request on S3).
+
+    Cheap for a list of any length while the root is right: the first of the first
+    :data:`ROOT_PROBE` entries found ends the search. When none of them is, a root that does
+    not exist is a ``UsageError``; else the rest are looked up until one is found, all of
+    them, or with ``sample`` only that many, drawn evenly at random (same draw every run)
+    from the rest: what a HEAD request each can afford on S3.
+    """
+    if exists is None:
+
+        def exists(path: str) -> bool:
+            return storage.is_file(storage.join(root, path))
+
+    it = iter(paths)
+    first = None
+    count = 0
+    for path in islice(it, ROOT_PROBE):
+        first = path if first is None else first
+        count += 1
+        if exists(path):
+            return None
+    if first is None:
+        return None  # an empty list: nothing to look for
+    if not storage.is_dir(root):
+        what = "the `root` folder" if given else "the list's folder"
+        return UsageError(
+            f"{what} {root} does not exist",
+            hint="give the folder the list's paths are relative to",
+        )
+    looked = count
+    if sample is None:
+        for path in it:
+            count += 1
+            if exists(path):
+                return None
+        looked = count
+    else:
+        drawn: list[str] = []
+        draw = random.Random(DEFAULT_SEED)
+        for seen, path in enumerate(it):  # reservoir sampling: memory for ``sample`` paths
+            count += 1
+            if len(drawn) < sample:
+                drawn.append(path)
+            elif (slot := draw.randrange(seen + 1)) < sample:
+                drawn[slot] = path
+        if any(exists(path) for path in drawn):
+            return None
+        looked += len(drawn)
+    folder = root if given else f"the list's folder {root}"
+    full = storage.join(root, first)
+    if count == 1:
+        message = f"the image of {list_path} is not under {folder} ({full} does not exist)"
+    else:
+        images = f"the {count}" if looked == count else f"{looked} sampled from the {count}"
+        message = f"none of {images} images of {list_path} is under {folder}"
+        message += f" (the first, {full}, does not exist)"
+    return StorageError(message, hint=ROOT_HINT)
+
+
+def check_root(list_path: str, root: str | None) -> str:
+    """The folder the images of the list ``list_path`` are under: ``root``, or the list's
+    own folder when None; raises :func:`root_error` (read from the list, strictly) when
+    none of its images is there. On S3 a few images are looked up, not all."""
+    folder = storage.dirname(storage.abspath(list_path)) if root is None else root
+    with contextlib.closing(read_lst(list_path)) as entries:
+        found = root_error(
+            list_path,
+            folder,
+            (entry.path for entry in entries),
+            given=root is not None,
+            sample=ROOT_PROBE if is_s3(folder) else None,
+        )
+    if found is not None:
+        raise found
+    return folder
 
 
 # --------------------------------------------------------------------------- class map
@@ -713,6 +866,16 @@ class ImageList(Document):
     def listing(self, path: str) -> tuple[Iterator[tuple[str, tuple[float, ...]]], dict[int, str]]:
         return ((entry.path, entry.labels) for entry in read_lst(path)), {}
 
+    def named_images(self, path: str) -> tuple[Iterator[NamedImage], dict[int, str]]:
+        """Each entry with its index as its id."""
+        images = (NamedImage(entry.index, f"entry {n + 1}", entry.path, entry.labels)
+                  for n, entry in enumerate(read_lst(path)))  # fmt: skip
+        return images, {}
+
+    def images_root(self, path: str, root: str | None) -> str | None:
+        """``root`` or the list's folder, once some listed image is found there."""
+        return check_root(path, root)
+
     def split_source(self, path: str, label_attribute: str | None = None) -> SplitSource:
         """Each entry's line, copied byte for byte; its class from its labels."""
         self._no_label_attribute(label_attribute)
@@ -732,57 +895,172 @@ class ImageList(Document):
 
     def check(self, path: str, ctx: CheckContext) -> None:
         """Every line parsed (all bad lines reported, not the first), indices unique, labels
-        finite (and classes of the class map), every image present under the root."""
+        finite (and classes of the class map), every image present under the root, and with
+        ``decode`` every image decodes (on ``ctx.workers`` processes). When none of the
+        images is under the root, that is one problem (the root is wrong), not one per line."""
+        _ListCheck(self, path, ctx).run()
 
-        def problem(check: str, where: str, message: str, line: int | None = None) -> None:
-            ctx.add(self.problem(path, check, where, message, line=line))
 
-        try:
-            handle = open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape")
-        except ImgfmtError as err:
-            problem("input", "", err.reason)
-            return
-        found = load_class_map(ctx.classes or find_class_map(path), self, ctx)
-        class_path, class_map = found if found else ("", None)
+#: Images read at once for ``verify --decode`` of a list: on S3 fetched concurrently.
+DECODE_READ_BATCH = 32
+
+
+class _ListCheck:
+    """One ``verify`` of a ``.lst``: a single pass over its lines (read again only when none
+    of the first :data:`ROOT_PROBE` images is found, to tell a wrong root)."""
+
+    def __init__(self, fmt: ImageList, path: str, ctx: CheckContext) -> None:
+        self.fmt, self.path, self.ctx = fmt, path, ctx
         root = ctx.root
-        folder = root if root is not None else storage.dirname(storage.abspath(path))
+        self.given_root = root is not None
+        self.folder = root if root is not None else storage.dirname(storage.abspath(path))
+        #: Whether the images are under the root: None until an image is found or
+        #: :func:`root_error` has looked.
+        self.root_ok: bool | None = None
+        #: Missing images (line, full path) while that is not known yet.
+        self.deferred: list[tuple[int, str]] = []
+        #: Images to read and decode next: (line, full path).
+        self.to_read: list[tuple[int, str]] = []
+        self.remote_keys: set[str] | None = None
+        self.decoder: Any = None
+        self.present = self.decoded = 0
+        #: The images cannot be read at all: decoding stopped.
+        self.unreadable = False
+
+    def problem(self, check: str, where: str, message: str, line: int | None = None) -> None:
+        self.ctx.add(self.fmt.problem(self.path, check, where, message, line=line))
+
+    def exists(self, relative: str) -> bool:
+        if self.remote_keys is None:
+            return os.path.isfile(storage.join(self.folder, relative))
+        return relative in self.remote_keys
+
+    def run(self) -> None:
+        ctx = self.ctx
+        try:
+            handle = open_input(self.path, "r", encoding="utf-8-sig", errors="surrogateescape")
+        except ImgfmtError as err:
+            self.problem("input", "", err.reason)
+            return
+        found = load_class_map(ctx.classes or find_class_map(self.path), self.fmt, ctx)
+        class_path, class_map = found if found else ("", None)
         # Under S3 one listing of the prefix (paginated) answers for every line, not one
         # request per image.
-        remote_keys = set(storage.list_s3(folder)) if storage.is_s3(folder) else None
+        if storage.is_s3(self.folder):
+            self.remote_keys = set(storage.list_s3(self.folder))
         seen: dict[int, int] = {}  # index -> line number
-        lines = entries = present = 0
-        with handle:
+        lines = entries = 0
+        failed = self._decode_failed
+        self.decoder = ctx.decoder(None, failed) if ctx.decode else None
+        with handle, self.decoder or contextlib.nullcontext():
             for line_no, raw in enumerate(handle, start=1):
                 lines += 1
                 where = f"line {line_no}"
                 try:
-                    parsed = list(parse_lst([raw], path))
+                    parsed = list(parse_lst([raw], self.path))
                 except FormatError as err:
-                    problem("lst", where, err.message, line=line_no)
+                    other = sniff_not_a_list(self.path) if line_no == 1 else None
+                    if other is not None:  # an image, say, not a list: one problem
+                        self.problem("lst", "", other.reason)
+                        return
+                    self.problem("lst", where, err.message, line=line_no)
                     continue
                 if not parsed:
                     continue  # a blank line
                 entry = parsed[0]
                 entries += 1
                 if entry.index in seen:
-                    problem(
-                        "lst",
-                        where,
-                        f"index {entry.index} already used on line {seen[entry.index]}",
-                        line=line_no,
-                    )
+                    message = f"index {entry.index} already used on line {seen[entry.index]}"
+                    self.problem("lst", where, message, line=line_no)
                 else:
                     seen[entry.index] = line_no
                 single = len(entry.labels) == 1
                 for message in label_problems(entry.labels, single, class_map, class_path):
-                    problem("label", where, message, line=line_no)
-                full = storage.join(folder, entry.path)
-                if os.path.isfile(full) if remote_keys is None else entry.path in remote_keys:
-                    present += 1
-                else:
-                    problem("file", where, f"image not found: {full}", line=line_no)
+                    self.problem("label", where, message, line=line_no)
+                self._look_up(line_no, entry.path)
+            if self.root_ok is None and self.deferred:
+                self._judge_root()  # a list shorter than ROOT_PROBE, no image found
+            self._read_batch()
+            if self.decoder is not None:
+                self.decoder.finish()
         ctx.checked["lst_lines"] = lines
         ctx.checked["lst_entries"] = entries
-        ctx.checked["files_found"] = present
+        ctx.checked["files_found"] = self.present
+        if self.decoder is not None:
+            ctx.checked["images_decoded"] = self.decoded
         if entries == 0:
-            problem("lst", "", "no entries: the list is empty")
+            self.problem("lst", "", "no entries: the list is empty")
+
+    def _look_up(self, line_no: int, relative: str) -> None:
+        full = storage.join(self.folder, relative)
+        if self.exists(relative):
+            self.present += 1
+            if self.root_ok is None:
+                self.root_ok = True
+                self._report_deferred()
+            if self.decoder is not None:
+                self.to_read.append((line_no, full))
+                if len(self.to_read) >= DECODE_READ_BATCH:
+                    self._read_batch()
+        elif self.root_ok:
+            self._missing(line_no, full)
+        elif self.root_ok is None:
+            self.deferred.append((line_no, full))
+            if len(self.deferred) >= ROOT_PROBE:
+                self._judge_root()
+
+    def _judge_root(self) -> None:
+        """None of the first images is there: is any of them?"""
+        with contextlib.closing(_listed_paths(self.path)) as paths:
+            wrong = root_error(
+                self.path, self.folder, paths, given=self.given_root, exists=self.exists
+            )
+        self.root_ok = wrong is None
+        if wrong is None:
+            self._report_deferred()
+        else:
+            self.deferred.clear()
+            self.problem("root", "", wrong.reason)
+
+    def _report_deferred(self) -> None:
+        for line_no, full in self.deferred:
+            self._missing(line_no, full)
+        self.deferred.clear()
+
+    def _missing(self, line_no: int, full: str) -> None:
+        self.problem("file", f"line {line_no}", f"image not found: {full}", line=line_no)
+
+    def _read_batch(self) -> None:
+        batch, self.to_read = self.to_read, []
+        if not batch or self.unreadable:
+            return
+        try:
+            fetched = storage.read_many([full for _line, full in batch])
+        except StorageError as err:  # what every image meets (access denied): said once
+            self.unreadable = True
+            self.problem("file", "", f"cannot read the images to decode them: {err}")
+            return
+        for (line_no, full), data in zip(batch, fetched):
+            if isinstance(data, StorageError):
+                message = f"cannot read {full}: {data.reason}"
+                self.problem("file", f"line {line_no}", message, line=line_no)
+                continue
+            self.decoded += 1
+            self.decoder.submit((line_no, full), f"line {line_no}", data)
+
+    def _decode_failed(self, token: tuple[int, str], reason: str) -> None:
+        line_no, full = token
+        self.problem("decode", f"line {line_no}", f"{full}: {reason}", line=line_no)
+
+
+def _listed_paths(path: str) -> Generator[str, None, None]:
+    """The image path of every line of the list ``path`` that parses (the others are
+    skipped: ``verify`` reports them), read anew."""
+    with open_input(path, "r", encoding="utf-8-sig", errors="surrogateescape") as handle:
+        for raw in handle:
+            try:
+                parsed = list(parse_lst([raw], path))
+            except FormatError:
+                continue
+            for entry in parsed:
+                yield entry.path

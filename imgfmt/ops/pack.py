@@ -455,7 +455,7 @@ def _plan(
         return (source if root is None else root), plan, dict(plan)
     if not storage.exists(source):
         raise storage.missing(source, "no such file or folder", hint="check the path")
-    root = storage.dirname(storage.abspath(source)) if root is None else root
+    root = lst.check_root(source, root)  # a wrong root: one error, not one per image
     if chunks > 1:
         plan = dict(lst.plan_splits(list(lst.read_lst(source)), stem, chunks=chunks))
     else:

@@ -78,16 +78,18 @@ class Source:
                 yield Entry.of_item(item)
             return
         assert document is not None
-        listed, names = document.listing(self.path)
+        root = document.images_root(self.path, self.root)
+        listed, names = document.named_images(self.path)
         if not self.names:  # a manifest names its classes on its lines
             self.names = names
-        for number, (where, labels) in enumerate(listed):
-            yield Entry(number, labels, f"entry {number + 1}", where, ref=self._resolve(where))
+        for image in listed:
+            ref = self._resolve(root, image.ref)
+            yield Entry(image.index, image.labels, image.where, image.ref, ref=ref)
 
-    def _resolve(self, where: str) -> str:
-        if storage.is_s3(where) or os.path.isabs(where):
-            return where
-        return storage.join(self.root or storage.dirname(self.path), where)
+    def _resolve(self, root: str | None, ref: str) -> str:
+        if storage.is_s3(ref) or os.path.isabs(ref):
+            return ref
+        return storage.join(root or storage.dirname(self.path), ref)
 
     def classes_of(self, labels: tuple[float, ...]) -> list[str]:
         """The classes an image with ``labels`` belongs to, as keys (``"3"``): its label;

@@ -544,6 +544,8 @@ def _input_text(summary: InputStats) -> list[str]:
         f"{summary.path} ({summary.format}): {summary.images} image"
         f"{'s' * (summary.images != 1)}, {len(classes)} class{'es' * (len(classes) != 1)}"
     ]
+    if summary.error and not summary.images:
+        return [*lines, f"  error           {summary.error}"]
     if classes:
         width = max(len(_heading(summary, key)) for key, _n in classes[:CLASSES_SHOWN])
         lines.append(f"  {'class':<{width}}  {'images':>7}")

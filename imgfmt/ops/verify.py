@@ -12,15 +12,17 @@ first ``max_problems``, each file's in file order.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-from imgfmt import engines, formats, s3
+from imgfmt import engines, formats, s3, storage
 from imgfmt.engines import Engine
-from imgfmt.errors import UsageError
+from imgfmt.errors import StorageError, UsageError
 from imgfmt.formats.base import CheckContext, Problem
 
 #: Problems kept in a report by default; every problem is counted, only these are listed.
@@ -138,9 +140,19 @@ def _check_one(
     document = formats.for_check(path)
     file = FileReport(path, document.name)
     report = Report(max_problems=task.max_problems, files=[file])
+
+    def add(problem: Problem) -> None:
+        # A format reports an input it cannot read from inside its ``except`` block: the
+        # error being handled tells a file that is missing or bad (a problem: verify goes
+        # on) from an S3 endpoint that does not answer at all (nothing can be read: stop).
+        stop = unreachable(sys.exc_info()[1])
+        if stop is not None:
+            raise stop
+        report.add(file, problem)
+
     ctx = CheckContext(
         path,
-        lambda problem: report.add(file, problem),
+        add,
         checked=file.checked,
         notes=file.notes,
         fixed=file.fixed,
@@ -151,7 +163,11 @@ def _check_one(
         workers=task.workers,
         progress=on_progress or (lambda _n: None),
     )
-    document.check(path, ctx)
+    try:
+        document.check(path, ctx)
+    except StorageError as err:
+        _stop_if_unreachable(err)
+        raise
     file.path = ctx.path
     # Decode problems arrive late (from workers): put the file's problems in file order.
     main_path = file.path
@@ -188,10 +204,13 @@ def verify(
     ``engine``: where the files are checked (``imgfmt.engines``; ``ray``: one task per
     file, many at once); the report is the same, each file's problems in file order and
     the files in the order given.
-    Only an unknown extension raises (``UsageError``), before anything is read.
+    Only an unknown extension, or a ``root`` that does not exist, raise (``UsageError``),
+    before anything is read; and an S3 endpoint that does not answer at all
+    (``StorageError``: nothing could be read), when it is met.
     """
-    for path in paths:
-        input_kind(path)
+    kinds = [input_kind(path) for path in paths]
+    if root is not None and "lst" in kinds:
+        require_root(root)
     runner = engines.get(engine)
     each = runner.task_workers(workers or os.cpu_count() or 1)
     settings = None if runner.local else s3.settings()
@@ -210,11 +229,73 @@ def verify(
     return report
 
 
+def require_root(root: str) -> None:
+    """``UsageError`` when the folder a list's paths are relative to does not exist (on S3:
+    holds no object)."""
+    try:
+        there = storage.is_dir(root)
+    except StorageError as err:
+        _stop_if_unreachable(err)
+        raise
+    if not there:
+        raise UsageError(
+            f"the `root` folder {root} does not exist",
+            hint="give the folder the list's paths are relative to",
+        )
+
+
+class Unreachable(StorageError):
+    """No S3 endpoint answers at all: nothing on S3 can be read, so verify stops."""
+
+
+def unreachable(err: BaseException | None) -> Unreachable | None:
+    """When ``err`` (an input's error) says that the S3 endpoint does not answer at all (the
+    connection refused, its host name unknown), the error that stops verify; else None (a
+    missing, damaged or forbidden file is a problem to report, and verify goes on).
+
+    Told by the operating system's own error at the root of ``err``'s chain (``imgfmt.s3``
+    wraps botocore's, which wraps it), so no SDK is imported here.
+    """
+    if isinstance(err, Unreachable):
+        return err
+    wrapped = False
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        wrapped = wrapped or (isinstance(err, StorageError) and s3.is_s3(err.path))
+        if wrapped and isinstance(err, ConnectionRefusedError):
+            why = "connection refused"
+        elif wrapped and isinstance(err, socket.gaierror):
+            why = "its host name is not found"
+        else:
+            err = err.__cause__ or err.__context__
+            continue
+        environment = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+        url = s3.settings().endpoint_url or environment
+        if not url:
+            return Unreachable(f"cannot reach AWS S3: {why}", hint="check the network")
+        parts = urlsplit(url)  # scheme and host only: never a path or a query string
+        return Unreachable(
+            f"cannot reach the S3 endpoint {parts.scheme}://{parts.netloc}: {why}",
+            hint="check --endpoint-url",
+        )
+    return None
+
+
+def _stop_if_unreachable(err: StorageError) -> None:
+    if isinstance(err, Unreachable):
+        return  # raised by ``unreachable`` already: the caller re-raises it
+    stop = unreachable(err)
+    if stop is not None:
+        raise stop from err
+
+
 __all__ = [
     "DEFAULT_MAX_PROBLEMS",
     "FileReport",
     "Problem",
     "Report",
+    "Unreachable",
     "input_kind",
     "verify",
 ]
