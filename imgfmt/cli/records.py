@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,6 +23,9 @@ from imgfmt.cli._common import (
     workers_option,
 )
 from imgfmt.formats import DATASET_FORMATS
+
+if TYPE_CHECKING:
+    from imgfmt.formats.base import IdSelection
 
 #: im2rec's --quality defaults to 95 for both encodings; OpenCV clamps a PNG level to 0-9, so
 #: 95 means level 9 there. We refuse out-of-range values instead, and default to the same effect
@@ -238,7 +241,8 @@ def pack_cmd(
     default=None,
     callback=parsed_by(lazy("ops.unpack", "parse_ids")),
     metavar="IDS",
-    help="Only these record ids, e.g. 3,7,100-200.",
+    help="Only these ids, e.g. 3,7,100-200 (a range takes the ids in it that exist; a single "
+    "id that does not is an error).",
 )
 @click.option(
     "--limit", type=click.IntRange(min=1), default=None, metavar="N", help="At most N records."
@@ -260,7 +264,7 @@ def unpack_cmd(
     ctx: click.Context,
     source: str,
     outdir: str,
-    ids: list[int] | None,
+    ids: IdSelection | None,
     limit: int | None,
     class_map: str | None,
     allow_skip: bool,

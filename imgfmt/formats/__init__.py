@@ -150,21 +150,47 @@ def for_input(path: str, name: str | None = None) -> Format:
     found = name or name_for_path(path)
     if found is None:
         raise UsageError(
-            f"cannot tell the format of {path!r} from its name",
-            hint=f"name it with --from ({', '.join(_DATASETS)})",
+            f"cannot tell the format of {path} from its name: a dataset's name ends in .rec, "
+            ".jsonl or .tar",
+            hint=f"name its format with `source_format`: {', '.join(_DATASETS)}",
         )
     return get(found)
 
 
 def existing(path: str, name: str | None = None) -> Format:
-    """The format of the dataset ``path`` (as :func:`for_input`), which must exist
-    (``StorageError`` naming the extension to check, else)."""
-    fmt = for_input(path, name)
+    """The format of the dataset ``path`` (as :func:`for_input`), which must exist:
+    ``StorageError`` naming what to check, else (also for a name that tells no format)."""
+    found = name or name_for_path(path)
+    if found is None and not storage.exists(path):
+        raise storage.missing(path, "no such file", hint="check the path")
+    fmt = for_input(path, found)
     if not fmt.exists(path):
-        raise storage.missing(
-            path, "no such file", hint=f"check the path of the {fmt.extensions[0]}"
-        )
+        raise _missing(path, fmt)
     return fmt
+
+
+def _missing(path: str, fmt: Format) -> ImgfmtError:
+    """The error for a dataset of format ``fmt`` that is not at ``path``: for WebDataset,
+    the shards looked for; else the kind of file to check the path of (its extension)."""
+    if fmt.name == "webdataset":
+        from imgfmt.formats import webdataset
+
+        first = next(webdataset.expand_braces(path), path)
+        if first != path:
+            return storage.missing(
+                path,
+                f"no such file {storage.basename(first)}, the first shard the pattern names",
+                hint="check the path and the numbers in braces",
+            )
+        shard = storage.basename(webdataset.shard_path(path, 0))
+        return storage.missing(
+            path,
+            f"no such file, and no shards {shard}, ... beside it",
+            hint="name one shard, a pattern such as train-{000000..000009}.tar, or the "
+            "dataset: train.tar for train-000000.tar, ...",
+        )
+    kind = storage.splitext(path)[1].lower() or fmt.extensions[0]
+    return storage.missing(path, "no such file", hint=f"check the path of the {kind}")
 
 
 def for_output(path: str, name: str | None = None, **options: Any) -> Format:

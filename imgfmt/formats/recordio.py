@@ -23,17 +23,20 @@ import numbers
 import os
 import struct
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import IO, Any, NamedTuple
 
 from imgfmt import storage
 from imgfmt.errors import FormatError, ImageError, ImgfmtError, StorageError, UsageError
 from imgfmt.formats.base import (
+    IDS_HINT,
     CheckContext,
     DatasetWriter,
     FileWriter,
     Format,
+    IdFilter,
+    IdSelection,
     Item,
     Location,
     OnDamage,
@@ -491,7 +494,7 @@ class RecordReader:
                 yield Record(number, offset, payload)
                 offset, number = next_offset, number + 1
 
-    def salvage(self, on_damage: Callable[[FormatError], None]) -> Iterator[Record]:
+    def salvage(self, on_damage: Callable[[FormatError], None]) -> Generator[Record, None, None]:
         """Every intact record in file order, whatever the damage: a record that cannot be
         read is passed to ``on_damage`` and skipped, and reading resumes at the next record
         head (found as ``imgfmt verify`` finds it). Record numbers count the damaged ones."""
@@ -714,21 +717,25 @@ class RecordIO(Format):
             index = reader.index
             return sorted(index, key=index.__getitem__)
 
-    def read_ids(self, path: str, ids: list[int], on_damage: OnDamage) -> Iterator[Item]:
-        """With an ``.idx``, exactly the records asked for, in that order, each read at its
-        offset (one ranged GET on S3); an id the index lacks is a ``UsageError``. Without
-        one, the file is scanned and ids not found are reported as damage at the end."""
+    def read_ids(
+        self, path: str, ids: IdSelection | Iterable[int], on_damage: OnDamage
+    ) -> Iterator[Item]:
+        """With an ``.idx``, exactly the records selected, in the order asked (a range's in
+        ascending id order), each read at its offset (one ranged GET on S3); ranges are
+        resolved against the index's ids, without reading the file. A single id the index
+        lacks, or a range with none of its ids in it, is a ``UsageError`` before anything
+        is read. Without one, the file is scanned (see :class:`IdFilter`)."""
+        selection = IdSelection.of(ids)
         with RecordReader(path) as reader:
             if reader.idx_path is None:
-                yield from self._scan(reader, set(ids), on_damage)
+                yield from self._scan(reader, selection, on_damage)
                 return
             index = reader.index
-            missing = [i for i in ids if i not in index]
-            if missing:
-                raise UsageError(
-                    f"requested ids not in the index: {_some(missing)}", path=reader.idx_path
-                )
-            for key in ids:
+            ordered = sorted(index) if selection.ranges else None  # ranges need the ids in order
+            unmatched = selection.unmatched(index, "the index", ordered)
+            if unmatched:
+                raise UsageError(unmatched, path=reader.idx_path, hint=IDS_HINT)
+            for key in selection.resolve(index, ordered):
                 where = Location(offset=index[key])
                 try:
                     payload = reader.read_at(index[key])
@@ -743,16 +750,17 @@ class RecordIO(Format):
         return Item(header.id, header.labels, image, None, None, header.flag > 0)
 
     def _scan(
-        self, reader: RecordReader, wanted: set[int] | None, on_damage: OnDamage
+        self, reader: RecordReader, selection: IdSelection | None, on_damage: OnDamage
     ) -> Iterator[Item]:
-        found: set[int] = set()
+        wanted = None if selection is None else IdFilter(selection, reader.path, on_damage)
+        report = on_damage if wanted is None else wanted.on_damage
         last_offset = -1
         damaged_at_end = False
 
         def damaged(err: FormatError) -> None:
             nonlocal damaged_at_end
             damaged_at_end = True
-            on_damage(err)
+            report(err)
 
         for record in reader.salvage(damaged):
             damaged_at_end = False
@@ -761,19 +769,12 @@ class RecordIO(Format):
             try:
                 item = self._item(record.payload, reader.path, str(where))
             except FormatError as err:
-                on_damage(err)
+                report(err)
                 continue
-            found.add(item.index)
-            if wanted is None or item.index in wanted:
+            if wanted is None or wanted.keep(item.index):
                 yield replace(item, where=where)
-        if wanted is not None and wanted - found:
-            on_damage(
-                FormatError(
-                    f"requested ids not in the file: {_some(sorted(wanted - found))}",
-                    path=reader.path,
-                    hint="check --ids against `imgfmt verify --json` or the .lst",
-                )
-            )
+        if wanted is not None:
+            wanted.finish()
         if reader.idx_path is not None and not damaged_at_end:
             try:
                 past = sorted(offset for offset in reader.index.values() if offset > last_offset)
@@ -926,12 +927,6 @@ class _RecordSplit(SplitSource):
                 hint="run split again when nothing writes to it",
             )
         return [writer.records_written for writer in writers]
-
-
-def _some(ids: list[int], shown: int = 5) -> str:
-    """The first few of ``ids``, for a message."""
-    text = ", ".join(str(i) for i in ids[:shown])
-    return f"{text} and {len(ids) - shown} more" if len(ids) > shown else text
 
 
 __all__ = [

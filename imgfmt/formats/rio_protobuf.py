@@ -42,12 +42,13 @@ records without a label or without a shape.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import logging
 import math
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
@@ -58,6 +59,8 @@ from imgfmt.formats.base import (
     DatasetWriter,
     FileWriter,
     Format,
+    IdFilter,
+    IdSelection,
     Item,
     Location,
     OnDamage,
@@ -65,7 +68,7 @@ from imgfmt.formats.base import (
     input_changed,
     label_class,
 )
-from imgfmt.formats.recordio import MAGIC_BYTES, MAX_PAYLOAD, RecordReader, read_record
+from imgfmt.formats.recordio import MAGIC_BYTES, MAX_PAYLOAD, Record, RecordReader, read_record
 from imgfmt.storage import AtomicFileWriter, AtomicOutputs, open_input, read_range
 
 if TYPE_CHECKING:
@@ -642,27 +645,28 @@ class RecordIOProtobuf(Format):
         """Each record's pixels as a PNG (its id: the record number); a record of values
         that are no image (a vector, an odd shape) ends the read with ``FormatError``."""
         for record in RecordReader(path, use_index=False).salvage(on_damage):
-            where = Location(record=record.number, offset=record.offset)
-            try:
-                values, shape, labels = decode_dense(record.payload)
-            except FormatError as err:
-                err.path, err.where = path, str(where)
-                on_damage(err)
-                continue
-            shape = shape or guess_shape(values.size)
-            hint = "this file holds vectors or tensors, not images; nothing to read as images"
-            if shape is None:
-                raise FormatError(
-                    f"{values.size} values with no shape are not a square image",
-                    path=path,
-                    where=str(where),
-                    hint=hint,
-                )
-            try:
-                image = pixels_to_png(values, shape)
-            except UsageError as err:
-                raise FormatError(err.message, path=path, where=str(where), hint=hint) from err
-            yield Item(record.number, labels, image, None, where)
+            item = _record_item(record, path, on_damage)
+            if item is not None:
+                yield item
+
+    def read_ids(
+        self, path: str, ids: IdSelection | Iterable[int], on_damage: OnDamage
+    ) -> Iterator[Item]:
+        """The records selected by number, in file order: only those are decoded, and the
+        read stops after the last number the selection can hold."""
+        wanted = IdFilter(IdSelection.of(ids), path, on_damage)
+        last = wanted.selection.last
+        records = RecordReader(path, use_index=False).salvage(wanted.on_damage)
+        with contextlib.closing(records):  # a read stopped early closes the file now
+            for record in records:
+                if last is None or record.number > last:
+                    break
+                if record.number not in wanted.selection:
+                    continue
+                item = _record_item(record, path, wanted.on_damage)
+                if item is not None and wanted.keep(item.index):
+                    yield item
+        wanted.finish()
 
     def encode(self, item: Item, notes: list[str] | None = None) -> bytes:
         if self.size is None:
@@ -684,6 +688,32 @@ class RecordIOProtobuf(Format):
         records = RioProtobufWriter(outputs.open(path, "wb"), name=path)
         # Its records hold no id: the payload alone is written.
         return FileWriter(path, records, lambda payload, _item: records.write_payload(payload))
+
+
+def _record_item(record: Record, path: str, on_damage: OnDamage) -> Item | None:
+    """The item of one record, its pixels as a PNG; None (reported to ``on_damage``) when
+    it is damaged. ``FormatError`` for values that are no image: the file holds none."""
+    where = Location(record=record.number, offset=record.offset)
+    try:
+        values, shape, labels = decode_dense(record.payload)
+    except FormatError as err:
+        err.path, err.where = path, str(where)
+        on_damage(err)
+        return None
+    shape = shape or guess_shape(values.size)
+    hint = "this file holds vectors or tensors, not images; nothing to read as images"
+    if shape is None:
+        raise FormatError(
+            f"{values.size} values with no shape are not a square image",
+            path=path,
+            where=str(where),
+            hint=hint,
+        )
+    try:
+        image = pixels_to_png(values, shape)
+    except UsageError as err:
+        raise FormatError(err.message, path=path, where=str(where), hint=hint) from err
+    return Item(record.number, labels, image, None, where)
 
 
 class _ProtobufSplit(SplitSource):

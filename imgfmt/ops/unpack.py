@@ -22,14 +22,14 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import islice
 
 from imgfmt import formats, storage
 from imgfmt.errors import FormatError, StorageError, UsageError
 from imgfmt.formats import lst
-from imgfmt.formats.base import Format, Item, label_text
+from imgfmt.formats.base import Format, IdSelection, Item, label_text
 from imgfmt.images import sniff_extension
 from imgfmt.storage import describe_os_error, is_s3
 
@@ -45,6 +45,9 @@ UNKNOWN_EXT = ".bin"
 MAX_NAME_BYTES = 200
 
 _UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
+
+#: What unpack reads, for messages about other inputs.
+_READS = "unpack reads a .rec (MXNet or RecordIO-protobuf), a .jsonl or WebDataset .tar shards"
 
 
 @dataclass
@@ -73,9 +76,10 @@ class UnpackResult:
         }
 
 
-def parse_ids(text: str) -> list[int]:
-    """``"3,7,100-200"`` -> ``[3, 7, 100, ..., 200]`` (ranges inclusive, order kept)."""
-    ids: list[int] = []
+def parse_ids(text: str) -> IdSelection:
+    """``"3,7,100-200"`` -> the ids 3 and 7, each of which must exist, and those of 100 to
+    200 (inclusive) that exist; kept as written (a range is never expanded)."""
+    parts: list[int | tuple[int, int]] = []
     for part in text.split(","):
         part = part.strip()
         if not part:
@@ -85,15 +89,19 @@ def parse_ids(text: str) -> list[int]:
                 cut = part.index("-", 1)
                 low, high = int(part[:cut]), int(part[cut + 1 :])
                 if high < low:
-                    raise ValueError
-                ids.extend(range(low, high + 1))
+                    raise UsageError(
+                        f"range {part!r} runs backwards", hint=f"write it {high}-{low}"
+                    )
+                parts.append((low, high))
             else:
-                ids.append(int(part))
+                parts.append(int(part))
         except ValueError:
             raise UsageError(
                 f"cannot read id {part!r}", hint="write ids like 3,7,100-200"
             ) from None
-    return ids
+    if not parts:
+        raise UsageError("no ids given", hint="write ids like 3,7,100-200")
+    return IdSelection(tuple(parts))
 
 
 def safe_class_dir(name: str) -> str | None:
@@ -176,17 +184,18 @@ def unpack(
     source: str,
     outdir: str,
     *,
-    ids: list[int] | None = None,
+    ids: IdSelection | Iterable[int] | None = None,
     limit: int | None = None,
     class_map: str | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> UnpackResult:
-    """Write the images of ``source`` (a ``.rec``, RecordIO-protobuf ``.rec`` or ``.jsonl``)
-    into ``outdir``; see the module doc.
+    """Write the images of ``source`` (a ``.rec``, RecordIO-protobuf ``.rec``, ``.jsonl``
+    or WebDataset shards) into ``outdir``; see the module doc.
 
     Either may be an ``s3://`` URI: an S3 ``outdir`` is a prefix, each image one object
-    (uploaded concurrently). With ``ids`` and the ``.idx``, only those records are read,
-    each with one ranged GET on S3.
+    (uploaded concurrently). ``ids`` (:func:`parse_ids`, or ids that must each exist)
+    selects the items by id; with the ``.idx``, only those records are read, each with one
+    ranged GET on S3.
 
     Damage does not stop the run: a damaged record or line is logged, counted in
     ``result.damaged`` and skipped (reading resumes at the next record head), so every intact
@@ -196,8 +205,7 @@ def unpack(
     ext = storage.splitext(source)[1].lower()
     if ext in (".lst", ".idx", ".manifest", ".json"):
         raise UsageError(
-            f"{source} is a {ext[1:]} file: unpack reads a .rec (MXNet or RecordIO-protobuf) "
-            "or a .jsonl dataset",
+            f"{source} is a {ext[1:]} file: {_READS}",
             hint="a .lst is packed with imgfmt pack; give the .rec beside an .idx",
         )
     if not is_s3(source) and os.path.isdir(source):
@@ -205,7 +213,13 @@ def unpack(
             f"{source} is a folder: unpack reads a dataset (.rec, .jsonl, .tar shards)",
             hint="to pack a folder, use imgfmt pack",
         )
-    fmt = formats.existing(source)
+    name = formats.name_for_path(source)
+    if name is None and storage.exists(source):
+        raise UsageError(
+            f"cannot tell the format of {source} from its name: {_READS}",
+            hint="give a dataset named with its format's extension",
+        )
+    fmt = formats.existing(source, name)
     class_map = class_map or lst.find_class_map(source)
     classes = lst.read_class_map(class_map) if class_map else {}
     stem = storage.splitext(storage.basename(source))[0]
@@ -253,7 +267,7 @@ def _unpack_into(
     source: str,
     outdir: str,
     result: UnpackResult,
-    ids: list[int] | None,
+    ids: IdSelection | Iterable[int] | None,
     limit: int | None,
     classes: dict[int, str],
     on_progress: Callable[[int], None] | None,
