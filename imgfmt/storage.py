@@ -614,6 +614,43 @@ def discard_staged(stems: Iterable[str], token: str) -> None:
                 s3.abort_upload(key, upload_id)
 
 
+#: The path that names standard input or output, where a command takes a stream.
+STREAM = "-"
+
+
+def _stdout(mode: str) -> IO[Any]:
+    """Standard output as an output handle that closing leaves open."""
+    import sys
+
+    stream: IO[Any] = sys.stdout.buffer if "b" in mode else sys.stdout
+    return _KeepOpen(stream)  # type: ignore[return-value]
+
+
+class _KeepOpen:
+    """A stream whose ``close`` only flushes: the process's standard output stays usable."""
+
+    def __init__(self, stream: IO[Any]) -> None:
+        self._stream = stream
+
+    def write(self, data: Any) -> int:
+        return self._stream.write(data)
+
+    def writelines(self, lines: Iterable[Any]) -> None:
+        self._stream.writelines(lines)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def close(self) -> None:
+        self._stream.flush()
+
+    def __enter__(self) -> _KeepOpen:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class AtomicOutputs:
     """A group of outputs that appear at their final paths together, or not at all.
 
@@ -637,7 +674,12 @@ class AtomicOutputs:
         self._closed = False
 
     def open(self, path: str | os.PathLike[str], mode: str = "wb") -> IO[Any]:
+        """A handle writing ``path``'s content; ``-`` (:data:`STREAM`) writes standard
+        output as it goes (a stream cannot wait for the commit: it is the one output that is
+        not all-or-nothing)."""
         final = os.fspath(path)
+        if final == STREAM:
+            return _stdout(mode)
         output: _LocalOutput | _S3Output
         if is_s3(final):
             bucket = _bucket_root(final)

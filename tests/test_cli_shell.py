@@ -144,3 +144,49 @@ def test_completion_prints_the_script_for_each_shell(shell: str) -> None:
     result = CliRunner().invoke(cli, ["completion", shell])
     assert result.exit_code == 0 and "_IMGFMT_COMPLETE" in result.output
     assert CliRunner().invoke(cli, ["completion", "tcsh"]).exit_code == 2
+
+
+def test_dash_is_stdin_for_a_list_and_stdout_for_a_list(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 3, "b": 2})
+    runner = CliRunner()
+    listed = runner.invoke(cli, ["lst-gen", str(photos), "-", "--recursive"])
+    assert listed.exit_code == 0, listed.output
+    assert len(listed.stdout.splitlines()) == 5  # the list alone; the summary is on stderr
+    assert "to stdout" in listed.stderr
+    files = runner.invoke(cli, ["lst-gen", str(photos), str(tmp_path / "p"), "--recursive"])
+    assert files.exit_code == 0
+    assert listed.stdout == (tmp_path / "p.lst").read_text()
+    piped = runner.invoke(cli, ["pack", "-", str(tmp_path / "a.rec"), "--root", str(photos)],
+                          input=listed.stdout)  # fmt: skip
+    assert piped.exit_code == 0, piped.output
+    direct = runner.invoke(cli, ["pack", str(tmp_path / "p.lst"), str(tmp_path / "b.rec"),
+                                 "--root", str(photos)])  # fmt: skip
+    assert direct.exit_code == 0
+    assert (tmp_path / "a.rec").read_bytes() == (tmp_path / "b.rec").read_bytes()
+    verified = runner.invoke(cli, ["verify", "-", "--root", str(photos), "--decode"],
+                             input=listed.stdout)  # fmt: skip
+    assert verified.exit_code == 0 and "5 images decoded" in verified.stdout
+    manifest = runner.invoke(cli, ["manifest-gen", "-", "-", "--s3-prefix", "s3://b/p"],
+                             input=listed.stdout)  # fmt: skip
+    assert manifest.exit_code == 0 and len(manifest.stdout.splitlines()) == 5
+    assert not any(p.name == "-" or p.name.startswith("-") for p in tmp_path.rglob("*"))
+
+
+def test_dash_where_no_stream_fits_is_a_usage_error(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 2})
+    runner = CliRunner()
+    assert runner.invoke(cli, ["pack", str(photos), str(tmp_path / "x.rec")]).exit_code == 0
+    rec = str(tmp_path / "x.rec")
+    for args, says in (
+        (["unpack", rec, "-"], "it names a folder"),
+        (["split", rec, "-"], "split writes several files"),
+        (["pack", str(photos), "-"], "a dataset is written whole"),
+        (["convert", rec, "-"], "a dataset is written whole"),
+        (["preview", rec, "-o", "-"], "an image file is written whole"),
+        (["lst-gen", str(photos), "-", "--train-ratio", "0.5"], "takes one list"),
+        (["stats", "-", "-"], "standard input can be read once"),
+    ):
+        result = runner.invoke(cli, args, input="")
+        assert result.exit_code == 2, (args, result.output)
+        assert says in result.stderr, (args, result.stderr)
+    assert not (Path.cwd() / "-").exists() and not any(tmp_path.rglob("-*"))

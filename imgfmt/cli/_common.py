@@ -76,17 +76,36 @@ def exts_option(f: F) -> F:
 
 
 class Location(click.ParamType):
-    """A local path or an ``s3://`` URI, passed on as given (the library checks it). Shell
-    completion offers local files (``kind="file"``) or folders (``"dir"``); an ``s3://``
-    URI is left alone (listing a bucket on TAB would be slow and may cost)."""
+    """A local path or an ``s3://`` URI, passed on as given (the library checks it), or
+    ``-`` where one stream fits: ``stdin=".lst"`` reads standard input as such a file (saved
+    first to a temporary file, as commands may read an input twice), ``stdout`` passes ``-``
+    on for the library to write standard output; anywhere else ``-`` is a usage error
+    (``no_stream`` says why), never a file named ``-``.
+
+    Shell completion offers local files (``kind="file"``) or folders (``"dir"``); an
+    ``s3://`` URI is left alone (listing a bucket on TAB would be slow and may cost)."""
 
     name = "path"
 
-    def __init__(self, kind: str = "file") -> None:
-        self.kind = kind
+    def __init__(
+        self,
+        kind: str = "file",
+        *,
+        stdin: str | None = None,
+        stdout: bool = False,
+        no_stream: str = "it names a file to read or write, not a stream",
+    ) -> None:
+        self.kind, self.stdin, self.stdout, self.no_stream = kind, stdin, stdout, no_stream
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        return os.fspath(value) if isinstance(value, os.PathLike) else value
+        value = os.fspath(value) if isinstance(value, os.PathLike) else value
+        if value != "-" or self.stdout:
+            return value
+        if self.stdin is not None and ctx is not None:
+            return spool_stdin(ctx, self.stdin, self, param)
+        what = param.human_readable_name if param is not None else "this"
+        self.fail(f"'-' (standard input or output) does not fit {what}: {self.no_stream}; "
+                  "give a path", param, ctx)  # fmt: skip
 
     def shell_complete(
         self, ctx: click.Context, param: click.Parameter, incomplete: str
@@ -98,9 +117,43 @@ class Location(click.ParamType):
         return [CompletionItem(incomplete, type=self.kind)]
 
 
-#: Arguments and options that name a file, or a folder.
+#: ``ctx.meta`` key: an input of the command was read from standard input.
+FROM_STDIN = "imgfmt.stdin"
+
+
+def spool_stdin(ctx: click.Context, ext: str, kind: Location, param: click.Parameter | None) -> str:
+    import shutil
+    import tempfile
+
+    if ctx.meta.get(FROM_STDIN):
+        kind.fail("standard input can be read once: give the other inputs as paths", param, ctx)
+    folder = tempfile.mkdtemp(prefix="imgfmt-stdin-")
+    ctx.call_on_close(lambda: shutil.rmtree(folder, ignore_errors=True))
+    path = os.path.join(folder, "stdin" + ext)
+    stdin = sys.stdin.buffer
+    with open(path, "wb") as out:
+        shutil.copyfileobj(stdin, out)
+    ctx.meta[FROM_STDIN] = True
+    return path
+
+
+def root_for(ctx: click.Context, root: str | None) -> str | None:
+    """The ``--root`` to use: a list read from standard input is relative to the current
+    folder unless ``--root`` says otherwise (its own folder is a temporary one)."""
+    return "." if root is None and ctx.meta.get(FROM_STDIN) else root
+
+
+#: Arguments and options that name a file or a folder. ``-`` is standard input for a list
+#: or manifest read, standard output for a list, manifest or CSV written.
 FILE = Location("file")
-FOLDER = Location("dir")
+FOLDER = Location("dir", no_stream="it names a folder")
+LIST_IN = Location("file", stdin=".lst")
+MANIFEST_IN = Location("file", stdin=".manifest")
+PREDICTIONS_IN = Location("file", stdin=".out")
+OUTPUT_FILE = Location("file", stdout=True)
+DATASET_OUT = Location("file", no_stream="a dataset is written whole, with its index or shards")
+IMAGE_OUT = Location("file", no_stream="an image file is written whole")
+SPLIT_OUT = Location("file", no_stream="split writes several files (OUT_PREFIX_train, _val, ...)")
 
 
 class Settings:
@@ -274,12 +327,13 @@ def exit_skipped(ctx: click.Context, count: int, what: str, allow_skip: bool) ->
     ctx.exit(EXIT_SKIPPED)
 
 
-def emit(as_json: bool, summary: dict[str, Any], human: str) -> None:
-    """Print the run's summary: one JSON object with ``--json``, else the human text."""
+def emit(as_json: bool, summary: dict[str, Any], human: str, to_stderr: bool = False) -> None:
+    """Print the run's summary: one JSON object with ``--json``, else the human text (on
+    stderr when stdout holds the output itself)."""
     if as_json:
         echo_json(click.get_current_context(), summary)
     else:
-        click.echo(human)
+        click.echo(human, err=to_stderr)
 
 
 @contextmanager

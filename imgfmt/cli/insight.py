@@ -9,10 +9,13 @@ from imgfmt.cli._common import (
     EXIT_PROBLEMS,
     FILE,
     FOLDER,
+    IMAGE_OUT,
+    LIST_IN,
     emit,
     exit_skipped,
     json_option,
     progress,
+    root_for,
     workers_option,
 )
 
@@ -44,7 +47,7 @@ def classes_option(func):  # type: ignore[no-untyped-def]
 
 
 @click.command("stats", short_help="Counts, sizes and formats per input; leakage between inputs.")
-@click.argument("paths", nargs=-1, required=True, metavar="IN...", type=FILE)
+@click.argument("paths", nargs=-1, required=True, metavar="IN...", type=LIST_IN)
 @click.option(
     "--near",
     type=click.IntRange(0, 16),
@@ -115,7 +118,7 @@ def stats_cmd(
     with progress(ctx, "scanning") as (_set_total, advance):
         result = stats.stats(
             list(paths),
-            root=root,
+            root=root_for(ctx, root),
             class_map=class_map,
             near=None if exact_only else near,
             max_pixels=max_pixels or DEFAULT_MAX_PIXELS,
@@ -139,13 +142,13 @@ def _class_list(_ctx: click.Context, _param: click.Parameter, value: str | None)
 
 
 @click.command("preview", short_help="A contact sheet: N thumbnails per class.")
-@click.argument("path", metavar="IN", type=FILE)
+@click.argument("path", metavar="IN", type=LIST_IN)
 @click.option(
     "-o",
     "--output",
     required=True,
     metavar="SHEET",
-    type=FILE,
+    type=IMAGE_OUT,
     help="The contact sheet to write: .png or .jpg (local or s3://).",
 )
 @click.option(
@@ -242,7 +245,7 @@ def preview_cmd(
             per_class=per_class,
             classes=classes or None,
             seed=seed,
-            root=root,
+            root=root_for(ctx, root),
             class_map=class_map,
             cell=cell,
             max_classes=max_classes,

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
-from imgfmt.cli._common import FILE, FOLDER, emit, exts_option, json_option
+from imgfmt.cli._common import FOLDER, OUTPUT_FILE, Settings, emit, exts_option, json_option
 
 
 @click.command("lst-gen", short_help="List an image folder into a .lst (im2rec --list).")
 @click.argument("root", type=FOLDER)
-@click.argument("prefix", type=FILE)
+@click.argument("prefix", type=OUTPUT_FILE)
 @click.option("--recursive", is_flag=True, help="One class per sub-folder (im2rec --recursive).")
 @exts_option
 @click.option("--shuffle/--no-shuffle", default=True, show_default=True, help="Shuffle the list.")
@@ -46,7 +46,9 @@ from imgfmt.cli._common import FILE, FOLDER, emit, exts_option, json_option
     help="Cut the list into N parts as im2rec does: PREFIX_0.lst ... PREFIX_{N-1}.lst.",
 )
 @json_option
+@click.pass_context
 def lst_gen(
+    ctx: click.Context,
     root: str,
     prefix: str,
     recursive: bool,
@@ -59,7 +61,8 @@ def lst_gen(
     as_json: bool,
 ) -> None:
     """List the images under ROOT into PREFIX.lst (im2rec's --list), byte for byte
-    as mxnet's im2rec.py writes it, plus a class map PREFIX.classes.tsv.
+    as mxnet's im2rec.py writes it, plus a class map PREFIX.classes.tsv. PREFIX
+    '-' writes the one list to stdout (no class map).
 
     \b
     Example:
@@ -82,5 +85,12 @@ def lst_gen(
     )
     summary = result.to_dict()
     lines = [f"{path}: {count} images" for path, count in result.counts.items()]
-    lines.append(f"{result.class_map_path}: {len(result.classes)} classes")
-    emit(as_json, summary, "\n".join(lines))
+    if result.class_map_path is None:
+        lines = [f"wrote {result.images} images, {len(result.classes)} classes, to stdout "
+                 "(no class map: give a PREFIX for PREFIX.classes.tsv)"]  # fmt: skip
+    else:
+        lines.append(f"{result.class_map_path}: {len(result.classes)} classes")
+    # With PREFIX '-' the list owns stdout: the summary goes to stderr.
+    if prefix == "-":
+        ctx.ensure_object(Settings).json_to_stderr = True
+    emit(as_json, summary, "\n".join(lines), to_stderr=prefix == "-")

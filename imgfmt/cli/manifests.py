@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from imgfmt.cli._common import FILE, FOLDER, json_option
+from imgfmt.cli._common import FOLDER, LIST_IN, MANIFEST_IN, OUTPUT_FILE, json_option
 from imgfmt.errors import UsageError
 
 
@@ -45,8 +45,8 @@ def _summary(as_json: bool, summary: dict[str, Any], human: str, to_stderr: bool
 @click.command(
     "manifest-gen", short_help="Write a SageMaker augmented manifest for a folder or .lst."
 )
-@click.argument("source", metavar="SRC", type=FILE)
-@click.argument("out", metavar="OUT.manifest", type=FILE)
+@click.argument("source", metavar="SRC", type=LIST_IN)
+@click.argument("out", metavar="OUT.manifest", type=OUTPUT_FILE)
 @click.option(
     "--s3-prefix",
     type=S3_PREFIX,
@@ -138,8 +138,8 @@ def manifest_gen(
 
 
 @click.command("manifest-to-lst", short_help="Turn an augmented manifest back into a .lst.")
-@click.argument("source", metavar="MANIFEST", type=FILE)
-@click.argument("prefix", type=FILE)
+@click.argument("source", metavar="MANIFEST", type=MANIFEST_IN)
+@click.argument("prefix", type=OUTPUT_FILE)
 @click.option(
     "--label-attribute",
     type=LABEL_ATTRIBUTE,
@@ -162,8 +162,9 @@ def manifest_to_lst(
     as_json: bool,
 ) -> None:
     """Turn an image classification manifest back into PREFIX.lst and a class map
-    PREFIX.classes.tsv, so it can be packed. Indices are 0, 1, ... in manifest
-    order; multi-label lines become multi-hot lines (one 0/1 column per class).
+    PREFIX.classes.tsv, so it can be packed (PREFIX '-': the list alone to stdout).
+    Indices are 0, 1, ... in manifest order; multi-label lines become multi-hot
+    lines (one 0/1 column per class).
 
     \b
     Examples:
@@ -175,8 +176,8 @@ def manifest_to_lst(
     result = manifest.manifest_to_lst(
         source, prefix, label_attribute=label_attribute, s3_prefix=s3_prefix
     )
-    human = (
-        f"{result.list_path}: {result.lines} images (paths relative to {result.s3_prefix})\n"
-        f"{result.class_map_path}: {len(result.classes)} classes"
-    )
-    _summary(as_json, result.to_dict(), human, to_stderr=False)
+    where = "stdout" if prefix == "-" else result.list_path
+    human = f"{where}: {result.lines} images (paths relative to {result.s3_prefix})"
+    if result.class_map_path is not None:
+        human += f"\n{result.class_map_path}: {len(result.classes)} classes"
+    _summary(as_json, result.to_dict(), human, to_stderr=prefix == "-")

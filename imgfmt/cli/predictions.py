@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import click
 
-from imgfmt.cli._common import FILE, Settings, echo_json, json_option, progress
+from imgfmt.cli._common import (
+    FILE,
+    IMAGE_OUT,
+    OUTPUT_FILE,
+    PREDICTIONS_IN,
+    Settings,
+    echo_json,
+    json_option,
+    progress,
+)
 
 #: Mirrors ``imgfmt.ops.predictions.TOP_K`` (not imported: ``--help`` stays fast).
 TOP_K = 5
 
 
 @click.command("predictions", short_help="Join batch-transform output to the images: a report.")
-@click.argument("pred", metavar="PRED", type=FILE)
+@click.argument("pred", metavar="PRED", type=PREDICTIONS_IN)
 @click.argument("source", metavar="SRC", type=FILE)
 @click.option(
     "--classes",
@@ -25,7 +34,7 @@ TOP_K = 5
     "-o",
     "--output",
     default=None,
-    type=FILE,
+    type=OUTPUT_FILE,
     metavar="OUT.csv",
     help="Write one row per image (path, true_label, predicted, predicted_name, probability, "
     "top5) to OUT.csv; '-' for stdout (the summary then goes to stderr).",
@@ -42,7 +51,7 @@ TOP_K = 5
     "--confusion",
     "confusion_csv",
     default=None,
-    type=FILE,
+    type=OUTPUT_FILE,
     metavar="CM.csv",
     help="Write the confusion matrix as CSV (rows true, columns predicted, cells "
     "label:name); '-' for stdout.",
@@ -50,7 +59,7 @@ TOP_K = 5
 @click.option(
     "--plot",
     default=None,
-    type=FILE,
+    type=IMAGE_OUT,
     metavar="CM.png",
     help="Draw the confusion matrix as a heatmap image (.png or .jpg); over 40 classes, the "
     "39 most confused are shown and the rest grouped.",

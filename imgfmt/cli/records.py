@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from imgfmt.cli._common import (
+    DATASET_OUT,
     FILE,
     FOLDER,
+    LIST_IN,
     count_of,
     emit,
     engine_options,
@@ -20,6 +22,7 @@ from imgfmt.cli._common import (
     make_engine,
     parsed_by,
     progress,
+    root_for,
     workers_option,
 )
 from imgfmt.formats import DATASET_FORMATS
@@ -34,8 +37,8 @@ DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
 
 
 @click.command("pack", short_help="Pack a .lst or a folder into .rec+.idx, .jsonl or shards.")
-@click.argument("source", type=FILE)
-@click.argument("out_rec", metavar="OUT", type=FILE)
+@click.argument("source", type=LIST_IN)
+@click.argument("out_rec", metavar="OUT", type=DATASET_OUT)
 @click.option(
     "--format",
     "fmt",
@@ -202,7 +205,7 @@ def pack_cmd(
         result = pack.pack(
             source,
             out_rec,
-            root=root,
+            root=root_for(ctx, root),
             options=options,
             pack_label=pack_label,
             workers=workers,
@@ -306,7 +309,7 @@ def unpack_cmd(
 
 @click.command("convert", short_help="Convert between dataset formats (.rec, .jsonl, .tar, ...).")
 @click.argument("source", metavar="IN", type=FILE)
-@click.argument("out", metavar="OUT", type=FILE)
+@click.argument("out", metavar="OUT", type=DATASET_OUT)
 @click.option(
     "--format",
     "to",

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import click
 
-from imgfmt.cli._common import FILE, emit, json_option, progress
+from imgfmt.cli._common import LIST_IN, SPLIT_OUT, emit, json_option, progress
 
 #: Beyond this many classes the human summary gives counts per split only (--json has all).
 MAX_CLASSES_SHOWN = 20
 
 
 @click.command("split", short_help="Split a dataset into train/val/test, stratified by class.")
-@click.argument("source", metavar="IN", type=FILE)
-@click.argument("out_prefix", metavar="OUT_PREFIX", type=FILE)
+@click.argument("source", metavar="IN", type=LIST_IN)
+@click.argument("out_prefix", metavar="OUT_PREFIX", type=SPLIT_OUT)
 @click.option(
     "--train-ratio",
     type=click.FloatRange(0, 1, min_open=True),

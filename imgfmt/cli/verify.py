@@ -18,6 +18,8 @@ from imgfmt.cli._common import (
     json_option,
     make_engine,
     progress,
+    root_for,
+    spool_stdin,
     workers_option,
 )
 
@@ -39,6 +41,8 @@ class VerifiablePath(Location):
         from imgfmt.ops.verify import input_kind
 
         path = os.fspath(value)
+        if path == "-" and ctx is not None:  # a list on standard input
+            return spool_stdin(ctx, ".lst", self, param)
         try:
             input_kind(path)
         except UsageError as err:
@@ -135,7 +139,7 @@ def verify_cmd(
         report = verify(
             list(paths),
             decode=decode,
-            root=root,
+            root=root_for(ctx, root),
             classes=class_map,
             fix_idx=fix_idx,
             workers=workers,

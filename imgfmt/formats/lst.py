@@ -100,7 +100,7 @@ class ListResult:
 
     root: str
     counts: dict[str, int]
-    class_map_path: str
+    class_map_path: str | None  # None: the list went to standard output, alone
     classes: dict[int, str]
     images: int
     unlisted: int = 0
@@ -828,20 +828,31 @@ def make_lists(
     ``root``. Every list file and ``PREFIX.classes.tsv`` appear together or not at all.
     """
     _check_ratios(train_ratio, test_ratio, chunks)
+    to_stdout = prefix == storage.STREAM
+    if to_stdout and (train_ratio != 1.0 or test_ratio or chunks != 1):
+        raise UsageError(
+            "PREFIX '-' (standard output) takes one list: splits and chunks are several files",
+            hint="give a PREFIX to write PREFIX_train.lst, PREFIX_val.lst, ...",
+        )
     prefix = list_prefix(prefix)
-    _check_prefix(prefix)
+    if not to_stdout:
+        _check_prefix(prefix)
     entries, classes = list_images(root, recursive=recursive, exts=exts)
     if shuffle:
         entries = shuffle_entries(entries, seed)
-    plan = plan_splits(
-        entries, prefix, train_ratio=train_ratio, test_ratio=test_ratio, chunks=chunks
-    )
+    if to_stdout:  # the list alone: the class map has no stream to go to
+        plan, map_path = {storage.STREAM: list(entries)}, None
+    else:
+        plan = plan_splits(
+            entries, prefix, train_ratio=train_ratio, test_ratio=test_ratio, chunks=chunks
+        )
+        map_path = prefix + CLASS_MAP_SUFFIX  # find_class_map(PREFIX.lst) looks exactly here
     counts: dict[str, int] = {}
-    map_path = prefix + CLASS_MAP_SUFFIX  # find_class_map(PREFIX.lst) looks exactly here
     with AtomicOutputs() as outputs:
         for path, part in plan.items():
             counts[path] = write_entries(outputs.open(path, "w"), part)
-        write_class_map_to(outputs.open(map_path, "w"), classes)
+        if map_path is not None:
+            write_class_map_to(outputs.open(map_path, "w"), classes)
     return ListResult(
         root=storage.abspath(root),
         counts=counts,

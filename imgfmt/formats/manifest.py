@@ -137,7 +137,7 @@ class LstFromManifestResult:
     """What :func:`manifest_to_lst` wrote."""
 
     list_path: str
-    class_map_path: str
+    class_map_path: str | None  # None: the list went to standard output, alone
     lines: int
     classes: dict[int, str]
     label_attribute: str
@@ -876,9 +876,11 @@ def manifest_to_lst(
     """
     if label_attribute is not None:
         check_label_attribute(label_attribute)
+    to_stdout = prefix == storage.STREAM
     prefix = lst.list_prefix(prefix)
-    storage.require_file_prefix(prefix, "the list is written to PREFIX.lst", "images")
-    storage.check_output_folder(prefix, hint="create it first")
+    if not to_stdout:
+        storage.require_file_prefix(prefix, "the list is written to PREFIX.lst", "images")
+        storage.check_output_folder(prefix, hint="create it first")
     if storage.splitext(manifest)[1].lower() in (".rec", ".idx", ".lst"):
         raise UsageError(
             f"{manifest} is not a manifest: manifest-to-lst reads SageMaker augmented "
@@ -917,13 +919,15 @@ def manifest_to_lst(
         else:
             labels = (float(entry.labels[0]),)
         items.append(lst.LstEntry(index, labels, relpath))
-    list_path = prefix + ".lst"
-    map_path = lst.class_map_path(prefix)
+    # PREFIX '-': the list alone on standard output (the class map has no stream to go to).
+    list_path = storage.STREAM if to_stdout else prefix + ".lst"
+    map_path = None if to_stdout else lst.class_map_path(prefix)
     with AtomicOutputs() as outputs:
         handle = outputs.open(list_path, "w")
         for item in items:
             handle.write(lst.format_lst_line(item))
-        lst.write_class_map_to(outputs.open(map_path, "w"), classes)
+        if map_path is not None:
+            lst.write_class_map_to(outputs.open(map_path, "w"), classes)
     return LstFromManifestResult(list_path, map_path, len(entries), classes, attribute, multi, base)
 
 
