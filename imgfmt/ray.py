@@ -242,7 +242,7 @@ class RecordIODatasink(Datasink):
         return self.records_per_shard
 
     def on_write_start(self, schema: Any = None) -> None:
-        storage.check_output_folder(self.path, hint="create it first")
+        storage.ensure_output_folder(self.path)
 
     def _task_path(self, task: int, number: int) -> str:
         stem, ext = storage.splitext(self.path)

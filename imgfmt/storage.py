@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import logging
 import os
 import posixpath
 import secrets
@@ -45,6 +46,8 @@ IO_BUFFER_SIZE = 1 << 20
 
 #: Uploads in flight at once when writing many small objects (``ObjectWriter``).
 MAX_PENDING_UPLOADS = 2 * s3.MAX_CONCURRENCY
+
+log = logging.getLogger(__name__)
 
 
 def describe_os_error(err: OSError) -> str:
@@ -183,15 +186,27 @@ def missing(path: str, message: str, hint: str | None = None) -> StorageError:
     return StorageError(message, path=path, hint=hint)
 
 
-def check_output_folder(path: str, hint: str | None = None) -> None:
-    """Raise a ``StorageError`` if outputs cannot go beside ``path``: a missing local folder
-    (named in the error), or an S3 bucket that is missing or out of reach."""
+def ensure_output_folder(
+    path: str, hint: str | None = "check the path, or write elsewhere"
+) -> None:
+    """Make sure outputs can go beside ``path``: a missing local folder is created (said
+    with ``-v``), as ``mkdir -p`` would; an S3 bucket must exist and be in reach (a prefix
+    needs no creating). ``StorageError`` (with ``hint``) when neither can be."""
     if is_s3(path):
         s3.check_bucket(path)
         return
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise StorageError("output folder does not exist", path=folder, hint=hint)
+    if os.path.isdir(folder):
+        return
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise StorageError(
+            f"cannot create the output folder: {describe_os_error(err)}",
+            path=folder,
+            hint=hint or "check the path, or write elsewhere",
+        ) from err
+    log.info("created folder %s", folder)
 
 
 def list_s3(prefix: str) -> Iterator[str]:

@@ -141,14 +141,20 @@ def test_prefixes_given_with_lst_and_missing_output_folders(tmp_path: Path) -> N
     )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.glob("x*")) == ["x.classes.tsv", "x.lst"]
+    # Missing output folders are created, as unpack always did (and said so with -v).
     for args in (
-        ["pack", str(photos), str(tmp_path / "nope" / "x.rec")],
-        ["split", str(tmp_path / "x.lst"), str(tmp_path / "nope" / "s")],
-        ["manifest-gen", str(photos), str(tmp_path / "nope" / "m.manifest"), "--s3-prefix",
+        ["pack", str(photos), str(tmp_path / "n0" / "x.rec")],
+        ["split", str(tmp_path / "x.lst"), str(tmp_path / "n1" / "deeper" / "s")],
+        ["manifest-gen", str(photos), str(tmp_path / "n2" / "m.manifest"), "--s3-prefix",
          "s3://b/p"],
+        ["lst-gen", str(photos), str(tmp_path / "n3" / "l"), "--recursive"],
     ):  # fmt: skip
-        result = CliRunner().invoke(cli, args)
-        assert result.exit_code == 1
-        assert result.stderr.strip() == (
-            f"Error: {tmp_path / 'nope'}: output folder does not exist (create it first)"
-        ), result.stderr
+        result = CliRunner().invoke(cli, ["-v", *args])
+        assert result.exit_code == 0, result.output
+        folder = Path(args[2]).parent
+        assert folder.is_dir() and any(folder.iterdir())
+        assert f"created folder {folder}" in result.stderr
+    (tmp_path / "file").write_text("")
+    result = CliRunner().invoke(cli, ["pack", str(photos), str(tmp_path / "file" / "x.rec")])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {tmp_path / 'file'}: cannot create the output folder")

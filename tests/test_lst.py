@@ -146,12 +146,9 @@ def test_prefix_ending_in_a_slash_is_refused(golden_tree: Path, tmp_path: Path) 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_prefix_folder_must_exist(golden_tree: Path, tmp_path: Path) -> None:
-    with pytest.raises(StorageError) as err:
-        make_lists(str(golden_tree), str(tmp_path / "out" / "data"))
-    assert str(err.value) == (
-        f"{tmp_path}/out: output folder does not exist (create it or choose another prefix)"
-    )
+def test_a_missing_prefix_folder_is_created(golden_tree: Path, tmp_path: Path) -> None:
+    make_lists(str(golden_tree), str(tmp_path / "out" / "data"))
+    assert (tmp_path / "out" / "data.lst").is_file()
 
 
 def test_shuffle_is_the_global_random_shuffle() -> None:

@@ -116,11 +116,12 @@ def test_an_undecodable_image_is_a_placeholder_named_and_exit_3(
     assert Image.open(sheet).size[0] > 0
 
 
-def test_bad_outputs_are_usage_errors_and_nothing_is_left(tmp_path: Path, rec: Path) -> None:
+def test_bad_outputs_are_usage_errors_and_new_folders_are_made(tmp_path: Path, rec: Path) -> None:
     result = invoke(str(rec), "-o", str(tmp_path / "sheet.gif"))
     assert result.exit_code == 2 and ".png or .jpg" in result.stderr
-    result = invoke(str(rec), "-o", str(tmp_path / "no" / "such" / "sheet.png"))
-    assert result.exit_code == 1
+    result = invoke(str(rec), "-o", str(tmp_path / "new" / "folder" / "sheet.png"))
+    assert result.exit_code == 0  # a missing output folder is created
+    assert (tmp_path / "new" / "folder" / "sheet.png").is_file()
     assert leftovers(tmp_path) == []
 
 

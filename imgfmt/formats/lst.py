@@ -773,7 +773,7 @@ def _check_prefix(prefix: str) -> None:
     storage.require_file_prefix(prefix, "lists are written to PREFIX.lst", "images")
     if is_s3(prefix) and not storage.s3.split_uri(prefix)[1]:
         raise UsageError(f"prefix {prefix!r} names a bucket", hint="e.g. s3://bucket/images")
-    storage.check_output_folder(prefix, hint="create it or choose another prefix")
+    storage.ensure_output_folder(prefix)
 
 
 def load_class_map(

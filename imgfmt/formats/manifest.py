@@ -440,7 +440,7 @@ def make_manifest(
         )
     prefix = check_s3_prefix(s3_prefix)
     if out != "-":
-        storage.check_output_folder(out, hint="create it first")
+        storage.ensure_output_folder(out)
     if remote_folder if is_s3(src) else os.path.isdir(src):
         entries, classes = folder_entries(src, prefix, root=root, multi_label=multi_label)
     else:
@@ -880,7 +880,7 @@ def manifest_to_lst(
     prefix = lst.list_prefix(prefix)
     if not to_stdout:
         storage.require_file_prefix(prefix, "the list is written to PREFIX.lst", "images")
-        storage.check_output_folder(prefix, hint="create it first")
+        storage.ensure_output_folder(prefix)
     if storage.splitext(manifest)[1].lower() in (".rec", ".idx", ".lst"):
         raise UsageError(
             f"{manifest} is not a manifest: manifest-to-lst reads SageMaker augmented "

@@ -148,7 +148,7 @@ def convert(
     reader = existing(source, source_format)
     target = for_output(out, to, **(write_options or {}))
     # A missing folder or bucket is found before the work, not after it.
-    storage.check_output_folder(out, hint="create it first")
+    storage.ensure_output_folder(out)
     if options is not None or target.decodes:
         # A format that decodes takes its part of the image options (the pixel limit, ...).
         given = options or ImageOptions(max_pixels=max_pixels)

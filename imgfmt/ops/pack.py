@@ -511,7 +511,7 @@ def pack(
     runner = engines.get(engine)
     _own_sharding(target, shard_size, shard_records, runner)
     # A missing folder or bucket is found before the work, not after it.
-    storage.check_output_folder(out_rec, hint="create it first")
+    storage.ensure_output_folder(out_rec)
     result = PackResult()
     # Lists, class map and records are one group: they appear together or not at all.
     with AtomicOutputs() as outputs:

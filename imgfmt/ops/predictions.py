@@ -323,7 +323,7 @@ def evaluate(
         raise UsageError(f"cannot tell the image format of {plot!r}", hint="name it .png or .jpg")
     for path in (output, confusion_csv, plot):
         if path is not None and path != "-":
-            storage.check_output_folder(path, hint="create it first")
+            storage.ensure_output_folder(path)
     kind, items, names = read_source(source)
     map_path = class_map if class_map is not None else lst.find_class_map(source)
     if map_path is not None:

@@ -313,7 +313,7 @@ def preview(
         raise UsageError(f"cannot tell the image format of {out!r}", hint="name it .png or .jpg")
     if per_class < 1:
         raise UsageError(f"per_class must be at least 1, not {per_class}")
-    storage.check_output_folder(out, hint="create it first")
+    storage.ensure_output_folder(out)
     source = open_source(path, class_map=class_map)
     if root is not None:
         if source.holds_images:

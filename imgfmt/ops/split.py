@@ -291,7 +291,7 @@ def _prefix(out_prefix: str) -> str:
     storage.require_file_prefix(out_prefix, "outputs are PREFIX_train, PREFIX_val, ...")
     stem, ext = storage.splitext(out_prefix)
     prefix = stem if ext.lower() in lst.DATASET_EXTS else out_prefix
-    storage.check_output_folder(prefix, hint="create it first")
+    storage.ensure_output_folder(prefix)
     return prefix
 
 

@@ -232,7 +232,7 @@ def unpack(
     remote = is_s3(outdir)
     created = False
     if remote:
-        storage.check_output_folder(storage.abspath(outdir))
+        storage.ensure_output_folder(storage.abspath(outdir))
     else:
         created = not os.path.exists(outdir)
         _make_folder(outdir)
