@@ -190,3 +190,33 @@ def test_dash_where_no_stream_fits_is_a_usage_error(tmp_path: Path) -> None:
         assert result.exit_code == 2, (args, result.output)
         assert says in result.stderr, (args, result.stderr)
     assert not (Path.cwd() / "-").exists() and not any(tmp_path.rglob("-*"))
+
+
+def test_include_and_exclude_choose_the_files_of_a_folder(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"ant": 3, "bee": 3, "cat": 2})
+    (photos / "bee" / "img0.jpg").rename(photos / "bee" / "tmp_img0.jpg")
+    runner = CliRunner()
+    args = ["lst-gen", str(photos), "-", "--recursive", "--no-shuffle"]
+    listed = runner.invoke(cli, [*args, "--include", "bee/*", "--include", "cat/*",
+                                 "--exclude", "*/tmp_*"])  # fmt: skip
+    assert listed.exit_code == 0, listed.output
+    lines = [line.split("\t") for line in listed.stdout.splitlines()]
+    # bee is the first class kept, so it takes label 0 (labels follow the files listed).
+    assert [(label, path) for _i, label, path in lines] == [
+        ("0.000000", "bee/img1.jpg"), ("0.000000", "bee/img2.jpg"),
+        ("1.000000", "cat/img0.jpg"), ("1.000000", "cat/img1.jpg")]  # fmt: skip
+    packed = runner.invoke(cli, ["pack", str(photos), str(tmp_path / "p.rec"), "--json",
+                                 "--exclude", "ant/*"])  # fmt: skip
+    assert packed.exit_code == 0 and json.loads(packed.stdout)["packed"] == 5
+    none = runner.invoke(cli, [*args, "--include", "zebra/*"])
+    assert none.exit_code == 2 and "that --include/--exclude keep" in none.stderr
+
+
+def test_include_applies_to_an_s3_folder_too(s3, tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"ant": 2, "bee": 2})
+    s3.upload_tree(photos, "photos")
+    args = ["lst-gen", s3.uri("photos"), "-", "--recursive", "--include", "bee/*"]
+    result = CliRunner().invoke(cli, [*args, "--endpoint-url", s3.endpoint])
+    assert result.exit_code == 0, result.output
+    assert sorted(line.split("\t")[2] for line in result.stdout.splitlines()) == [
+        "bee/img0.jpg", "bee/img1.jpg"]  # fmt: skip

@@ -156,6 +156,35 @@ IMAGE_OUT = Location("file", no_stream="an image file is written whole")
 SPLIT_OUT = Location("file", no_stream="split writes several files (OUT_PREFIX_train, _val, ...)")
 
 
+def filter_options(func: F) -> F:
+    """``--include`` and ``--exclude``: glob patterns choosing the files of a folder that is
+    listed; the command gets both (``path_filter`` makes the library's filter of them)."""
+
+    func = click.option(
+        "--exclude",
+        multiple=True,
+        metavar="PATTERN",
+        help="Leave out the files whose path under the folder matches PATTERN (a glob: "
+        "'*/tmp/*', '*.png'); repeatable; wins over --include.",
+    )(func)
+    return click.option(
+        "--include",
+        multiple=True,
+        metavar="PATTERN",
+        help="List only the files whose path under the folder matches PATTERN (a glob: "
+        "'cat/*', '*_2024*'); repeatable.",
+    )(func)
+
+
+def path_filter(include: tuple[str, ...], exclude: tuple[str, ...]) -> Any:
+    """The library's filter for ``--include``/``--exclude`` (None for neither)."""
+    if not include and not exclude:
+        return None
+    from imgfmt.formats.lst import PathFilter
+
+    return PathFilter(tuple(include), tuple(exclude))
+
+
 class Settings:
     """Global flags, shared with every command through the Click context."""
 

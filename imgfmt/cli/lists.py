@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import click
 
-from imgfmt.cli._common import FOLDER, OUTPUT_FILE, Settings, emit, exts_option, json_option
+from imgfmt.cli._common import (
+    FOLDER,
+    OUTPUT_FILE,
+    Settings,
+    emit,
+    exts_option,
+    filter_options,
+    json_option,
+    path_filter,
+)
 
 
 @click.command("lst-gen", short_help="List an image folder into a .lst (im2rec --list).")
@@ -12,6 +21,7 @@ from imgfmt.cli._common import FOLDER, OUTPUT_FILE, Settings, emit, exts_option,
 @click.argument("prefix", type=OUTPUT_FILE)
 @click.option("--recursive", is_flag=True, help="One class per sub-folder (im2rec --recursive).")
 @exts_option
+@filter_options
 @click.option("--shuffle/--no-shuffle", default=True, show_default=True, help="Shuffle the list.")
 @click.option(
     "--seed",
@@ -53,6 +63,8 @@ def lst_gen(
     prefix: str,
     recursive: bool,
     exts: tuple[str, ...],
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
     shuffle: bool,
     seed: int,
     train_ratio: float,
@@ -77,6 +89,7 @@ def lst_gen(
         prefix,
         recursive=recursive,
         exts=exts,
+        select=path_filter(include, exclude),
         shuffle=shuffle,
         seed=seed,
         train_ratio=train_ratio,

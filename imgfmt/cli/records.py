@@ -16,11 +16,13 @@ from imgfmt.cli._common import (
     engine_options,
     exit_skipped,
     exts_option,
+    filter_options,
     human_bytes,
     json_option,
     lazy,
     make_engine,
     parsed_by,
+    path_filter,
     progress,
     root_for,
     workers_option,
@@ -131,6 +133,7 @@ DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
 )
 @click.option("--seed", type=int, default=100, show_default=True, metavar="N", help="Shuffle seed.")
 @exts_option
+@filter_options
 @click.option(
     "--max-pixels",
     type=click.IntRange(min=1),
@@ -164,6 +167,8 @@ def pack_cmd(
     shuffle: bool,
     seed: int,
     exts: tuple[str, ...],
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
     max_pixels: int | None,
     allow_skip: bool,
     workers: int | None,
@@ -216,6 +221,7 @@ def pack_cmd(
             shuffle=shuffle,
             seed=seed,
             exts=exts,
+            select=path_filter(include, exclude),
             on_start=set_total,
             on_progress=advance,
             fmt=fmt,

@@ -135,8 +135,33 @@ def _class_name(relpath: str, root: str) -> str:
     return storage.basename(root) if relpath == "." else storage.posix(relpath)
 
 
+@dataclass(frozen=True)
+class PathFilter:
+    """Which listed files to keep, by glob patterns on their path relative to the root
+    (``cat/img1.jpg``; ``*`` also matches ``/``, as in ``aws s3 cp --include``): every file
+    when there is no ``include`` pattern, else those matching one; never one matching an
+    ``exclude`` pattern (exclusion wins, whatever the order given)."""
+
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    def __call__(self, relpath: str) -> bool:
+        from fnmatch import fnmatchcase
+
+        if self.include and not any(fnmatchcase(relpath, p) for p in self.include):
+            return False
+        return not any(fnmatchcase(relpath, p) for p in self.exclude)
+
+    def __bool__(self) -> bool:
+        return bool(self.include or self.exclude)
+
+
 def list_images(
-    root: str, *, recursive: bool = False, exts: Sequence[str] = DEFAULT_EXTS
+    root: str,
+    *,
+    recursive: bool = False,
+    exts: Sequence[str] = DEFAULT_EXTS,
+    select: PathFilter | None = None,
 ) -> tuple[list[LstEntry], dict[int, str]]:
     """List the images under ``root`` as im2rec's ``list_image`` does.
 
@@ -146,10 +171,13 @@ def list_images(
     order) and the class map ``{label: class name}``.
 
     An ``s3://`` root is listed as the folder tree its keys make (see
-    :func:`imgfmt.storage.walk_s3`), giving the same list as a local copy of it.
+    :func:`imgfmt.storage.walk_s3`), giving the same list as a local copy of it. ``select``
+    keeps only some files (before labels are given: a folder none of whose files is kept
+    takes no label).
     """
+    select = select or PathFilter()
     if is_s3(root):
-        return _list_s3(root, recursive, _normalise_exts(exts))
+        return _list_s3(root, recursive, _normalise_exts(exts), select)
     root = os.path.abspath(root)
     if not os.path.isdir(root):
         reason = "is not a folder" if os.path.exists(root) else "no such folder (check the path)"
@@ -161,9 +189,10 @@ def list_images(
     def add(folder: str, fname: str) -> None:
         fpath = os.path.join(folder, fname)
         if os.path.splitext(fname)[1].lower() in wanted and os.path.isfile(fpath):
-            label = labels.setdefault(folder, len(labels))
             relpath = storage.posix(os.path.relpath(fpath, root))
-            entries.append(LstEntry(len(entries), (float(label),), relpath))
+            if select(relpath):
+                label = labels.setdefault(folder, len(labels))
+                entries.append(LstEntry(len(entries), (float(label),), relpath))
 
     if recursive:
         # Real paths of each pending folder's ancestors (itself included): a folder whose
@@ -189,7 +218,7 @@ def list_images(
             add(root, fname)
 
     if not entries:
-        raise _nothing_found(root, recursive, wanted)
+        raise _nothing_found(root, recursive, wanted, select=select)
     classes = {
         label: _class_name(os.path.relpath(folder, root), root) for folder, label in labels.items()
     }
@@ -197,7 +226,7 @@ def list_images(
 
 
 def _list_s3(
-    root: str, recursive: bool, wanted: frozenset[str]
+    root: str, recursive: bool, wanted: frozenset[str], select: PathFilter
 ) -> tuple[list[LstEntry], dict[int, str]]:
     root = storage.abspath(root)
     entries: list[LstEntry] = []
@@ -208,14 +237,14 @@ def _list_s3(
         has_folders = has_folders or bool(dirs)
         has_files = has_files or bool(files)
         for fname in files:
-            if os.path.splitext(fname)[1].lower() in wanted:
+            path = fname if rel == "." else f"{rel}/{fname}"
+            if os.path.splitext(fname)[1].lower() in wanted and select(path):
                 label = labels.setdefault(rel, len(labels))
-                path = fname if rel == "." else f"{rel}/{fname}"
                 entries.append(LstEntry(len(entries), (float(label),), path))
     if not entries:
         if not has_folders and not has_files:
             raise storage.missing(root, "no objects under this prefix", "check the prefix")
-        raise _nothing_found(root, recursive, wanted, has_folders=has_folders)
+        raise _nothing_found(root, recursive, wanted, has_folders=has_folders, select=select)
     classes = {label: _class_name(rel, root) for rel, label in labels.items()}
     return entries, classes
 
@@ -226,10 +255,18 @@ def _unreadable(err: OSError) -> NoReturn:
 
 
 def _nothing_found(
-    root: str, recursive: bool, exts: frozenset[str], *, has_folders: bool | None = None
+    root: str,
+    recursive: bool,
+    exts: frozenset[str],
+    *,
+    has_folders: bool | None = None,
+    select: PathFilter | None = None,
 ) -> UsageError:
     mode = "recursive" if recursive else "top level only"
     message = f"no images with extensions {', '.join(sorted(exts))} found under {root} ({mode})"
+    if select:
+        message += " that --include/--exclude keep"
+        return UsageError(message, hint="check the patterns: they match paths like cat/1.jpg")
     hint = None
     if not recursive:
         if has_folders is None:
@@ -821,8 +858,10 @@ def make_lists(
     train_ratio: float = 1.0,
     test_ratio: float = 0.0,
     chunks: int = 1,
+    select: PathFilter | None = None,
 ) -> ListResult:
-    """``im2rec.py --list PREFIX ROOT``: list, shuffle, split and write, plus the class map.
+    """``im2rec.py --list PREFIX ROOT``: list, shuffle, split and write, plus the class map;
+    ``select`` lists only some files (``--include``/``--exclude``).
 
     ``prefix`` is relative to the current folder, the paths in the lists relative to
     ``root``. Every list file and ``PREFIX.classes.tsv`` appear together or not at all.
@@ -837,7 +876,7 @@ def make_lists(
     prefix = list_prefix(prefix)
     if not to_stdout:
         _check_prefix(prefix)
-    entries, classes = list_images(root, recursive=recursive, exts=exts)
+    entries, classes = list_images(root, recursive=recursive, exts=exts, select=select)
     if shuffle:
         entries = shuffle_entries(entries, seed)
     if to_stdout:  # the list alone: the class map has no stream to go to

@@ -439,6 +439,7 @@ def _plan(
     seed: int,
     exts: Sequence[str],
     outputs: AtomicOutputs,
+    select: lst.PathFilter | None = None,
 ) -> tuple[str, dict[str, Collection[lst.LstEntry]], dict[str, Collection[lst.LstEntry]]]:
     """What ``pack`` will pack: the root of the images, each output's entries (keyed by the
     list path it takes its name from), and the lists to write once packed. The class map is
@@ -447,7 +448,7 @@ def _plan(
     plan: dict[str, Collection[lst.LstEntry]]
     lists: dict[str, Collection[lst.LstEntry]] = {}  # written after packing
     if storage.is_dir(source):
-        entries, classes = lst.list_images(source, recursive=True, exts=exts)
+        entries, classes = lst.list_images(source, recursive=True, exts=exts, select=select)
         if shuffle:
             entries = lst.shuffle_entries(entries, seed)
         plan = dict(lst.plan_splits(entries, stem, chunks=chunks))
@@ -490,6 +491,7 @@ def pack(
     shuffle: bool = True,
     seed: int = 100,
     exts: Sequence[str] = lst.DEFAULT_EXTS,
+    select: lst.PathFilter | None = None,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     fmt: str | Format | None = None,
@@ -499,13 +501,16 @@ def pack(
     format (default: from ``out_rec``'s extension, see :func:`output_format`).
 
     A folder is listed with lst-gen's rules (recursive, shuffled with ``seed`` unless
-    ``shuffle`` is off) and the list and class map are written beside ``out_rec``.
+    ``shuffle`` is off; ``exts`` and ``select`` choose the files) and the list and class map
+    are written beside ``out_rec``.
     With ``chunks > 1`` the list is cut as im2rec cuts it and each chunk packed into
     ``OUT_i.rec``.
     """
     target = output_format(out_rec, fmt, size, options)
     ext = storage.splitext(out_rec)[1]
     lst.require_list_or_folder(source, "pack")
+    if select and not storage.is_dir(source):
+        raise UsageError("`include` and `exclude` choose the files of a folder SOURCE, not a list")
     if chunks < 1:
         raise UsageError("--chunks must be at least 1")
     runner = engines.get(engine)
@@ -516,7 +521,7 @@ def pack(
     # Lists, class map and records are one group: they appear together or not at all.
     with AtomicOutputs() as outputs:
         root, plan, lists = _plan(
-            source, out_rec, root, target, chunks, shuffle, seed, exts, outputs
+            source, out_rec, root, target, chunks, shuffle, seed, exts, outputs, select
         )
         if shard_records and isinstance(plan.get(out_rec), _StreamedList):
             # One pass over the list checks it, its labels, and notes where shards start.
