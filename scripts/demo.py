@@ -65,7 +65,7 @@ def main() -> None:
 
     Path("data").mkdir()
     print("$ mkdir data")
-    print("(photos/cat/broken.jpg is not a real JPEG: pack will name it, pack the rest and exit 1;")
+    print("(photos/cat/broken.jpg is not a real JPEG: pack will name it, pack the rest and exit 3;")
     print(" the second pack passes --allow-skip to accept that)")
     run("lst-gen", "photos", "data/photos", "--recursive", "--train-ratio", "0.8")
     run(
