@@ -7,6 +7,16 @@ purely local runs never load them.
 - Credentials, region and endpoint come the way the AWS CLI finds them (the standard boto3
   chain, ``AWS_PROFILE``, ``AWS_ENDPOINT_URL``, ``~/.aws/config``), overridden by
   :func:`configure` (the CLI's global ``--profile``, ``--region``, ``--endpoint-url``).
+- What buckets with policies require, as the AWS CLI names it: every new object (PutObject,
+  CreateMultipartUpload, and the CopyObject that renames one) carries the settings'
+  server-side encryption, storage class and canned ACL; ``request_payer`` goes on every
+  request (reads, lists, HEADs, writes, multipart steps, copies).
+- Every upload carries a CRC32 content checksum (PutObject, and UploadPart with the part
+  checksums in CompleteMultipartUpload), computed by botocore from the bytes sent: S3
+  refuses bytes damaged on the way (``BadDigest``) instead of storing them. Asked for
+  explicitly, so every botocore version does the same; ``request_checksum_calculation =
+  when_required`` (``AWS_REQUEST_CHECKSUM_CALCULATION``), the AWS setting for stores that
+  reject checksums, turns them off.
 - One client per process, made on first use and made again after a fork: worker processes
   never share their parent's connections.
 - Transient failures (5xx, throttling, dropped connections, timeouts) are retried by
@@ -26,6 +36,7 @@ smaller than one part is a single PutObject at completion.
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import random
@@ -71,6 +82,51 @@ MAX_CONCURRENCY = 16
 #: S3's largest ListObjectsV2 page.
 LIST_PAGE_SIZE = 1000
 
+#: ``--sse`` values (the AWS CLI's): S3-managed keys, KMS keys, dual-layer KMS encryption.
+SSE_ALGORITHMS = ("AES256", "aws:kms", "aws:kms:dsse")
+#: The SSE algorithms that take a KMS key (``--sse-kms-key-id``; without one, the account's
+#: AWS-managed ``aws/s3`` key).
+KMS_SSE_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
+#: ``--storage-class`` values: those the AWS CLI's ``aws s3 cp`` takes. GLACIER and
+#: DEEP_ARCHIVE objects cannot be read or copied until restored (GLACIER_IR can).
+STORAGE_CLASSES = (
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "GLACIER_IR",
+)
+#: ``--acl`` values: S3's canned ACLs for objects (botocore's ``ObjectCannedACL``; the AWS
+#: CLI's ``log-delivery-write`` applies to buckets only).
+CANNED_ACLS = (
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+)
+#: ``--request-payer`` values: the requester pays for a Requester Pays bucket's requests.
+REQUEST_PAYERS = ("requester",)
+#: The content checksum sent with every upload (computed by botocore from the bytes sent;
+#: S3 answers ``BadDigest`` to bytes that do not match it). CRC32 is what boto3 computes by
+#: default since botocore 1.36, and needs no extra package (CRC32C needs awscrt).
+CHECKSUM_ALGORITHM = "CRC32"
+#: The member of a response (UploadPart) and of a completed part that holds that checksum.
+CHECKSUM_MEMBER = f"Checksum{CHECKSUM_ALGORITHM}"
+
+#: Error codes of bytes that S3 received damaged: not what their checksum (CRC32,
+#: Content-MD5) or signed payload hash says.
+_DAMAGED_IN_TRANSIT = {"BadDigest", "XAmzContentSHA256Mismatch"}
+#: Error codes of a read (InvalidObjectState) or copy (ObjectNotInActiveTierError) of an
+#: object in the GLACIER or DEEP_ARCHIVE storage class that has not been restored.
+_ARCHIVED = {"InvalidObjectState", "ObjectNotInActiveTierError"}
+#: Operations that write an object (their "access denied" may be a bucket policy's demand).
+_WRITES = {"put_object", "create_multipart_upload", "upload_part", "complete_multipart_upload"}
 #: Error codes meaning "this object or bucket is not there" (HEAD requests only get "404").
 _MISSING_KEY = {"NoSuchKey", "404", "NotFound"}
 _DENIED = {"AccessDenied", "403", "AllAccessDisabled", "AccountProblem", "Forbidden"}
@@ -97,7 +153,13 @@ _TRANSIENT = {
 
 @dataclass(frozen=True)
 class S3Settings:
-    """How to reach S3. ``None`` means: as boto3 finds it (environment, ~/.aws, defaults)."""
+    """How to reach S3. ``None`` means: as boto3 finds it (environment, ~/.aws, defaults).
+
+    ``sse``, ``sse_kms_key_id``, ``storage_class`` and ``acl`` go on every object written;
+    ``None`` leaves them to the bucket's defaults. ``request_payer`` goes on every request.
+    Checked when made: an unknown value, or a KMS key without KMS encryption, is a
+    ``UsageError`` (so give ``sse`` and ``sse_kms_key_id`` to one :func:`configure` call).
+    """
 
     profile: str | None = None
     region: str | None = None
@@ -106,6 +168,27 @@ class S3Settings:
     max_attempts: int | None = None
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     read_timeout: float = DEFAULT_READ_TIMEOUT
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+    storage_class: str | None = None
+    acl: str | None = None
+    request_payer: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, allowed in (
+            ("sse", SSE_ALGORITHMS),
+            ("storage_class", STORAGE_CLASSES),
+            ("acl", CANNED_ACLS),
+            ("request_payer", REQUEST_PAYERS),
+        ):
+            value = getattr(self, name)
+            if value is not None and value not in allowed:
+                raise UsageError(f"unknown `{name}` {value!r}: use one of {', '.join(allowed)}")
+        if self.sse_kms_key_id and self.sse not in KMS_SSE_ALGORITHMS:
+            raise UsageError(
+                "`sse_kms_key_id` needs `sse` aws:kms (or aws:kms:dsse): the key is for "
+                "SSE-KMS encryption"
+            )
 
     @property
     def attempts(self) -> int:
@@ -209,8 +292,53 @@ def client() -> Any:
                 f"invalid S3 endpoint URL {wanted.endpoint_url!r}",
                 hint="give --endpoint-url (or AWS_ENDPOINT_URL) as http(s)://host[:port]",
             ) from err
+        if wanted.request_payer:
+            # On the client, not at each call, so that boto3's managed copy (its HeadObject,
+            # UploadPartCopy, ...) carries it too.
+            made.meta.events.register(
+                "before-sign.s3", functools.partial(_add_request_payer, wanted.request_payer)
+            )
         _client = (pid, wanted, made)
         return made
+
+
+#: The header of ``request_payer``: "requesters must include x-amz-request-payer in their
+#: requests ... for POST, GET and HEAD requests" (S3's Requester Pays documentation).
+REQUEST_PAYER_HEADER = "x-amz-request-payer"
+
+
+def _add_request_payer(payer: str, request: Any, **_: Any) -> None:
+    """botocore hook, before a request is signed: the request payer header on every
+    request, also those whose API has no ``RequestPayer`` parameter (HeadBucket)."""
+    if REQUEST_PAYER_HEADER not in request.headers:
+        request.headers[REQUEST_PAYER_HEADER] = payer
+
+
+def sends_checksums() -> bool:
+    """Whether uploads carry :data:`CHECKSUM_ALGORITHM` checksums: always, unless the AWS
+    configuration says ``request_checksum_calculation = when_required`` (for S3-compatible
+    stores that reject them; older botocore has no such setting)."""
+    config = client().meta.config
+    return getattr(config, "request_checksum_calculation", None) != "when_required"
+
+
+def object_args() -> dict[str, str]:
+    """The parameters every new object is written with (PutObject, CreateMultipartUpload,
+    CopyObject): server-side encryption, storage class and ACL from the settings, and the
+    checksum algorithm."""
+    wanted = _settings
+    args: dict[str, str] = {}
+    if sends_checksums():
+        args["ChecksumAlgorithm"] = CHECKSUM_ALGORITHM
+    for parameter, value in (
+        ("ServerSideEncryption", wanted.sse),
+        ("SSEKMSKeyId", wanted.sse_kms_key_id),
+        ("StorageClass", wanted.storage_class),
+        ("ACL", wanted.acl),
+    ):
+        if value:
+            args[parameter] = value
+    return args
 
 
 def executor() -> ThreadPoolExecutor:
@@ -238,8 +366,9 @@ def _endpoint_text() -> str:
     return f"{parts.scheme}://{parts.netloc}" if parts.netloc else "the configured endpoint"
 
 
-def wrap_error(err: BaseException, uri: str) -> StorageError:
-    """One botocore exception as a one-line ``StorageError`` naming ``uri``, with a fix."""
+def wrap_error(err: BaseException, uri: str, *, writing: bool = False) -> StorageError:
+    """One botocore exception as a one-line ``StorageError`` naming ``uri``, with a fix;
+    ``writing``: it answered a request that writes an object."""
     from botocore import exceptions as bex
 
     attempts = _settings.attempts
@@ -247,6 +376,36 @@ def wrap_error(err: BaseException, uri: str) -> StorageError:
         error = err.response.get("Error", {})
         code = str(error.get("Code", ""))
         status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        message = str(error.get("Message") or code or status)
+        if code in _DAMAGED_IN_TRANSIT:
+            return StorageError(
+                "S3 refused the upload: the bytes it received do not match their checksum "
+                "(damaged on the way); nothing was stored",
+                path=uri,
+                hint="run again; if it keeps happening, check the network and any proxy "
+                "between here and S3",
+            )
+        if code == "AccessControlListNotSupported":
+            return StorageError(
+                "the bucket does not accept ACLs (object ownership: bucket owner enforced)",
+                path=uri,
+                hint="leave out --acl",
+            )
+        if code.startswith("KMS.") or code == "KMSKeyNotFound":
+            return StorageError(
+                f"S3 could not use the KMS key ({code}: {message})",
+                path=uri,
+                hint="check --sse-kms-key-id, and that the credentials may use the key "
+                "(kms:GenerateDataKey, kms:Decrypt)",
+            )
+        if code in _ARCHIVED:
+            return StorageError(
+                "the object is archived (GLACIER or DEEP_ARCHIVE storage class): S3 reads "
+                "or copies it only once restored",
+                path=uri,
+                hint="restore it (aws s3api restore-object), or write with --storage-class "
+                "GLACIER_IR: archived, yet readable at once",
+            )
         if code == "NoSuchBucket":
             bucket = split_uri(uri)[0]
             return NotFound(
@@ -259,6 +418,14 @@ def wrap_error(err: BaseException, uri: str) -> StorageError:
         if code == "NoSuchUpload":
             return StorageError(
                 "the multipart upload was aborted by someone else", path=uri, hint="run again"
+            )
+        if (code in _DENIED or status == 403) and writing:
+            return StorageError(
+                "access denied",
+                path=uri,
+                hint="check that the credentials (--profile, AWS_PROFILE) may write here, and "
+                "what the bucket's policy requires of new objects (--sse, --sse-kms-key-id, "
+                "--acl bucket-owner-full-control, --request-payer requester)",
             )
         if code in _DENIED or status == 403:
             return StorageError(
@@ -295,6 +462,14 @@ def wrap_error(err: BaseException, uri: str) -> StorageError:
             f"AWS profile {_settings.profile or os.environ.get('AWS_PROFILE')!r} not found",
             path=uri,
             hint="check --profile / AWS_PROFILE against ~/.aws/config",
+        )
+    if isinstance(err, bex.FlexibleChecksumError):  # a GET's body against S3's checksum
+        return StorageError(
+            f"the bytes received do not match the object's checksum (damaged on the way; "
+            f"{attempts} attempts)",
+            path=uri,
+            hint="run again; if it keeps happening, check the network and any proxy between "
+            "here and S3",
         )
     if isinstance(err, (bex.EndpointConnectionError, bex.ConnectTimeoutError)):
         return StorageError(
@@ -335,7 +510,7 @@ def call(uri: str, operation: str, **params: Any) -> Any:
     try:
         return getattr(client(), operation)(**params)
     except _boto_errors() as err:
-        raise wrap_error(err, uri) from err
+        raise wrap_error(err, uri, writing=operation in _WRITES) from err
 
 
 class NotFound(StorageError):
@@ -568,9 +743,9 @@ class Reader(io.RawIOBase):
 
 
 def put_bytes(uri: str, data: bytes) -> None:
-    """One PutObject: the object appears whole, or not at all."""
+    """One PutObject (with :func:`object_args`): the object appears whole, or not at all."""
     bucket, key = split_uri(uri)
-    call(uri, "put_object", Bucket=bucket, Key=key, Body=data)
+    call(uri, "put_object", Bucket=bucket, Key=key, Body=data, **object_args())
 
 
 def delete(uri: str) -> None:
@@ -618,9 +793,16 @@ class Writer(io.BufferedIOBase):
     def _upload_part(self, size: int | None = None) -> None:
         """Upload the first ``size`` buffered bytes (all if None) as the next part."""
         if self._upload_id is None:
-            created = call(self.uri, "create_multipart_upload", Bucket=self._bucket, Key=self._key)
+            created = call(
+                self.uri,
+                "create_multipart_upload",
+                Bucket=self._bucket,
+                Key=self._key,
+                **object_args(),
+            )
             self._upload_id = created["UploadId"]
         number = len(self._parts) + 1
+        checksum = {"ChecksumAlgorithm": CHECKSUM_ALGORITHM} if sends_checksums() else {}
         response = call(
             self.uri,
             "upload_part",
@@ -629,8 +811,12 @@ class Writer(io.BufferedIOBase):
             UploadId=self._upload_id,
             PartNumber=number,
             Body=bytes(self._buffer[:size]),
+            **checksum,
         )
-        self._parts.append({"ETag": response["ETag"], "PartNumber": number})
+        part = {"ETag": response["ETag"], "PartNumber": number}
+        if response.get(CHECKSUM_MEMBER):  # S3 wants each part's checksum at completion
+            part[CHECKSUM_MEMBER] = response[CHECKSUM_MEMBER]
+        self._parts.append(part)
         del self._buffer[: len(self._buffer) if size is None else size]
         if number % PARTS_PER_SIZE_STEP == 0:
             self.part_size *= 2
@@ -686,7 +872,8 @@ class Writer(io.BufferedIOBase):
 
 
 def complete_upload(uri: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
-    """Complete a multipart upload staged elsewhere (:meth:`Writer.stage`)."""
+    """Complete a multipart upload staged elsewhere (:meth:`Writer.stage`); ``parts`` as
+    the writer recorded them (with each part's checksum)."""
     bucket, key = split_uri(uri)
     call(
         uri,
@@ -726,18 +913,38 @@ def uploads_under(prefix: str) -> Iterator[tuple[str, str]]:
 
 def copy(source: str, target: str) -> None:
     """Copy one object to another key of the same endpoint, server side (multipart copy
-    for large objects: boto3's managed copy)."""
+    for large objects: boto3's managed copy), written as every new object is
+    (:func:`object_args`: a copy would otherwise take the bucket's defaults)."""
     bucket, key = split_uri(source)
     target_bucket, target_key = split_uri(target)
     try:
-        client().copy({"Bucket": bucket, "Key": key}, target_bucket, target_key)
+        client().copy(
+            {"Bucket": bucket, "Key": key}, target_bucket, target_key, ExtraArgs=object_args()
+        )
     except _boto_errors() as err:
-        raise wrap_error(err, target) from err
+        response = getattr(err, "response", None)  # a ClientError's
+        code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+        if code in _ARCHIVED:  # written so by --storage-class: name the cause, not a restore
+            raise StorageError(
+                f"cannot rename {source} here: S3 copies no object of storage class "
+                f"{_settings.storage_class or 'GLACIER or DEEP_ARCHIVE'} (outputs are renamed "
+                "by a server-side copy when their final name is known only at the end, as "
+                "--shard-size shards)",
+                path=target,
+                hint="write with --storage-class GLACIER_IR, or archive later with a bucket "
+                "lifecycle rule",
+            ) from err
+        raise wrap_error(err, target, writing=True) from err
 
 
 __all__ = [
+    "CANNED_ACLS",
+    "CHECKSUM_ALGORITHM",
     "DEFAULT_PART_SIZE",
     "MIN_PART_SIZE",
+    "REQUEST_PAYERS",
+    "SSE_ALGORITHMS",
+    "STORAGE_CLASSES",
     "NotFound",
     "Reader",
     "S3Settings",

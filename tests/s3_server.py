@@ -2,19 +2,27 @@
 
 ``start_moto()`` runs moto (from PyPI, the ``moto[server]`` dev dependency) as an HTTP S3
 server on 127.0.0.1 in a child process. ``Proxy`` is a small threaded HTTP proxy on
-127.0.0.1 in front of it: it records every request (method, path, query, ``Range``) so
-tests can count what a command asked for, and can be told to fail the next N requests
-that match (an error status with an S3 error body, a dropped connection, or a body cut
-short) to show that retries recover and that a failure leaves nothing behind.
+127.0.0.1 in front of it: it records every request (method, path, query, ``Range``,
+headers, and small bodies) so tests can count what a command asked for and check what it
+sent, and can be told to fail the next N requests that match (an error status with an S3
+error body, a dropped connection, a body cut short, or a request body damaged on its way)
+to show that retries recover and that a failure leaves nothing behind.
+
+moto (5.2) stores an upload whatever its ``x-amz-checksum-*`` header says; S3 compares it
+with the bytes received and answers ``400 BadDigest``. The proxy does that check for moto
+(``Proxy.check_checksums``), so a body damaged on its way is refused as S3 would refuse it.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import socket
 import subprocess
 import sys
 import threading
+import zlib
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -34,6 +42,33 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy
 
 #: S3 error codes for the statuses a rule can return.
 _ERROR_CODES = {403: "AccessDenied", 500: "InternalError", 503: "ServiceUnavailable"}
+
+#: Request bodies up to this size are kept in :class:`Seen` (the XML of a
+#: CompleteMultipartUpload); larger ones (object data) are not.
+SMALL_BODY = 64 << 10
+
+
+def _crc32(data: bytes) -> bytes:
+    return zlib.crc32(data).to_bytes(4, "big")
+
+
+#: The ``x-amz-checksum-*`` headers the proxy checks, and how to compute each (CRC32C and
+#: CRC64NVME need packages the tests do not have: not checked).
+_CHECKSUMS = {
+    "x-amz-checksum-crc32": _crc32,
+    "x-amz-checksum-sha1": lambda data: hashlib.sha1(data).digest(),
+    "x-amz-checksum-sha256": lambda data: hashlib.sha256(data).digest(),
+}
+
+
+def checksum_mismatch(headers: dict[str, str], body: bytes) -> str | None:
+    """The algorithm of an ``x-amz-checksum-*`` header that ``body`` does not match, as S3
+    names it in its ``BadDigest`` message ("CRC32"), or None."""
+    for name, digest in _CHECKSUMS.items():
+        sent = next((v for k, v in headers.items() if k.lower() == name), None)
+        if sent is not None and sent != base64.b64encode(digest(body)).decode():
+            return name.rsplit("-", 1)[1].upper()
+    return None
 
 
 def start_moto() -> tuple[subprocess.Popen[str], int]:
@@ -59,17 +94,31 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _flip_a_byte(data: bytes) -> bytes:
+    damaged = bytearray(data)
+    damaged[len(damaged) // 2] ^= 0xFF
+    return bytes(damaged)
+
+
 @dataclass(frozen=True)
 class Seen:
-    """One request as the proxy received it."""
+    """One request as the proxy received it: ``headers`` as ``(lower-case name, value)``
+    pairs, ``body`` when at most :data:`SMALL_BODY` bytes (else None)."""
 
     method: str
     path: str
     query: str
     range: str | None
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
 
     def has(self, text: str) -> bool:
         return text in self.path or text in self.query
+
+    def header(self, name: str) -> str | None:
+        """The value of header ``name`` (any case), or None."""
+        name = name.lower()
+        return next((value for key, value in self.headers if key == name), None)
 
 
 @dataclass
@@ -80,7 +129,10 @@ class Rule:
     method: str | None = None
     match: str = ""
     status: int = 503
-    mode: str = "status"  # "status", "drop" (close, no answer), "cut" (half the body)
+    #: "status"; "drop" (close, no answer); "cut" (half the response body); "corrupt" (one
+    #: byte flipped in the request body on its way to the server, or in the response body
+    #: of a request without one)
+    mode: str = "status"
     hits: int = 0
 
     def applies(self, seen: Seen) -> bool:
@@ -96,6 +148,9 @@ class Proxy:
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
+        #: Answer ``400 BadDigest``, as S3 does, to a body that does not match its
+        #: ``x-amz-checksum-*`` header (moto stores it regardless).
+        self.check_checksums = True
         self.requests: list[Seen] = []
         self.rules: list[Rule] = []
         self._lock = threading.Lock()
@@ -122,6 +177,7 @@ class Proxy:
         with self._lock:
             self.requests.clear()
             self.rules.clear()
+            self.check_checksums = True
 
     def fail(self, times: int, **rule: object) -> Rule:
         """Fail the next ``times`` matching requests (see :class:`Rule`)."""
@@ -183,28 +239,45 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
+    def _send_error(self, status: int, code: str, message: str) -> None:
+        error = (
+            f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+            f"<Message>{message}</Message></Error>"
+        ).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/xml")
+        self.send_header("Content-Length", str(len(error) if self.command != "HEAD" else 0))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(error)
+
     def _handle(self) -> None:
         body = self._body()
         parts = urlsplit(self.path)
-        seen = Seen(self.command, parts.path, parts.query, self.headers.get("Range"))
+        seen = Seen(
+            self.command,
+            parts.path,
+            parts.query,
+            self.headers.get("Range"),
+            tuple((k.lower(), v) for k, v in self.headers.items()),
+            body if len(body) <= SMALL_BODY else None,
+        )
         rule = self.owner._record(seen)
         if rule is not None and rule.mode == "drop":
             self.close_connection = True
             return
         if rule is not None and rule.mode == "status":
             code = _ERROR_CODES.get(rule.status, "InternalError")
-            error = (
-                f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
-                f"<Message>injected by the test proxy</Message></Error>"
-            ).encode()
-            self.send_response(rule.status)
-            self.send_header("Content-Type", "application/xml")
-            self.send_header("Content-Length", str(len(error) if self.command != "HEAD" else 0))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(error)
+            self._send_error(rule.status, code, "injected by the test proxy")
             return
+        if rule is not None and rule.mode == "corrupt" and body:
+            body = _flip_a_byte(body)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
+        algorithm = checksum_mismatch(headers, body) if self.owner.check_checksums else None
+        if algorithm is not None:  # S3's own words
+            message = f"The {algorithm} you specified did not match the calculated checksum."
+            self._send_error(400, "BadDigest", message)
+            return
         headers["Content-Length"] = str(len(body))
         for attempt in range(2):  # a kept-alive upstream connection may have gone stale
             conn = self.owner.upstream()
@@ -227,6 +300,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
+        if rule is not None and rule.mode == "corrupt" and data and not body:
+            data = _flip_a_byte(data)
         if rule is not None and rule.mode == "cut":
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()

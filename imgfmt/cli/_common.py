@@ -243,10 +243,42 @@ def _take_global(ctx: click.Context, param: click.Parameter, value: Any) -> None
 def global_options(*, after_command: bool) -> list[click.Option]:
     """The options every command takes, before the command (on the group) or after it (on
     each command, as the AWS CLI does): ``-v``, ``-q``, ``--no-progress``, ``--profile``,
-    ``--region``, ``--endpoint-url``."""
+    ``--region``, ``--endpoint-url``, and what objects written to S3 carry: ``--sse``,
+    ``--sse-kms-key-id``, ``--storage-class``, ``--acl``, ``--request-payer``."""
+    from imgfmt import s3  # light: boto3 is imported by the first S3 request
+
     extra: dict[str, Any] = (
         {"expose_value": False, "callback": _take_global} if after_command else {}
     )
+    object_options = ("sse", "sse_kms_key_id", "storage_class", "acl", "request_payer")
+
+    def take_object_option(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        # Gathered from both places (the group reports each, None when not given; after the
+        # command a given value wins), then set together once the command has reported all
+        # of them: --sse and --sse-kms-key-id are checked as a pair wherever each was given,
+        # and a previous run's values never linger.
+        if ctx.resilient_parsing:  # shell completion
+            return
+        wanted = ctx.meta.setdefault("imgfmt.s3_object_options", {})
+        if not after_command or value is not None:
+            wanted[param.name] = value
+        if not after_command:
+            return
+        reported = ctx.meta.setdefault("imgfmt.s3_object_options_reported", set())
+        reported.add(param.name)
+        if len(reported) < len(object_options):
+            return
+        import re
+
+        from imgfmt.errors import UsageError
+
+        try:
+            s3.configure(**wanted)
+        except UsageError as err:  # `sse_kms_key_id` -> --sse-kms-key-id
+            flags = re.sub(r"`([a-z_]+)`", lambda m: "--" + m[1].replace("_", "-"), str(err))
+            raise click.UsageError(flags, ctx) from err
+
+    s3_extra: dict[str, Any] = {"expose_value": False, "callback": take_object_option}
     return [
         click.Option(["-v", "--verbose"], count=True, help="More detail; tracebacks on errors.",
                      **extra),
@@ -261,6 +293,20 @@ def global_options(*, after_command: bool) -> list[click.Option]:
         click.Option(["--endpoint-url"], metavar="URL", help="S3-compatible endpoint, e.g. "
                      "http://localhost:9000 for MinIO (default: AWS_ENDPOINT_URL, else AWS).",
                      **extra),
+        click.Option(["--sse"], type=click.Choice(s3.SSE_ALGORITHMS), help="Server-side "
+                     "encryption of the objects written to S3 (default: the bucket's).",
+                     **s3_extra),
+        click.Option(["--sse-kms-key-id"], metavar="KEY", help="KMS key (id, ARN or alias) "
+                     "for --sse aws:kms (default: the account's aws/s3 key).", **s3_extra),
+        click.Option(["--storage-class"], type=click.Choice(s3.STORAGE_CLASSES),
+                     metavar="CLASS", help="Storage class of the objects written to S3: "
+                     f"{', '.join(s3.STORAGE_CLASSES)} (default: STANDARD).", **s3_extra),
+        click.Option(["--acl"], type=click.Choice(s3.CANNED_ACLS), metavar="ACL",
+                     help="Canned ACL of the objects written to S3, e.g. "
+                     "bucket-owner-full-control.", **s3_extra),
+        click.Option(["--request-payer"], type=click.Choice(s3.REQUEST_PAYERS), help="Pay "
+                     "for the requests (reads and writes) to a Requester Pays bucket.",
+                     **s3_extra),
     ]  # fmt: skip
 
 
