@@ -897,3 +897,115 @@ __all__ = [
     "splitext",
     "walk_s3",
 ]
+
+
+# --------------------------------------------------------------------------- dry runs
+
+
+def planned_folder(
+    folder: str, hint: str | None = "check the path, or write elsewhere"
+) -> str | None:
+    """What making the local ``folder`` (``mkdir -p``) would do, without doing it, for a
+    dry run: ``folder`` (as given) when it would be created, None when it is there; the
+    ``StorageError`` creating it would raise when it cannot be (a part of the path is a
+    file, no permission)."""
+    path = os.path.abspath(folder)
+    if os.path.isdir(path):
+        return None
+    parent = path
+    while not os.path.exists(parent):  # the nearest part of the path that is there
+        parent = os.path.dirname(parent)
+    failure: OSError | None = None
+    if parent == path:
+        failure = FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST))
+    elif not os.path.isdir(parent):
+        failure = NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+    elif not os.access(parent, os.W_OK | os.X_OK):
+        failure = PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+    if failure is not None:
+        raise StorageError(
+            f"cannot create the output folder: {describe_os_error(failure)}",
+            path=path,
+            hint=hint,
+        )
+    return folder
+
+
+def planned_output_folder(
+    path: str, hint: str | None = "check the path, or write elsewhere"
+) -> str | None:
+    """:func:`ensure_output_folder` for a dry run: the same checks (an S3 bucket must be in
+    reach: a read), nothing created; the local folder it would create, if any."""
+    if is_s3(path):
+        s3.check_bucket(path)
+        return None
+    return planned_folder(os.path.dirname(path) or os.curdir, hint)
+
+
+class _Dropped:
+    """A write handle (text or binary) that keeps nothing it is given."""
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+    def writelines(self, lines: Iterable[Any]) -> None:
+        for _line in lines:
+            pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> _Dropped:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+class PlannedOutputs(AtomicOutputs):
+    """A stand-in for :class:`AtomicOutputs` that writes nothing, for a dry run: the code
+    that would write opens its outputs on it as usual (a writer, a class map) and learns
+    their names, while no file, temporary file or upload is made; what is written to a
+    handle is dropped. S3 buckets are checked as a real group checks them (a read), so a
+    dry run fails where the run would. :attr:`paths` are the outputs in the order opened,
+    under the names they would be published at."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._planned: dict[str, str] = {}  # the name opened -> the name published
+
+    def open(self, path: str | os.PathLike[str], mode: str = "wb") -> IO[Any]:
+        final = os.fspath(path)
+        if is_s3(final):
+            bucket = _bucket_root(final)
+            if bucket not in self._buckets:
+                s3.check_bucket(final)
+                self._buckets.add(bucket)
+        self._planned[final] = final
+        return _Dropped()  # type: ignore[return-value]
+
+    def rename(self, path: str, final: str) -> None:
+        if path not in self._planned:
+            raise KeyError(path)
+        self._planned[path] = final
+
+    def stage(self) -> list[StagedOutput]:
+        self._closed = True
+        return []
+
+    def adopt(self, staged: Iterable[StagedOutput]) -> None:
+        if list(staged):
+            raise ValueError("a dry run has no staged outputs to adopt")
+
+    def commit(self) -> None:
+        self._closed = True
+
+    def abort(self) -> None:
+        self._closed = True
+
+    @property
+    def paths(self) -> list[str]:
+        return list(self._planned.values())

@@ -11,6 +11,7 @@ from imgfmt.cli._common import (
     FILE,
     FOLDER,
     LIST_IN,
+    F,
     count_of,
     emit,
     engine_options,
@@ -31,11 +32,35 @@ from imgfmt.formats import DATASET_FORMATS
 
 if TYPE_CHECKING:
     from imgfmt.formats.base import IdSelection
+    from imgfmt.ops.convert import ConvertResult
+    from imgfmt.ops.pack import PackResult
+    from imgfmt.ops.unpack import UnpackResult
 
 #: im2rec's --quality defaults to 95 for both encodings; OpenCV clamps a PNG level to 0-9, so
 #: 95 means level 9 there. We refuse out-of-range values instead, and default to the same effect
 #: (imgfmt.images.DEFAULT_QUALITY; not imported, so that --help stays fast).
 DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
+
+#: The first line of a dry run's summary, so that no one takes it for a run's.
+DRY_RUN_HEADER = "dry run: nothing written"
+
+#: Beyond this many class folders a dry run of unpack names the first ones only (--json has all).
+MAX_FOLDERS_SHOWN = 20
+
+
+def dry_run_option(func: F) -> F:
+    """``--dry-run``: the command's checks, then what it would write instead of writing."""
+    return click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Make every check, then say what would be written (each output, how many "
+        "images) instead of writing: no file, folder or upload is made.",
+    )(func)
+
+
+def planned_folders(folders: list[str]) -> list[str]:
+    """A dry run's lines for the folders the run would create."""
+    return [f"would create folder {folder}" for folder in folders]
 
 
 @click.command("pack", short_help="Pack a .lst or a folder into .rec+.idx, .jsonl or shards.")
@@ -143,6 +168,7 @@ DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
 )
 @click.option("--allow-skip", is_flag=True, help="Exit 0 even if some images were skipped.")
 @workers_option
+@dry_run_option
 @json_option
 @click.pass_context
 def pack_cmd(
@@ -172,6 +198,7 @@ def pack_cmd(
     max_pixels: int | None,
     allow_skip: bool,
     workers: int | None,
+    dry_run: bool,
     as_json: bool,
 ) -> None:
     """Pack SOURCE (a .lst, or an image folder with one sub-folder per class)
@@ -179,11 +206,13 @@ def pack_cmd(
     with --format, a JSON Lines or SageMaker RecordIO-protobuf dataset.
 
     Bad images are skipped and reported; the exit status is then 3 unless
-    --allow-skip. Outputs appear only when complete.
+    --allow-skip. Outputs appear only when complete. --dry-run lists what would
+    be written, with the images each output would hold, reading no image.
 
     \b
     Examples:
       imgfmt pack photos/ data/train.rec --resize 256 --quality 90
+      imgfmt pack photos/ data/train.rec --shard-records 1000 --dry-run
       imgfmt pack data/train.lst data/train.rec --root photos/ --pass-through
       imgfmt pack photos/ data/test.jsonl --resize 224
       imgfmt pack digits/ data/digits.rec --format recordio-protobuf --size 28x28 --color 0
@@ -226,7 +255,11 @@ def pack_cmd(
             on_progress=advance,
             fmt=fmt,
             size=size,
+            dry_run=dry_run,
         )
+    if dry_run:
+        emit(as_json, result.to_dict(), _pack_plan(result))
+        return
     human = [f"wrote {path}" for path in result.lists]
     indexes = dict(zip(result.outputs, result.indexes))
     for path in result.outputs:
@@ -240,6 +273,29 @@ def pack_cmd(
     )
     emit(as_json, result.to_dict(), "\n".join(human))
     exit_skipped(ctx, len(result.skipped), "image was/images were", allow_skip)
+
+
+def _pack_plan(result: PackResult) -> str:
+    """A pack dry run's summary."""
+    lines = [DRY_RUN_HEADER, *planned_folders(result.folders)]
+    if result.class_map:
+        lines.append(f"would write {result.class_map} (class map)")
+    for path in result.lists:
+        lines.append(f"would write {path} ({count_of(result.counts[path], 'images')})")
+    indexes = dict(zip(result.outputs, result.indexes))
+    for path in result.outputs:
+        files = f"{path} + {indexes[path]}" if path in indexes else path
+        images = count_of(result.counts.get(path, 0), "images")
+        if result.shard_size:
+            size = human_bytes(result.shard_size)
+            lines.append(f"would write shards of about {size}, {files} ({images} in all)")
+        else:
+            lines.append(f"would write {files} ({images})")
+    shards = "all shards" if result.shard_size else f"all {result.shards} shards"
+    for path in result.combined_indexes:
+        lines.append(f"would write {path} (index of {shards}, for NVIDIA DALI)")
+    lines.append(f"would pack {count_of(result.packed, 'images')} (none read yet)")
+    return "\n".join(lines)
 
 
 @click.command("unpack", short_help="Write a dataset's images back to a folder, with a .lst.")
@@ -267,6 +323,7 @@ def pack_cmd(
 @click.option(
     "--allow-skip", is_flag=True, help="Exit 0 even if damaged records or lines were skipped."
 )
+@dry_run_option
 @json_option
 @click.pass_context
 def unpack_cmd(
@@ -277,6 +334,7 @@ def unpack_cmd(
     limit: int | None,
     class_map: str | None,
     allow_skip: bool,
+    dry_run: bool,
     as_json: bool,
 ) -> None:
     """Write the images of IN (a .rec, a RecordIO-protobuf .rec or a .jsonl) to
@@ -289,12 +347,14 @@ def unpack_cmd(
 
     A damaged record or line is reported and skipped, and every intact image is
     still written (the list names exactly those); the exit status is then 3
-    unless --allow-skip.
+    unless --allow-skip. --dry-run reads IN (decoding nothing) and says how many
+    images would go into which folders, writing nothing.
 
     \b
     Examples:
       imgfmt unpack data/train.rec unpacked/
       imgfmt unpack data/train.rec some/ --ids 3,7,100-200
+      imgfmt unpack data/train.rec unpacked/ --limit 100 --dry-run
       imgfmt pack unpacked/train.lst again.rec --root unpacked/ --pass-through
       imgfmt unpack data/test.jsonl images/
       imgfmt unpack data/digits.rec digits/
@@ -303,14 +363,45 @@ def unpack_cmd(
 
     with progress(ctx, "unpacking") as (_set_total, advance):
         result = unpack.unpack(
-            source, outdir, ids=ids, limit=limit, class_map=class_map, on_progress=advance
+            source,
+            outdir,
+            ids=ids,
+            limit=limit,
+            class_map=class_map,
+            on_progress=advance,
+            dry_run=dry_run,
         )
+    if dry_run:
+        emit(as_json, result.to_dict(), _unpack_plan(result))
+        return
     human = (
         f"wrote {count_of(result.written, 'images')} ({human_bytes(result.bytes_written)}) "
         f"in {count_of(len(result.classes), 'folders')} under {outdir}\nwrote {result.list_path}"
     )
     emit(as_json, result.to_dict(), human)
     exit_skipped(ctx, len(result.damaged), "damaged item was/damaged items were", allow_skip)
+
+
+def _unpack_plan(result: UnpackResult) -> str:
+    """An unpack dry run's summary."""
+    from imgfmt import storage
+
+    lines = [DRY_RUN_HEADER, *planned_folders(result.folders)]
+    folders = list(result.classes.items())
+    for folder, count in folders[:MAX_FOLDERS_SHOWN]:
+        path = result.outdir if folder == "." else storage.join(result.outdir, folder)
+        lines.append(f"would write {path.rstrip('/')}/ ({count_of(count, 'images')})")
+    if len(folders) > MAX_FOLDERS_SHOWN:
+        lines.append(f"... and {len(folders) - MAX_FOLDERS_SHOWN} more folders (--json lists all)")
+    lines.append(f"would write {result.list_path} ({count_of(result.written, 'images')})")
+    if result.class_map:
+        lines.append(f"would write {result.class_map} (class map)")
+    lines.append(
+        f"would unpack {count_of(result.written, 'images')} "
+        f"({human_bytes(result.bytes_written)}) into {count_of(len(folders), 'folders')} "
+        f"under {result.outdir}; {len(result.damaged)} damaged"
+    )
+    return "\n".join(lines)
 
 
 @click.command("convert", short_help="Convert between dataset formats (.rec, .jsonl, .tar, ...).")
@@ -392,6 +483,7 @@ def unpack_cmd(
     "--allow-skip", is_flag=True, help="Exit 0 even if some items were skipped or damaged."
 )
 @workers_option
+@dry_run_option
 @json_option
 @click.pass_context
 def convert_cmd(
@@ -411,6 +503,7 @@ def convert_cmd(
     max_pixels: int | None,
     allow_skip: bool,
     workers: int | None,
+    dry_run: bool,
     as_json: bool,
 ) -> None:
     """Convert the dataset IN into OUT, from any format imgfmt reads to any it
@@ -422,11 +515,13 @@ def convert_cmd(
     .rec, whose readers decode JPEG and PNG only). Ids, labels and paths are
     carried. Bad items are skipped and reported, damaged records or lines of IN
     too; the exit status is then 3 unless --allow-skip. OUT appears only when
-    complete.
+    complete. --dry-run counts IN's items (through its index if it has one) and
+    names the outputs, converting and writing nothing.
 
     \b
     Examples:
       imgfmt convert data/train.rec shards/train.tar --shard-records 10000
+      imgfmt convert data/train.rec shards/train.tar --shard-records 10000 --dry-run
       imgfmt convert data/train.rec data/train.jsonl
       imgfmt convert shards/train.tar data/train.rec --resize 256
       imgfmt convert data/train.rec data/digits.rec --format recordio-protobuf --size 28x28
@@ -460,7 +555,11 @@ def convert_cmd(
             max_pixels=max_pixels if max_pixels is not None else images.DEFAULT_MAX_PIXELS,
             workers=workers,
             on_progress=advance,
+            dry_run=dry_run,
         )
+    if dry_run:
+        emit(as_json, result.to_dict(), _convert_plan(result))
+        return
     human = [f"wrote {path}" for path in result.outputs]
     human.append(
         f"converted {result.converted} ({result.source_format} -> {result.format}, "
@@ -470,3 +569,29 @@ def convert_cmd(
     emit(as_json, result.to_dict(), "\n".join(human))
     problems = len(result.skipped) + len(result.damaged)
     exit_skipped(ctx, problems, "item was/items were", allow_skip)
+
+
+def _convert_plan(result: ConvertResult) -> str:
+    """A convert dry run's summary."""
+    how = "through its index" if result.counted_by == "index" else "by reading it"
+    lines = [
+        DRY_RUN_HEADER,
+        f"{result.source}: {count_of(result.items, 'items')} ({result.source_format}, "
+        f"counted {how})",
+        *planned_folders(result.folders),
+    ]
+    indexes = dict(zip(result.outputs, result.indexes))
+    for path in result.outputs:
+        files = f"{path} + {indexes[path]}" if path in indexes else path
+        images = count_of(result.counts.get(path, 0), "images")
+        if result.shard_size:
+            size = human_bytes(result.shard_size)
+            lines.append(f"would write shards of about {size}, {files} ({images} in all)")
+        else:
+            lines.append(f"would write {files} ({images})")
+    lines.append(
+        f"would convert {count_of(result.converted, 'items')} ({result.source_format} -> "
+        f"{result.format}); skip {len(result.skipped)}, damaged {len(result.damaged)} "
+        "(no image decoded yet)"
+    )
+    return "\n".join(lines)

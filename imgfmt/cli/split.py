@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from imgfmt.cli._common import LIST_IN, SPLIT_OUT, emit, json_option, progress
+from imgfmt.cli._common import LIST_IN, SPLIT_OUT, count_of, emit, json_option, progress
+from imgfmt.cli.records import DRY_RUN_HEADER, dry_run_option, planned_folders
+
+if TYPE_CHECKING:
+    from imgfmt.ops.split import SplitResult
 
 #: Beyond this many classes the human summary gives counts per split only (--json has all).
 MAX_CLASSES_SHOWN = 20
@@ -42,6 +48,7 @@ MAX_CLASSES_SHOWN = 20
     metavar="NAME",
     help="Manifest attribute holding the class (default: the one with a NAME-metadata).",
 )
+@dry_run_option
 @json_option
 @click.pass_context
 def split_cmd(
@@ -53,6 +60,7 @@ def split_cmd(
     seed: int,
     stratify: bool,
     label_attribute: str | None,
+    dry_run: bool,
     as_json: bool,
 ) -> None:
     """Split IN (a .lst, a .rec with its .idx, a manifest, a JSON Lines or a
@@ -64,11 +72,14 @@ def split_cmd(
     without re-encoding, under their .idx keys) and keep their input order; every
     item lands in exactly one output. Same input, ratios and seed: same outputs.
     A class map found beside IN is copied to OUT_PREFIX.classes.tsv.
+    --dry-run reads IN and plans the split, then prints the counts it would
+    write, writing nothing.
 
     \b
     Examples:
       imgfmt split data/all.lst data/photos --train-ratio 0.8 --test-ratio 0.1
       -> data/photos_train.lst, data/photos_val.lst, data/photos_test.lst
+      imgfmt split data/all.rec data/photos --dry-run   # counts only
       imgfmt split data/all.rec data/photos    # -> _train/_val .rec + .idx
       imgfmt split labels.manifest out/labels --label-attribute class
     """
@@ -85,7 +96,11 @@ def split_cmd(
             label_attribute=label_attribute,
             on_start=set_total,
             on_progress=advance,
+            dry_run=dry_run,
         )
+    if dry_run:
+        emit(as_json, result.to_dict(), _plan(result))
+        return
     lines = []
     for out in result.outputs:
         paths = f"{out.path} + {out.index}" if out.index else out.path
@@ -95,11 +110,34 @@ def split_cmd(
         lines.append(line)
     if result.class_map:
         lines.append(f"class map: {result.class_map}")
+    lines.append(_totals(result))
+    emit(as_json, result.to_dict(), "\n".join(lines))
+
+
+def _totals(result: SplitResult) -> str:
     per_split = ", ".join(f"{out.split} {out.count}" for out in result.outputs)
     how = "stratified by class" if result.stratified else "not stratified"
-    lines.append(
+    return (
         f"{result.total_in} in, {result.total_out} out: {per_split} "
         f"({len(result.classes)} classes, {how}, seed {result.seed}); "
         "nothing lost, nothing duplicated"
     )
-    emit(as_json, result.to_dict(), "\n".join(lines))
+
+
+def _plan(result: SplitResult) -> str:
+    """A split dry run's summary: the run's, said of what would be written."""
+    lines = [DRY_RUN_HEADER, *planned_folders(result.folders)]
+    for out in result.outputs:
+        paths = " + ".join(p for p in (out.path, out.index, out.list) if p)
+        line = f"would write {paths} ({count_of(out.count, 'images')}"
+        if len(out.classes) <= MAX_CLASSES_SHOWN:
+            line += "; " + ", ".join(f"{c}: {n}" for c, n in out.classes.items())
+        lines.append(line + ")")
+    if result.class_map_source:
+        lines.append(
+            f"would write {result.class_map} (class map, copied from {result.class_map_source})"
+        )
+    elif result.class_map:
+        lines.append(f"class map: {result.class_map}")
+    lines.append(_totals(result))
+    return "\n".join(lines)

@@ -31,7 +31,7 @@ from imgfmt.formats import existing, for_output
 from imgfmt.formats.base import Format, Item
 from imgfmt.images import DEFAULT_MAX_PIXELS, ImageOptions, process_image
 from imgfmt.ops.outcomes import SKIPPED, Note, Outcome, Skipped, crashed, record
-from imgfmt.storage import AtomicOutputs
+from imgfmt.storage import AtomicOutputs, PlannedOutputs
 
 if TYPE_CHECKING:
     from imgfmt.engines.local import BatchPool
@@ -58,8 +58,43 @@ class ConvertResult:
     notes: list[Note] = field(default_factory=list)
     bytes_written: int = 0
     seconds: float = 0.0
+    #: The index files written beside the outputs, if the format has any.
+    indexes: list[str] = field(default_factory=list)
+    #: A dry run: nothing was converted or written; the fields say what would be (each
+    #: output named as the run names it, ``converted`` counting every item it would take).
+    dry_run: bool = False
+    #: Items in the source (a dry run's count), and how they were counted: ``index`` (the
+    #: ids of its index, nothing else read) or ``read`` (every item read, none decoded).
+    items: int = 0
+    counted_by: str = ""
+    #: Items in each output (a dry run's plan).
+    counts: dict[str, int] = field(default_factory=dict)
+    #: Shards cut at about this many bytes: a dry run names them by a pattern (``OUT-*.tar``).
+    shard_size: int | None = None
+    #: Local folders the run creates for its outputs (a dry run's plan).
+    folders: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
+        if self.dry_run:
+            return {
+                "dry_run": True,
+                "source": self.source,
+                "source_format": self.source_format,
+                "format": self.format,
+                "items": self.items,
+                "counted_by": self.counted_by,
+                "outputs": self.outputs,
+                "indexes": self.indexes,
+                "counts": self.counts,
+                "shard_size": self.shard_size,
+                "converted": self.converted,
+                # Known only where the items were read (an index holds no labels).
+                "unlabeled": self.unlabeled if self.counted_by == "read" else None,
+                "skipped": len(self.skipped),
+                "skipped_items": [s.to_dict() for s in self.skipped],
+                "damaged": self.damaged,
+                "folders": self.folders,
+            }
         return {
             "source": self.source,
             "source_format": self.source_format,
@@ -131,6 +166,7 @@ def convert(
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     workers: int | None = None,
     on_progress: Callable[[int], None] | None = None,
+    dry_run: bool = False,
 ) -> ConvertResult:
     """Convert the dataset ``source`` (format ``source_format``, else told by its name and
     content) into ``out`` (format ``to``, else told by its extension, with the format's
@@ -138,7 +174,10 @@ def convert(
     ``shard_size`` for WebDataset). ``options``: re-encode every image so (pack's image
     options); by default images are carried unchanged where the target's readers decode
     them, and re-encoded (within ``max_pixels``) where they do not. See the module doc for
-    what is kept and what is skipped."""
+    what is kept and what is skipped.
+
+    ``dry_run``: the same checks, then what would be written, without converting or
+    writing anything (:func:`_plan_writes`)."""
     from imgfmt.engines.local import BatchPool
     from imgfmt.ops.pack import default_workers
 
@@ -148,7 +187,11 @@ def convert(
     reader = existing(source, source_format)
     target = for_output(out, to, **(write_options or {}))
     # A missing folder or bucket is found before the work, not after it.
-    storage.ensure_output_folder(out)
+    folder = None  # the folder a dry run would create
+    if dry_run:
+        folder = storage.planned_output_folder(out)
+    else:
+        storage.ensure_output_folder(out)
     if options is not None or target.decodes:
         # A format that decodes takes its part of the image options (the pixel limit, ...).
         given = options or ImageOptions(max_pixels=max_pixels)
@@ -156,11 +199,20 @@ def convert(
         target.check_output(out)
         if target.decodes:
             options = None
-    result = ConvertResult(source, reader.name, target.name)
+    result = ConvertResult(source, reader.name, target.name, dry_run=dry_run)
 
     def damaged(err: FormatError) -> None:
         result.damaged.append(str(err))
         log.log(SKIPPED, "skipped %s", err)
+
+    if dry_run:
+        result.folders.extend(filter(None, [folder]))
+        size = (write_options or {}).get("shard_size")
+        shard_size = size if isinstance(size, int) else None
+        _plan_writes(reader, source, target, out, shard_size, result, damaged, on_progress)
+        if result.converted == 0:
+            raise _nothing_converted(result, source)
+        return result
 
     # Images are decoded in worker processes (memory budget, crash isolation) whenever
     # they may be; a conversion that only re-frames runs in this thread.
@@ -187,23 +239,82 @@ def convert(
                         on_progress(1)
         writer.finish()
         result.outputs = writer.outputs
+        result.indexes = writer.indexes
         result.converted = writer.records_written
         result.bytes_written = writer.bytes_written
         if result.converted == 0:
-            failure = FormatError(
-                f"nothing could be converted ({len(result.skipped)} skipped, "
-                f"{len(result.damaged)} damaged)",
-                path=source,
-                hint="see the reasons above; nothing was written",
-            )
-            failure.details = result.to_dict()
-            raise failure
+            raise _nothing_converted(result, source)
     if result.unlabeled and not target.keeps_unlabeled:
         log.warning(
             "%s: %d items had no label and were written with label 0", out, result.unlabeled
         )
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _nothing_converted(result: ConvertResult, source: str) -> FormatError:
+    failure = FormatError(
+        f"nothing could be converted ({len(result.skipped)} skipped, "
+        f"{len(result.damaged)} damaged)",
+        path=source,
+        hint="see the reasons above; nothing was written",
+    )
+    failure.details = result.to_dict()
+    return failure
+
+
+def _plan_writes(
+    reader: Format,
+    source: str,
+    target: Format,
+    out: str,
+    shard_size: int | None,
+    result: ConvertResult,
+    damaged: Callable[[FormatError], None],
+    on_progress: Callable[[int], None] | None,
+) -> None:
+    """What converting ``source`` writes, added to ``result``, without converting: its
+    items are counted through its index where it has one (the ids alone), else by reading
+    it (nothing decoded, damage reported as the run reports it); the target's writer, opened
+    as the run opens it on a ``storage.PlannedOutputs``, is fed an empty payload per item,
+    so that it names its outputs as in the run and counts what each holds (assuming every
+    image converts: which ones cannot is known only by converting them). Shards cut by
+    size are named by a pattern: where they are cut depends on the encoded sizes."""
+    from imgfmt.ops.pack import feed_placeholders
+
+    ids = reader.indexed_ids(source)
+    items: Iterator[Item]
+    if ids is not None:
+        result.counted_by = "index"
+        items = (Item(key, (), b"") for key in ids)
+    else:
+        result.counted_by = "read"
+        items = reader.read(source, damaged)
+
+    def counted(items: Iterator[Item]) -> Iterator[Item]:
+        for item in items:
+            result.items += 1
+            if ids is None:
+                result.unlabeled += not item.labels
+            if on_progress:
+                on_progress(1)
+            yield item
+
+    def refused(item: Item, err: FormatError) -> None:
+        result.skipped.append(Skipped(f"{source}: {_name(item)}", err.message, "corrupt"))
+        log.log(SKIPPED, "would skip %s: %s", _name(item), err.message)
+
+    writer = target.writer(out, PlannedOutputs())  # as the run makes it, with its checks
+    if shard_size:
+        stem, ext = storage.splitext(out)
+        pattern = f"{stem}-*{ext}"
+        result.items = result.converted = sum(1 for _item in counted(items))
+        result.outputs, result.counts, result.indexes = [pattern], {pattern: result.items}, []
+        result.shard_size = shard_size
+        return
+    feed_placeholders(writer, counted(items), result.counts, refused)
+    result.outputs, result.indexes = writer.outputs, writer.indexes
+    result.converted = writer.records_written
 
 
 def _run(

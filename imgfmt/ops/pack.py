@@ -27,13 +27,20 @@ from itertools import islice
 
 from imgfmt import engines, formats, payloads, s3, storage
 from imgfmt.engines import Engine
-from imgfmt.errors import ImgfmtError, UsageError
+from imgfmt.errors import FormatError, ImgfmtError, UsageError
 from imgfmt.formats import lst
-from imgfmt.formats.base import DatasetWriter, Format, Item, ShardedWriter
+from imgfmt.formats.base import (
+    CombinedIndexWriter,
+    DatasetWriter,
+    Format,
+    Item,
+    ShardedWriter,
+    shard_path,
+)
 from imgfmt.formats.recordio import as_float32, survives_float32
 from imgfmt.images import ImageOptions, process_image
 from imgfmt.ops.outcomes import Note, Outcome, Skipped, crashed, record
-from imgfmt.storage import AtomicOutputs
+from imgfmt.storage import AtomicOutputs, PlannedOutputs
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +68,33 @@ class PackResult:
     combined_indexes: list[str] = field(default_factory=list)
     #: Shards written by ``--shard-records`` / ``--shard-size`` (0: not sharded).
     shards: int = 0
+    #: A dry run: no image was read and nothing written; the fields say what would be (each
+    #: output named as the run names it, ``packed`` counting every image as packed).
+    dry_run: bool = False
+    #: The class map written beside the dataset, if one is.
+    class_map: str | None = None
+    #: Images in each data file and list (a dry run's plan).
+    counts: dict[str, int] = field(default_factory=dict)
+    #: Shards cut at about this many bytes: where is known only once encoded, so a dry run
+    #: names them by a pattern (``OUT-*.rec``).
+    shard_size: int | None = None
+    #: Local folders the run creates for its outputs (a dry run's plan).
+    folders: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
+        if self.dry_run:
+            return {
+                "dry_run": True,
+                "outputs": self.outputs,
+                "indexes": self.indexes,
+                "combined_index": self.combined_indexes,
+                "lists": self.lists,
+                "class_map": self.class_map,
+                "packed": self.packed,
+                "counts": self.counts,
+                "shard_size": self.shard_size,
+                "folders": self.folders,
+            }
         return {
             "outputs": self.outputs,
             "indexes": self.indexes,
@@ -314,6 +346,7 @@ def pack_entries(
     outputs: AtomicOutputs | None = None,
     fmt: str | Format | None = None,
     size: tuple[int, int] | None = None,
+    dry_run: bool = False,
 ) -> PackResult:
     """Pack ``entries`` (paths relative to ``root``) into the dataset ``out_rec`` of format
     ``fmt`` (a name or a ``Format``; default: from the extension): MXNet RecordIO ``.rec``
@@ -328,6 +361,10 @@ def pack_entries(
     index (RecordIO: ``OUT.combined.idx``, for NVIDIA DALI). All outputs appear together
     when the run completes; an error or interruption leaves none of them. Pass ``outputs``
     to make them part of a larger group that the caller commits.
+
+    ``dry_run``: the same checks, then only what would be written (:func:`_plan_writes`):
+    no image is read, and nothing is written (``outputs``, if given, must be a
+    ``storage.PlannedOutputs``).
     """
     options = options or ImageOptions()
     result = result or PackResult()
@@ -342,8 +379,17 @@ def pack_entries(
         _check_labels(entries, pack_label, out_rec, target)
     job = _Job(root, options, pack_label, target, s3.settings())
     owned = outputs is None
-    group = AtomicOutputs() if outputs is None else outputs
+    if outputs is None:
+        group = PlannedOutputs() if dry_run else AtomicOutputs()
+    else:
+        group = outputs
     with group if owned else contextlib.nullcontext(group):
+        if dry_run:
+            before = result.packed
+            _plan_writes(target, own, out_rec, entries, shard_size, shard_records, group, result)
+            if result.packed == before:
+                raise _nothing_packed(out_rec, result)
+            return result
         if shard_records and own is None:
             from imgfmt.ops import shards
 
@@ -376,6 +422,84 @@ def pack_entries(
     result.bytes_written += writer.bytes_written
     result.seconds += time.perf_counter() - started
     return result
+
+
+def _plan_writes(
+    target: Format,
+    own: Format | None,
+    out: str,
+    entries: Collection[lst.LstEntry],
+    shard_size: int | None,
+    shard_records: int | None,
+    group: AtomicOutputs,
+    result: PackResult,
+) -> None:
+    """What packing ``entries`` into ``out`` writes, added to ``result``: the format's own
+    writers, opened on ``group`` (a ``PlannedOutputs``) as the run opens them, are fed an
+    empty payload per entry, so every output is named as the run names it and counts the
+    entries the run puts in it (all of them: which images cannot be packed is known only by
+    reading them). Shards cut by size are named by a pattern, since where they are cut
+    depends on the encoded sizes."""
+    if shard_size:
+        stem, ext = storage.splitext(out)
+        pattern = f"{stem}-*{ext}"
+        if own is not None:  # the run's writer, for its checks (no shards of that name yet)
+            writer = own.writer(out, group)
+        else:  # a shard's writer, for the names of a shard's files
+            writer = target.shard_writer(pattern, group)
+            result.combined_indexes.extend(CombinedIndexWriter(target, out, group).written)
+        result.outputs.append(pattern)
+        result.indexes.extend(writer.indexes)
+        result.counts[pattern] = len(entries)
+        result.packed += len(entries)
+        result.shard_size = shard_size
+        return
+    items = (Item(entry.index, entry.labels, b"", entry.path) for entry in entries)
+    writers: list[DatasetWriter] = []
+    if shard_records and own is None:
+        from imgfmt.ops.shards import shard_ranges
+
+        ranges = shard_ranges(len(entries), shard_records)
+        combined = CombinedIndexWriter(target, out, group)
+        for number, (start, stop) in enumerate(ranges):
+            writers.append(target.shard_writer(shard_path(out, number, len(ranges)), group))
+            feed_placeholders(writers[-1], islice(items, stop - start), result.counts)
+            combined.add(writers[-1].kept_index)
+        result.combined_indexes.extend(combined.written)
+        result.shards += len(ranges)
+    else:
+        writers.append((own or target).writer(out, group))
+        feed_placeholders(writers[-1], items, result.counts)
+    for writer in writers:
+        result.outputs.extend(writer.outputs)
+        result.indexes.extend(writer.indexes)
+        result.packed += writer.records_written
+
+
+def feed_placeholders(
+    writer: DatasetWriter,
+    items: Iterable[Item],
+    counts: dict[str, int],
+    on_refused: Callable[[Item, FormatError], None] | None = None,
+) -> None:
+    """What a dry run learns from a writer opened on a ``storage.PlannedOutputs``: each
+    item is appended with an empty payload, as the run appends its encoded one, so the
+    writer names and cuts its outputs as in the run; ``counts`` gets the items each output
+    holds (an item goes to the writer's last output: a shard is opened for the item that
+    goes into it). An item the writer refuses (an id used twice) goes to ``on_refused``
+    (a run that skips it) or raises (a run that stops). The writer is finished at the end.
+    """
+    for item in items:
+        try:
+            writer.append(b"", item)
+        except FormatError as err:
+            if on_refused is None:
+                raise
+            on_refused(item, err)
+            continue
+        name = writer.outputs[-1]
+        counts[name] = counts.get(name, 0) + 1
+    writer.finish()
 
 
 def _nothing_packed(out_rec: str, result: PackResult) -> ImgfmtError:
@@ -440,20 +564,23 @@ def _plan(
     exts: Sequence[str],
     outputs: AtomicOutputs,
     select: lst.PathFilter | None = None,
-) -> tuple[str, dict[str, Collection[lst.LstEntry]], dict[str, Collection[lst.LstEntry]]]:
+) -> tuple[
+    str, dict[str, Collection[lst.LstEntry]], dict[str, Collection[lst.LstEntry]], str | None
+]:
     """What ``pack`` will pack: the root of the images, each output's entries (keyed by the
-    list path it takes its name from), and the lists to write once packed. The class map is
-    written on ``outputs`` now (a folder's, or the one beside the list)."""
+    list path it takes its name from), the lists to write once packed, and the class map,
+    written on ``outputs`` now (a folder's, or the one beside the list), if any."""
     stem = storage.splitext(out_rec)[0]
     plan: dict[str, Collection[lst.LstEntry]]
     lists: dict[str, Collection[lst.LstEntry]] = {}  # written after packing
+    class_map = lst.class_map_path(stem)
     if storage.is_dir(source):
         entries, classes = lst.list_images(source, recursive=True, exts=exts, select=select)
         if shuffle:
             entries = lst.shuffle_entries(entries, seed)
         plan = dict(lst.plan_splits(entries, stem, chunks=chunks))
-        lst.write_class_map_to(outputs.open(lst.class_map_path(stem), "w"), classes)
-        return (source if root is None else root), plan, dict(plan)
+        lst.write_class_map_to(outputs.open(class_map, "w"), classes)
+        return (source if root is None else root), plan, dict(plan), class_map
     if not storage.exists(source):
         raise storage.missing(source, "no such file or folder", hint="check the path")
     root = lst.check_root(source, root)  # a wrong root: one error, not one per image
@@ -463,9 +590,10 @@ def _plan(
         plan = {out_rec: _StreamedList(source)}
     # The dataset carries its class names along: unpack and manifest-gen look beside it.
     found = lst.find_class_map(source)
-    class_map = lst.class_map_path(stem)
+    copied = None
     if found and storage.abspath(found) != storage.abspath(class_map):
         lst.write_class_map_to(outputs.open(class_map, "w"), lst.read_class_map(found))
+        copied = class_map
     if target.needs_list:
         # Its records hold no id and no path: a list beside each output is the only map
         # from record number to image (and what `imgfmt predictions` reads).
@@ -473,7 +601,7 @@ def _plan(
             list_path = storage.splitext(key)[0] + ".lst"
             if not storage.same_path(list_path, source):
                 lists[list_path] = chunk
-    return root, plan, lists
+    return root, plan, lists, copied
 
 
 def pack(
@@ -496,6 +624,7 @@ def pack(
     on_progress: Callable[[int], None] | None = None,
     fmt: str | Format | None = None,
     size: tuple[int, int] | None = None,
+    dry_run: bool = False,
 ) -> PackResult:
     """The ``pack`` command: ``source`` is a ``.lst`` or an image folder; ``fmt`` the output
     format (default: from ``out_rec``'s extension, see :func:`output_format`).
@@ -505,6 +634,12 @@ def pack(
     are written beside ``out_rec``.
     With ``chunks > 1`` the list is cut as im2rec cuts it and each chunk packed into
     ``OUT_i.rec``.
+
+    ``dry_run``: every check a run makes before it reads an image (options, the list and
+    its labels, the root, the output format, the sharding, the folder's listing), then what
+    it would write, named as it names it, with the images each output would hold; no image
+    is read, no file or folder made (``result.folders`` names the folders that would be),
+    nothing uploaded. See :func:`_plan_writes`.
     """
     target = output_format(out_rec, fmt, size, options)
     ext = storage.splitext(out_rec)[1]
@@ -515,12 +650,15 @@ def pack(
         raise UsageError("--chunks must be at least 1")
     runner = engines.get(engine)
     _own_sharding(target, shard_size, shard_records, runner)
+    result = PackResult(dry_run=dry_run)
     # A missing folder or bucket is found before the work, not after it.
-    storage.ensure_output_folder(out_rec)
-    result = PackResult()
+    if dry_run:
+        result.folders.extend(filter(None, [storage.planned_output_folder(out_rec)]))
+    else:
+        storage.ensure_output_folder(out_rec)
     # Lists, class map and records are one group: they appear together or not at all.
-    with AtomicOutputs() as outputs:
-        root, plan, lists = _plan(
+    with PlannedOutputs() if dry_run else AtomicOutputs() as outputs:
+        root, plan, lists, result.class_map = _plan(
             source, out_rec, root, target, chunks, shuffle, seed, exts, outputs, select
         )
         if shard_records and isinstance(plan.get(out_rec), _StreamedList):
@@ -549,12 +687,13 @@ def pack(
                 result=result,
                 outputs=outputs,
                 fmt=target,
+                dry_run=dry_run,
             )
         for list_path, chunk in lists.items():
             # Exactly the images packed, in record order: the list a batch transform's
             # output lines up with (`imgfmt predictions`).
             packed = (e for e in chunk if e.index not in result.skipped_ids)
-            lst.write_entries(outputs.open(list_path, "w"), packed)
+            result.counts[list_path] = lst.write_entries(outputs.open(list_path, "w"), packed)
             result.lists.append(list_path)
         if result.skipped and target.needs_list and not lists:
             log.warning(

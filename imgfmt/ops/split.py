@@ -28,9 +28,9 @@ from typing import Any
 from imgfmt import formats, storage
 from imgfmt.errors import FormatError, ImgfmtError, StorageError, UsageError
 from imgfmt.formats import lst
-from imgfmt.formats.base import Document, label_class
+from imgfmt.formats.base import Document, Format, label_class
 from imgfmt.formats.recordio import IDX_SUFFIX
-from imgfmt.storage import AtomicOutputs, open_input
+from imgfmt.storage import AtomicOutputs, PlannedOutputs, open_input
 
 #: A split worth making keeps most for training and holds some back for validation.
 DEFAULT_TRAIN_RATIO = 0.8
@@ -78,6 +78,13 @@ class SplitResult:
     ratios: dict[str, float]
     label_attribute: str | None = None
     class_map: str | None = None
+    #: Where ``class_map`` was copied from, when it is a copy written beside the outputs.
+    class_map_source: str | None = None
+    #: A dry run: the input was read once and its split planned, nothing written; the
+    #: outputs and counts are what would be.
+    dry_run: bool = False
+    #: Local folders the run creates for its outputs (a dry run's plan).
+    folders: list[str] = field(default_factory=list)
 
     @property
     def total_out(self) -> int:
@@ -98,6 +105,8 @@ class SplitResult:
         }
         if self.label_attribute is not None:
             summary["label_attribute"] = self.label_attribute
+        if self.dry_run:
+            summary = {"dry_run": True, **summary, "folders": self.folders}
         return summary
 
 
@@ -287,11 +296,16 @@ def _source_format(path: str) -> Document:
         ) from err
 
 
-def _prefix(out_prefix: str) -> str:
+def _prefix(out_prefix: str, folders: list[str] | None = None) -> str:
+    """The prefix of the outputs, their folder made (``folders``: a dry run, where the
+    folder that would be made is noted instead)."""
     storage.require_file_prefix(out_prefix, "outputs are PREFIX_train, PREFIX_val, ...")
     stem, ext = storage.splitext(out_prefix)
     prefix = stem if ext.lower() in lst.DATASET_EXTS else out_prefix
-    storage.ensure_output_folder(prefix)
+    if folders is None:
+        storage.ensure_output_folder(prefix)
+    else:
+        folders.extend(filter(None, [storage.planned_output_folder(prefix)]))
     return prefix
 
 
@@ -309,6 +323,7 @@ def split_dataset(
     label_attribute: str | None = None,
     on_start: Callable[[int], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    dry_run: bool = False,
 ) -> SplitResult:
     """Split ``source`` into ``out_prefix_train``, ``_val``, ``_test`` (with its extension).
 
@@ -316,11 +331,15 @@ def split_dataset(
     ``-metadata`` sibling). The input's class map, if one is found, is copied to
     ``out_prefix.classes.tsv``. All outputs appear together when complete, or none do.
     ``on_start(n)`` and ``on_progress(1)`` follow the copying of a ``.rec``'s records.
+
+    ``dry_run``: the first pass and the assignment as in a run (every check, the same
+    counts per output and class), then nothing copied or written, no folder made.
     """
     ratios = split_ratios(train_ratio, test_ratio)
     document = _source_format(source)
     ext = storage.splitext(source)[1]
-    prefix = _prefix(out_prefix)
+    folders: list[str] = []
+    prefix = _prefix(out_prefix, folders if dry_run else None)
     if not document.exists(source):
         if storage.is_s3(source):
             raise storage.missing(source, "no such object", hint="check the path")
@@ -358,15 +377,23 @@ def split_dataset(
     _check_partition(source, total, classes, outputs)
 
     source_map = lst.find_class_map(source)
-    class_map = source_map
-    with AtomicOutputs() as group:
-        written = items.copy(assignment, [out.path for out in outputs], group, on_progress)
-        if written != [out.count for out in outputs]:  # checked before anything is committed
-            raise ImgfmtError(f"internal error: wrote {written} items, planned {outputs}")
-        if source_map is not None and not _same_file(source_map, lst.class_map_path(prefix)):
-            class_map = lst.class_map_path(prefix)
-            with open_input(source_map, "rb") as handle:
-                group.open(class_map, "wb").write(handle.read())
+    copy_to = None  # where the class map is copied to, beside the outputs
+    if source_map is not None and not _same_file(source_map, lst.class_map_path(prefix)):
+        copy_to = lst.class_map_path(prefix)
+    if dry_run:
+        if isinstance(document, Format):
+            # The writers a copy may make check their outputs when made (WebDataset: no
+            # shards of that name there yet): made here on a group that opens nothing.
+            for out in outputs:
+                document.writer(out.path, PlannedOutputs())
+    else:
+        with AtomicOutputs() as group:
+            written = items.copy(assignment, [out.path for out in outputs], group, on_progress)
+            if written != [out.count for out in outputs]:  # checked before any commit
+                raise ImgfmtError(f"internal error: wrote {written} items, planned {outputs}")
+            if source_map is not None and copy_to is not None:
+                with open_input(source_map, "rb") as handle:
+                    group.open(copy_to, "wb").write(handle.read())
 
     return SplitResult(
         input=source,
@@ -378,7 +405,10 @@ def split_dataset(
         seed=seed,
         ratios={name: float(r) for name, r in ratios.items()},
         label_attribute=items.label_attribute,
-        class_map=class_map,
+        class_map=copy_to or source_map,
+        class_map_source=source_map if copy_to else None,
+        dry_run=dry_run,
+        folders=folders,
     )
 
 

@@ -61,8 +61,30 @@ class UnpackResult:
     classes: dict[str, int] = field(default_factory=dict)
     #: Damaged records or lines that were skipped, one message each (file, where, what).
     damaged: list[str] = field(default_factory=list)
+    #: A dry run: the items were read (none decoded) and nothing was written; the fields
+    #: say what would be.
+    dry_run: bool = False
+    #: The class map written beside the list, if one is.
+    class_map: str | None = None
+    #: Local folders the run creates: OUTDIR (a dry run's plan; the class folders under it
+    #: are ``classes``).
+    folders: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
+        if self.dry_run:
+            return {
+                "dry_run": True,
+                "outdir": self.outdir,
+                "format": self.format,
+                "list": self.list_path,
+                "class_map": self.class_map,
+                "written": self.written,
+                "bytes": self.bytes_written,
+                "classes": self.classes,
+                "damaged": len(self.damaged),
+                "damaged_items": self.damaged,
+                "folders": self.folders,
+            }
         return {
             "outdir": self.outdir,
             "format": self.format,
@@ -188,6 +210,7 @@ def unpack(
     limit: int | None = None,
     class_map: str | None = None,
     on_progress: Callable[[int], None] | None = None,
+    dry_run: bool = False,
 ) -> UnpackResult:
     """Write the images of ``source`` (a ``.rec``, RecordIO-protobuf ``.rec``, ``.jsonl``
     or WebDataset shards) into ``outdir``; see the module doc.
@@ -200,6 +223,10 @@ def unpack(
     Damage does not stop the run: a damaged record or line is logged, counted in
     ``result.damaged`` and skipped (reading resumes at the next record head), so every intact
     image is written, and the list names exactly those.
+
+    ``dry_run``: the same checks and the same reading (nothing decoded), the same names,
+    but nothing written and no folder made: ``result`` says how many images (and bytes)
+    would go into which class folders, and which list and class map would be written.
     """
     started = time.perf_counter()
     ext = storage.splitext(source)[1].lower()
@@ -231,12 +258,17 @@ def unpack(
         )
     remote = is_s3(outdir)
     created = False
-    if remote:
+    result = UnpackResult(outdir=outdir, list_path=list_path, dry_run=dry_run)
+    if dry_run:
+        if remote:
+            storage.planned_output_folder(storage.abspath(outdir))
+        else:
+            result.folders.extend(filter(None, [storage.planned_folder(outdir)]))
+    elif remote:
         storage.ensure_output_folder(storage.abspath(outdir))
     else:
         created = not os.path.exists(outdir)
         _make_folder(outdir)
-    result = UnpackResult(outdir=outdir, list_path=list_path)
     try:
         _unpack_into(fmt, source, outdir, result, ids, limit, classes, on_progress)
     except BaseException:
@@ -244,7 +276,9 @@ def unpack(
             _remove_empty_folders(outdir)  # a failed run leaves no empty folder behind
         raise
     if class_map:
-        lst.write_class_map(lst.class_map_path(result.list_path), classes)
+        result.class_map = lst.class_map_path(result.list_path)
+        if not dry_run:
+            lst.write_class_map(result.class_map, classes)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -285,6 +319,7 @@ def _unpack_into(
     read = fmt.read(source, skip) if ids is None else fmt.read_ids(source, ids, skip)
     name = _Namer(source, classes)
     result.format = fmt.name
+    dry_run = result.dry_run
     with storage.ObjectWriter() as writer:
         for item in islice(read, limit):
             image = item.image
@@ -297,10 +332,11 @@ def _unpack_into(
                 if os.path.commonpath([root, target]) != root:  # a symlink inside outdir
                     raise FormatError(f"refusing to write outside {outdir}: {relpath}", path=source)
                 parent = os.path.dirname(target)
-                if parent not in made_dirs:
+                if parent not in made_dirs and not dry_run:
                     _make_folder(parent)
                     made_dirs.add(parent)
-            writer.write(target, image)
+            if not dry_run:
+                writer.write(target, image)
             entries.append(output.entry)
             result.written += 1
             result.bytes_written += len(image)
@@ -317,4 +353,5 @@ def _unpack_into(
         if ids is None and limit is None:
             raise FormatError("holds no records; nothing written", path=source)
         raise UsageError("no records matched; nothing written", path=source)
-    lst.write_lst(result.list_path, entries)
+    if not dry_run:
+        lst.write_lst(result.list_path, entries)
