@@ -449,6 +449,25 @@ def progress(
         bar.close()
 
 
+#: The first line of a dry run's summary, so that no one takes it for a run's.
+DRY_RUN_HEADER = "dry run: nothing written"
+
+
+def dry_run_option(func: F) -> F:
+    """``--dry-run``: the command's checks, then what it would write instead of writing."""
+    return click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Make every check, then say what would be written (each output, how many "
+        "images) instead of writing: no file, folder or upload is made.",
+    )(func)
+
+
+def planned_folders(folders: list[str]) -> list[str]:
+    """A dry run's lines for the folders the run would create."""
+    return [f"would create folder {folder}" for folder in folders]
+
+
 def count_of(n: int, plural: str) -> str:
     """``3 records``, ``1 record``, ``1 index entry``, ``1 image decoded``: the last word in
     ``s`` of ``plural`` is made singular for 1."""

@@ -8,11 +8,12 @@ import click
 
 from imgfmt.cli._common import (
     DATASET_OUT,
+    DRY_RUN_HEADER,
     FILE,
     FOLDER,
     LIST_IN,
-    F,
     count_of,
+    dry_run_option,
     emit,
     engine_options,
     exit_skipped,
@@ -24,6 +25,7 @@ from imgfmt.cli._common import (
     make_engine,
     parsed_by,
     path_filter,
+    planned_folders,
     progress,
     root_for,
     workers_option,
@@ -41,26 +43,8 @@ if TYPE_CHECKING:
 #: (imgfmt.images.DEFAULT_QUALITY; not imported, so that --help stays fast).
 DEFAULT_QUALITY = {".jpg": 95, ".png": 9}
 
-#: The first line of a dry run's summary, so that no one takes it for a run's.
-DRY_RUN_HEADER = "dry run: nothing written"
-
 #: Beyond this many class folders a dry run of unpack names the first ones only (--json has all).
 MAX_FOLDERS_SHOWN = 20
-
-
-def dry_run_option(func: F) -> F:
-    """``--dry-run``: the command's checks, then what it would write instead of writing."""
-    return click.option(
-        "--dry-run",
-        is_flag=True,
-        help="Make every check, then say what would be written (each output, how many "
-        "images) instead of writing: no file, folder or upload is made.",
-    )(func)
-
-
-def planned_folders(folders: list[str]) -> list[str]:
-    """A dry run's lines for the folders the run would create."""
-    return [f"would create folder {folder}" for folder in folders]
 
 
 @click.command("pack", short_help="Pack a .lst or a folder into .rec+.idx, .jsonl or shards.")

@@ -6,8 +6,17 @@ from typing import TYPE_CHECKING
 
 import click
 
-from imgfmt.cli._common import LIST_IN, SPLIT_OUT, count_of, emit, json_option, progress
-from imgfmt.cli.records import DRY_RUN_HEADER, dry_run_option, planned_folders
+from imgfmt.cli._common import (
+    DRY_RUN_HEADER,
+    LIST_IN,
+    SPLIT_OUT,
+    count_of,
+    dry_run_option,
+    emit,
+    json_option,
+    planned_folders,
+    progress,
+)
 
 if TYPE_CHECKING:
     from imgfmt.ops.split import SplitResult
