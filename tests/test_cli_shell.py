@@ -220,3 +220,55 @@ def test_include_applies_to_an_s3_folder_too(s3, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert sorted(line.split("\t")[2] for line in result.stdout.splitlines()) == [
         "bee/img0.jpg", "bee/img1.jpg"]  # fmt: skip
+
+
+def _on_a_terminal(*args: str) -> tuple[int, str]:
+    """Run imgfmt with stderr on a pseudo-terminal (stdout a pipe): exit status, stderr."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    # A terminal 120 columns wide (a new pseudo-terminal is 0x0, too narrow for any bar).
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+           "COLUMNS": "120"}  # fmt: skip
+    env.pop("IMGFMT_NO_PROGRESS", None)
+    proc = subprocess.Popen([sys.executable, "-m", "imgfmt", *args], stdout=subprocess.PIPE,
+                            stderr=secondary, env=env)  # fmt: skip
+    os.close(secondary)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([primary], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    proc.wait(timeout=60)
+    os.close(primary)
+    return proc.returncode, seen.decode("utf-8", "replace")
+
+
+def test_progress_bars_have_a_label_a_total_and_a_rate_on_a_terminal_only(tmp_path: Path) -> None:
+    photos = make_tree(tmp_path / "photos", {"a": 30, "b": 30}, size=(200, 150))
+    rec = tmp_path / "x.rec"
+    code, bar = _on_a_terminal("pack", str(photos), str(rec), "-j", "1")
+    assert code == 0
+    assert "packing" in bar and "/60" in bar and "img/s" in bar
+    code, bar = _on_a_terminal("verify", str(rec))
+    assert code == 0 and "verifying" in bar and "B/s" in bar
+    code, bar = _on_a_terminal("unpack", str(rec), str(tmp_path / "u"))
+    assert code == 0 and "unpacking" in bar and "/60" in bar
+    for quiet in ("-q", "--no-progress"):
+        code, bar = _on_a_terminal("verify", str(rec), quiet)
+        assert code == 0 and "verifying" not in bar
+    # Not a terminal: no bar (CliRunner's stderr is not one).
+    result = CliRunner().invoke(cli, ["verify", str(rec)])
+    assert "verifying" not in result.stderr

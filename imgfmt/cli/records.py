@@ -345,13 +345,14 @@ def unpack_cmd(
     """
     from imgfmt.ops import unpack
 
-    with progress(ctx, "unpacking") as (_set_total, advance):
+    with progress(ctx, "unpacking") as (set_total, advance):
         result = unpack.unpack(
             source,
             outdir,
             ids=ids,
             limit=limit,
             class_map=class_map,
+            on_start=set_total,
             on_progress=advance,
             dry_run=dry_run,
         )
@@ -528,7 +529,7 @@ def convert_cmd(
             color=int(color or "1"),
             **kwargs,
         )
-    with progress(ctx, "converting", "item") as (_set_total, advance):
+    with progress(ctx, "converting", "item") as (set_total, advance):
         result = convert.convert(
             source,
             out,
@@ -538,6 +539,7 @@ def convert_cmd(
             write_options=write_options,
             max_pixels=max_pixels if max_pixels is not None else images.DEFAULT_MAX_PIXELS,
             workers=workers,
+            on_start=set_total,
             on_progress=advance,
             dry_run=dry_run,
         )

@@ -167,6 +167,7 @@ def convert(
     workers: int | None = None,
     on_progress: Callable[[int], None] | None = None,
     dry_run: bool = False,
+    on_start: Callable[[int], None] | None = None,
 ) -> ConvertResult:
     """Convert the dataset ``source`` (format ``source_format``, else told by its name and
     content) into ``out`` (format ``to``, else told by its extension, with the format's
@@ -177,7 +178,8 @@ def convert(
     what is kept and what is skipped.
 
     ``dry_run``: the same checks, then what would be written, without converting or
-    writing anything (:func:`_plan_writes`)."""
+    writing anything (:func:`_plan_writes`). ``on_start`` gets the number of items when an
+    index tells it (a progress bar's total)."""
     from imgfmt.engines.local import BatchPool
     from imgfmt.ops.pack import default_workers
 
@@ -186,6 +188,10 @@ def convert(
         options = None  # carrying images unchanged is what convert does by default
     reader = existing(source, source_format)
     target = for_output(out, to, **(write_options or {}))
+    if on_start is not None:  # a progress bar's total, where an index tells it
+        indexed = reader.indexed_ids(source)
+        if indexed is not None:
+            on_start(len(indexed))
     # A missing folder or bucket is found before the work, not after it.
     folder = None  # the folder a dry run would create
     if dry_run:

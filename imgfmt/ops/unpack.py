@@ -211,6 +211,7 @@ def unpack(
     class_map: str | None = None,
     on_progress: Callable[[int], None] | None = None,
     dry_run: bool = False,
+    on_start: Callable[[int], None] | None = None,
 ) -> UnpackResult:
     """Write the images of ``source`` (a ``.rec``, RecordIO-protobuf ``.rec``, ``.jsonl``
     or WebDataset shards) into ``outdir``; see the module doc.
@@ -247,6 +248,10 @@ def unpack(
             hint="give a dataset named with its format's extension",
         )
     fmt = formats.existing(source, name)
+    if on_start is not None and ids is None:  # a progress bar's total, where an index tells it
+        indexed = fmt.indexed_ids(source)
+        if indexed is not None:
+            on_start(len(indexed) if limit is None else min(limit, len(indexed)))
     class_map = class_map or lst.find_class_map(source)
     classes = lst.read_class_map(class_map) if class_map else {}
     stem = storage.splitext(storage.basename(source))[0]
