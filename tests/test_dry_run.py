@@ -225,7 +225,8 @@ def test_convert_dry_run_names_what_the_run_writes(
     assert plan["folders"] == [str(target.parent)]
     result = json.loads(run("convert", str(dataset), str(target), *options, "--json").stdout)
     assert plan["outputs"] == result["outputs"] and plan["converted"] == result["converted"]
-    assert files_under(target.parent) == set(plan["outputs"])
+    carried = {plan["class_map"]} if plan["class_map"] else set()
+    assert files_under(target.parent) == set(plan["outputs"]) | carried
     assert plan["counts"] == {path: items_in(path) for path in plan["outputs"]}
 
 
@@ -241,6 +242,7 @@ def test_convert_dry_run_counts_by_reading_without_an_index(dataset: Path, tmp_p
         f"{shards}: 12 items (webdataset, counted by reading it)",
         f"would create folder {back.parent}",
         f"would write {back} + {back.with_suffix('.idx')} (12 images)",
+        f"would write {back.with_suffix('.classes.tsv')} (the class map, copied)",
         "would convert 12 items (webdataset -> recordio); skip 0, damaged 0 (no image decoded yet)",
     ]
     plan = dry("convert", str(shards), str(tmp_path / "again.tar"), "--shard-size", "3kB")

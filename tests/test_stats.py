@@ -329,3 +329,10 @@ def test_list_ids_are_the_index_column_and_a_wrong_root_is_one_error(
     assert all("pass --root" in s["error"] for s in report["inputs"])
     text = invoke(str(a), "--root", str(tmp_path)).stdout
     assert text.splitlines()[1].startswith("  error           none of the 2 images")
+
+
+def test_a_converted_dataset_keeps_its_class_names(tmp_path: Path, splits: list[Path]) -> None:
+    out = tmp_path / "conv" / "train.jsonl"
+    assert CliRunner().invoke(cli, ["convert", str(splits[0]), str(out)]).exit_code == 0
+    (summary,) = ok(str(out))["inputs"]
+    assert [c["name"] for c in summary["classes"]] == ["bird", "cat", "dog"]

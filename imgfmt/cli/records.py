@@ -547,6 +547,8 @@ def convert_cmd(
         emit(as_json, result.to_dict(), _convert_plan(result))
         return
     human = [f"wrote {path}" for path in result.outputs]
+    if result.class_map:
+        human.append(f"wrote {result.class_map} (the class map, copied)")
     human.append(
         f"converted {result.converted} ({result.source_format} -> {result.format}, "
         f"{result.reencoded} re-encoded), skipped {len(result.skipped)}, damaged "
@@ -575,6 +577,8 @@ def _convert_plan(result: ConvertResult) -> str:
             lines.append(f"would write shards of about {size}, {files} ({images} in all)")
         else:
             lines.append(f"would write {files} ({images})")
+    if result.class_map:
+        lines.append(f"would write {result.class_map} (the class map, copied)")
     lines.append(
         f"would convert {count_of(result.converted, 'items')} ({result.source_format} -> "
         f"{result.format}); skip {len(result.skipped)}, damaged {len(result.damaged)} "

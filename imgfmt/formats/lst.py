@@ -719,6 +719,25 @@ def _dataset_stem(path: str) -> str:
     return stem if ext.lower() in DATASET_EXTS else path
 
 
+def class_map_copy(source: str, dataset: str) -> tuple[str, str] | None:
+    """``(class map of source, where its copy goes beside dataset)``, when ``source`` has a
+    class map and ``dataset``'s would be another file: what an operation that writes a new
+    dataset from ``source`` (split, convert) carries along, so that its output's classes
+    keep their names."""
+    found = find_class_map(source)
+    if found is None:
+        return None
+    target = class_map_path(dataset)
+    return None if storage.same_path(found, target) else (found, target)
+
+
+def copy_class_map(copy: tuple[str, str], outputs: AtomicOutputs) -> None:
+    """Write the copy :func:`class_map_copy` planned, on ``outputs``."""
+    found, target = copy
+    with open_input(found, "rb") as handle:
+        outputs.open(target, "wb").write(handle.read())
+
+
 def class_map_path(prefix_or_list_path: str) -> str:
     """Where a prefix's class map lives: ``data/train`` -> ``data/train.classes.tsv``.
 

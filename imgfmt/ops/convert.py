@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from imgfmt import payloads, storage
 from imgfmt.errors import FormatError, ImgfmtError
-from imgfmt.formats import existing, for_output
+from imgfmt.formats import existing, for_output, lst
 from imgfmt.formats.base import Format, Item
 from imgfmt.images import DEFAULT_MAX_PIXELS, ImageOptions, process_image
 from imgfmt.ops.outcomes import SKIPPED, Note, Outcome, Skipped, crashed, record
@@ -73,6 +73,8 @@ class ConvertResult:
     shard_size: int | None = None
     #: Local folders the run creates for its outputs (a dry run's plan).
     folders: list[str] = field(default_factory=list)
+    #: The source's class map, copied beside the outputs (None: it has none).
+    class_map: str | None = None
 
     def to_dict(self) -> dict[str, object]:
         if self.dry_run:
@@ -93,6 +95,7 @@ class ConvertResult:
                 "skipped": len(self.skipped),
                 "skipped_items": [s.to_dict() for s in self.skipped],
                 "damaged": self.damaged,
+                "class_map": self.class_map,
                 "folders": self.folders,
             }
         return {
@@ -100,6 +103,7 @@ class ConvertResult:
             "source_format": self.source_format,
             "format": self.format,
             "outputs": self.outputs,
+            "class_map": self.class_map,
             "converted": self.converted,
             "reencoded": self.reencoded,
             "unlabeled": self.unlabeled,
@@ -211,7 +215,9 @@ def convert(
         result.damaged.append(str(err))
         log.log(SKIPPED, "skipped %s", err)
 
+    carried = lst.class_map_copy(source, out)  # the classes keep their names
     if dry_run:
+        result.class_map = carried[1] if carried else None
         result.folders.extend(filter(None, [folder]))
         size = (write_options or {}).get("shard_size")
         shard_size = size if isinstance(size, int) else None
@@ -250,6 +256,9 @@ def convert(
         result.bytes_written = writer.bytes_written
         if result.converted == 0:
             raise _nothing_converted(result, source)
+        if carried is not None:
+            lst.copy_class_map(carried, outputs)
+            result.class_map = carried[1]
     if result.unlabeled and not target.keeps_unlabeled:
         log.warning(
             "%s: %d items had no label and were written with label 0", out, result.unlabeled

@@ -30,7 +30,7 @@ from imgfmt.errors import FormatError, ImgfmtError, StorageError, UsageError
 from imgfmt.formats import lst
 from imgfmt.formats.base import Document, Format, label_class
 from imgfmt.formats.recordio import IDX_SUFFIX
-from imgfmt.storage import AtomicOutputs, PlannedOutputs, open_input
+from imgfmt.storage import AtomicOutputs, PlannedOutputs
 
 #: A split worth making keeps most for training and holds some back for validation.
 DEFAULT_TRAIN_RATIO = 0.8
@@ -377,9 +377,8 @@ def split_dataset(
     _check_partition(source, total, classes, outputs)
 
     source_map = lst.find_class_map(source)
-    copy_to = None  # where the class map is copied to, beside the outputs
-    if source_map is not None and not _same_file(source_map, lst.class_map_path(prefix)):
-        copy_to = lst.class_map_path(prefix)
+    carried = lst.class_map_copy(source, prefix)  # the class map, copied beside the outputs
+    copy_to = carried[1] if carried else None
     if dry_run:
         if isinstance(document, Format):
             # The writers a copy may make check their outputs when made (WebDataset: no
@@ -391,9 +390,8 @@ def split_dataset(
             written = items.copy(assignment, [out.path for out in outputs], group, on_progress)
             if written != [out.count for out in outputs]:  # checked before any commit
                 raise ImgfmtError(f"internal error: wrote {written} items, planned {outputs}")
-            if source_map is not None and copy_to is not None:
-                with open_input(source_map, "rb") as handle:
-                    group.open(copy_to, "wb").write(handle.read())
+            if carried is not None:
+                lst.copy_class_map(carried, group)
 
     return SplitResult(
         input=source,
