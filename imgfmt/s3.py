@@ -29,13 +29,15 @@ purely local runs never load them.
 Reads: :class:`Reader` streams one GET from the start (sequential reads), reopening with a
 ``Range`` from wherever it is moved to (a seekable file); :func:`get_bytes` fetches a byte
 range in one GET (random access through an ``.idx``). Writes: :class:`Writer` uploads a
-multipart upload part by part while it is written (memory: one part) and makes the object
-exist only in :meth:`Writer.complete`; :meth:`Writer.abort` aborts the upload. An object
-smaller than one part is a single PutObject at completion.
+multipart upload while it is written, :data:`DEFAULT_MAX_CONCURRENCY` parts at once (memory:
+that many parts and the one being filled), and makes the object exist only in
+:meth:`Writer.complete`; :meth:`Writer.abort` aborts the upload. An object smaller than one
+part is a single PutObject at completion.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -43,7 +45,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -76,8 +78,13 @@ DEFAULT_READ_TIMEOUT = 60.0
 STREAM_RETRY_BASE_DELAY = 0.05
 
 #: Requests one process runs at once (image GETs when packing, PUTs when unpacking); the
-#: connection pool holds as many.
+#: connection pool holds as many, plus those of one writer's parts.
 MAX_CONCURRENCY = 16
+#: Parts of one multipart upload sent at once (each on its own connection): the AWS CLI's
+#: ``max_concurrent_requests`` default (s3transfer's 10). One S3 connection carries tens of
+#: MB/s; parallel connections add up. A writer holds that many parts in flight plus the one
+#: it is filling: (10 + 1) x 8 MiB = 88 MiB with the default part size.
+DEFAULT_MAX_CONCURRENCY = 10
 
 #: S3's largest ListObjectsV2 page.
 LIST_PAGE_SIZE = 1000
@@ -173,8 +180,13 @@ class S3Settings:
     storage_class: str | None = None
     acl: str | None = None
     request_payer: str | None = None
+    #: Parts of one upload in flight at once (:data:`DEFAULT_MAX_CONCURRENCY`); 1 sends
+    #: them one after another.
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
 
     def __post_init__(self) -> None:
+        if self.max_concurrency < 1:
+            raise UsageError(f"S3 max_concurrency {self.max_concurrency} is below 1")
         for name, allowed in (
             ("sse", SSE_ALGORITHMS),
             ("storage_class", STORAGE_CLASSES),
@@ -282,7 +294,7 @@ def client() -> Any:
             retries={"mode": "standard", "total_max_attempts": wanted.attempts},
             connect_timeout=wanted.connect_timeout,
             read_timeout=wanted.read_timeout,
-            max_pool_connections=MAX_CONCURRENCY,
+            max_pool_connections=MAX_CONCURRENCY + wanted.max_concurrency,
             user_agent_extra="imgfmt",
         )
         try:
@@ -754,26 +766,51 @@ def delete(uri: str) -> None:
 
 
 class Writer(io.BufferedIOBase):
-    """Write one object as a multipart upload, a part at a time, while it is written.
+    """Write one object as a multipart upload while it is written, several parts at once.
 
     Bytes gather in a buffer; each time it holds a part (``part_size``, at least 5 MiB) that
-    part is uploaded (UploadPart; the upload is created with the first part) and dropped, so
-    memory stays at about one part (plus the largest single write) whatever the object's
-    size. Nothing is visible at the key until :meth:`complete`; :meth:`abort` aborts the
-    upload (S3 then drops its parts). An object that never filled a part is one PutObject in
+    part is handed to this writer's own pool of ``max_concurrency`` threads
+    (:data:`DEFAULT_MAX_CONCURRENCY`, from the settings) and sent as an UploadPart (the
+    upload is created with the first part). When that many parts are in flight, ``write``
+    waits for one to finish. Memory is therefore bounded whatever the object's size: at most
+    ``max_concurrency`` parts being sent plus the one being filled (and the largest single
+    write), ``(N + 1) x part_size``: 88 MiB with 10 parts of 8 MiB, 11 MiB sent one at a time
+    (``max_concurrency=1``). Parts are numbered in the order written, and recorded in that
+    order (ETag and checksum) whatever order they finish in.
+
+    A part that fails (after botocore's retries) fails the writer: its error is raised by the
+    next ``write``, ``flush``, ``close``, :meth:`finish`, :meth:`stage` or :meth:`complete`,
+    and parts not yet started are dropped. Nothing is visible at the key until
+    :meth:`complete`; :meth:`abort` waits for the parts being sent, then aborts the upload (S3
+    then drops its parts). An object that never filled a part is one PutObject in
     :meth:`complete`.
 
-    ``close`` only closes the file object: it neither completes nor aborts.
+    The pool is the writer's own, not the process's :func:`executor`: a commit completes its
+    uploads from that pool's threads (``storage._publish_all``), and a completion that had
+    to wait there for its last part would wait on itself once the pool is full. Its threads
+    start with the first part and end when the writer is completed, staged, aborted or
+    closed. A process forked while parts are in flight inherits the pool object but not its
+    threads: the writer refuses to go on there (a worker writes its own outputs).
+
+    ``close`` only closes the file object (after the parts in flight have ended): it neither
+    completes nor aborts.
     """
 
-    def __init__(self, uri: str, part_size: int | None = None) -> None:
+    def __init__(
+        self, uri: str, part_size: int | None = None, max_concurrency: int | None = None
+    ) -> None:
         super().__init__()
         self.uri = uri
         self._bucket, self._key = split_uri(uri)
         self.part_size = part_size or _settings.part_size
+        self.max_concurrency = max_concurrency or _settings.max_concurrency
         self._buffer = bytearray()
         self._upload_id: str | None = None
-        self._parts: list[dict[str, Any]] = []
+        self._sent: list[Future[dict[str, Any]]] = []  # every part, in part-number order
+        self._in_flight: set[Future[dict[str, Any]]] = set()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
+        self._failure: BaseException | None = None
         self.bytes_written = 0
         self.done = False
 
@@ -783,15 +820,51 @@ class Writer(io.BufferedIOBase):
     def write(self, data: Any) -> int:
         if self.closed or self.done:
             raise ValueError("write to a finished S3 writer")
+        self._check()
         size = len(memoryview(data).cast("B"))
         self._buffer += data
         self.bytes_written += size
         while len(self._buffer) >= self.part_size:
-            self._upload_part(self.part_size)
+            self._send_part(self.part_size)
         return size
 
-    def _upload_part(self, size: int | None = None) -> None:
-        """Upload the first ``size`` buffered bytes (all if None) as the next part."""
+    def flush(self) -> None:
+        if not self.done:
+            self._check()
+
+    def _check(self) -> None:
+        """Raise the error of a part that failed (once it did, every later call raises it)."""
+        if self._failure is None:
+            self._settle(len(self._in_flight))
+        if self._failure is not None:
+            raise self._failure
+        if self._in_flight and self._pool_pid != os.getpid():
+            raise StorageError(
+                "an S3 upload cannot go on in a process forked while its parts were in flight",
+                path=self.uri,
+            )
+
+    def _settle(self, room: int) -> None:
+        """Wait until at most ``room`` parts are in flight; a failed part fails the writer."""
+        while True:
+            ended = {future for future in self._in_flight if future.done()}
+            self._in_flight -= ended
+            for future in ended:
+                error = None if future.cancelled() else future.exception()
+                if error is not None and self._failure is None:
+                    self._failure = error
+                    for queued in self._in_flight:  # not started yet: not worth sending
+                        queued.cancel()
+            if self._failure is not None:
+                raise self._failure
+            if len(self._in_flight) <= room:
+                return
+            wait(self._in_flight, return_when=FIRST_COMPLETED)
+
+    def _send_part(self, size: int | None = None) -> None:
+        """Hand the first ``size`` buffered bytes (all if None) to the pool as the next part,
+        once fewer than ``max_concurrency`` parts are in flight."""
+        self._settle(self.max_concurrency - 1)
         if self._upload_id is None:
             created = call(
                 self.uri,
@@ -801,37 +874,72 @@ class Writer(io.BufferedIOBase):
                 **object_args(),
             )
             self._upload_id = created["UploadId"]
-        number = len(self._parts) + 1
+        number = len(self._sent) + 1
+        if number > MAX_PARTS:
+            raise StorageError(f"more than {MAX_PARTS} parts", path=self.uri)
+        end = len(self._buffer) if size is None else size
+        with memoryview(self._buffer) as view:
+            body = bytes(view[:end])  # one copy (a bytearray slice would make two)
+        del self._buffer[:end]
+        future = self._executor().submit(self._upload_part, self._upload_id, number, body)
+        self._sent.append(future)
+        self._in_flight.add(future)
+        if number % PARTS_PER_SIZE_STEP == 0:
+            self.part_size *= 2
+
+    def _upload_part(self, upload_id: str, number: int, body: bytes) -> dict[str, Any]:
+        """One UploadPart (in a pool thread); the part as CompleteMultipartUpload lists it."""
         checksum = {"ChecksumAlgorithm": CHECKSUM_ALGORITHM} if sends_checksums() else {}
         response = call(
             self.uri,
             "upload_part",
             Bucket=self._bucket,
             Key=self._key,
-            UploadId=self._upload_id,
+            UploadId=upload_id,
             PartNumber=number,
-            Body=bytes(self._buffer[:size]),
+            Body=body,
             **checksum,
         )
         part = {"ETag": response["ETag"], "PartNumber": number}
         if response.get(CHECKSUM_MEMBER):  # S3 wants each part's checksum at completion
             part[CHECKSUM_MEMBER] = response[CHECKSUM_MEMBER]
-        self._parts.append(part)
-        del self._buffer[: len(self._buffer) if size is None else size]
-        if number % PARTS_PER_SIZE_STEP == 0:
-            self.part_size *= 2
-        if number >= MAX_PARTS:
-            raise StorageError(f"more than {MAX_PARTS} parts", path=self.uri)
+        return part
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None or self._pool_pid != os.getpid():
+            # Made again in a forked process: the parent's threads are not there.
+            self._pool = ThreadPoolExecutor(self.max_concurrency, "imgfmt-s3-part")
+            self._pool_pid = os.getpid()
+        return self._pool
+
+    def _stop_pool(self) -> None:
+        """Drop the parts not started, wait for those being sent, end the threads."""
+        pool, self._pool = self._pool, None
+        if pool is not None and self._pool_pid == os.getpid():
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _all_parts(self) -> list[dict[str, Any]]:
+        """Every part, once all have ended (in part-number order)."""
+        try:
+            self._settle(0)
+        finally:
+            self._stop_pool()
+        return [future.result() for future in self._sent]
 
     @property
     def parts(self) -> int:
-        return len(self._parts)
+        return len(self._sent)
 
     def finish(self) -> None:
-        """Upload what is left as the last part (if a multipart upload was started), so that
-        :meth:`complete` only has to make the object appear."""
-        if self._upload_id is not None and self._buffer and not self.done:
-            self._upload_part()
+        """Upload what is left as the last part (if a multipart upload was started) and wait
+        for every part, so that :meth:`complete` only has to make the object appear."""
+        if self.done:
+            return
+        self._check()
+        if self._upload_id is not None:
+            if self._buffer:
+                self._send_part()
+            self._all_parts()
 
     def complete(self) -> None:
         """Make the object exist: complete the multipart upload, or put the object whole."""
@@ -841,23 +949,28 @@ class Writer(io.BufferedIOBase):
             put_bytes(self.uri, bytes(self._buffer))
         else:
             self.finish()
-            complete_upload(self.uri, self._upload_id, self._parts)
+            complete_upload(self.uri, self._upload_id, self._all_parts())
         self._buffer = bytearray()
         self.done = True
 
     def stage(self) -> tuple[str, list[dict[str, Any]]]:
         """Upload everything written as parts of a multipart upload (started now if no part
-        was full yet) and return ``(upload_id, parts)``: what :func:`complete_upload` needs
-        to make the object appear, from any process. The object stays invisible."""
+        was full yet), wait for every part, and return ``(upload_id, parts)``: what
+        :func:`complete_upload` needs to make the object appear, from any process. The object
+        stays invisible."""
+        self._check()
         if self._upload_id is None or self._buffer:
-            self._upload_part()
+            self._send_part()
+        parts = self._all_parts()
         assert self._upload_id is not None
         self.done = True
-        return self._upload_id, list(self._parts)
+        return self._upload_id, parts
 
     def abort(self) -> None:
-        """Drop everything written: abort the multipart upload, if one was started."""
+        """Drop everything written: abort the multipart upload, if one was started (after
+        the parts being sent have ended: S3 may keep a part that arrives after the abort)."""
         self._buffer = bytearray()
+        self._stop_pool()
         if self.done:
             return
         self.done = True
@@ -869,6 +982,19 @@ class Writer(io.BufferedIOBase):
                 Key=self._key,
                 UploadId=self._upload_id,
             )
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if not self.done and self._failure is None:
+                with contextlib.suppress(StorageError):  # raised below, once the pool ended
+                    self._settle(0)
+        finally:
+            self._stop_pool()
+            super().close()
+        if self._failure is not None and not self.done:
+            raise self._failure
 
 
 def complete_upload(uri: str, upload_id: str, parts: list[dict[str, Any]]) -> None:
@@ -940,6 +1066,7 @@ def copy(source: str, target: str) -> None:
 __all__ = [
     "CANNED_ACLS",
     "CHECKSUM_ALGORITHM",
+    "DEFAULT_MAX_CONCURRENCY",
     "DEFAULT_PART_SIZE",
     "MIN_PART_SIZE",
     "REQUEST_PAYERS",

@@ -8,6 +8,13 @@ sent, and can be told to fail the next N requests that match (an error status wi
 error body, a dropped connection, a body cut short, or a request body damaged on its way)
 to show that retries recover and that a failure leaves nothing behind.
 
+To model S3 over a real network (for ``scripts/bench_s3.py``), the proxy can also cap each
+connection's bandwidth (``bandwidth``: bytes a second, request and response bodies alike,
+as one TCP connection to S3 carries tens of MB/s) and add a latency to every request
+(``latency``: seconds before it goes upstream). Both are off by default. Every request's
+time in the proxy is kept (``Proxy.spans``), so tests can see requests overlap
+(``Proxy.peak``: the most that were in the proxy at once).
+
 moto (5.2) stores an upload whatever its ``x-amz-checksum-*`` header says; S3 compares it
 with the bytes received and answers ``400 BadDigest``. The proxy does that check for moto
 (``Proxy.check_checksums``), so a body damaged on its way is refused as S3 would refuse it.
@@ -22,6 +29,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -42,6 +50,9 @@ _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy
 
 #: S3 error codes for the statuses a rule can return.
 _ERROR_CODES = {403: "AccessDenied", 500: "InternalError", 503: "ServiceUnavailable"}
+
+#: Bodies are read and written in slices of this size when the bandwidth is capped.
+PACE_CHUNK = 64 << 10
 
 #: Request bodies up to this size are kept in :class:`Seen` (the XML of a
 #: CompleteMultipartUpload); larger ones (object data) are not.
@@ -121,6 +132,16 @@ class Seen:
         return next((value for key, value in self.headers if key == name), None)
 
 
+@dataclass(frozen=True)
+class Span:
+    """One request's time in the proxy (``time.monotonic()``): from its request line to the
+    last byte of the answer."""
+
+    seen: Seen
+    start: float
+    end: float
+
+
 @dataclass
 class Rule:
     """Fail the next ``times`` requests matching ``method`` and ``match`` (path or query)."""
@@ -146,8 +167,16 @@ class Rule:
 class Proxy:
     """A counting, fault-injecting HTTP proxy on 127.0.0.1 in front of ``upstream_port``."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(
+        self, upstream_port: int, *, bandwidth: float | None = None, latency: float = 0.0
+    ) -> None:
         self.upstream_port = upstream_port
+        #: Bytes a second each connection carries, each way (None: as fast as it goes).
+        self.bandwidth = bandwidth
+        #: Seconds every request waits before it goes upstream.
+        self.latency = latency
+        self._defaults = (bandwidth, latency)
+        self.spans: list[Span] = []
         #: Answer ``400 BadDigest``, as S3 does, to a body that does not match its
         #: ``x-amz-checksum-*`` header (moto stores it regardless).
         self.check_checksums = True
@@ -177,7 +206,9 @@ class Proxy:
         with self._lock:
             self.requests.clear()
             self.rules.clear()
+            self.spans.clear()
             self.check_checksums = True
+            self.bandwidth, self.latency = self._defaults
 
     def fail(self, times: int, **rule: object) -> Rule:
         """Fail the next ``times`` matching requests (see :class:`Rule`)."""
@@ -194,6 +225,26 @@ class Proxy:
 
     def count(self, method: str | None = None, match: str = "") -> int:
         return len(self.seen(method, match))
+
+    def peak(self, method: str | None = None, match: str = "") -> int:
+        """The most matching requests that were in the proxy at the same time."""
+        with self._lock:
+            spans = [
+                s
+                for s in self.spans
+                if (method is None or s.seen.method == method) and s.seen.has(match)
+            ]
+        # An end before a start at the same instant: touching spans do not overlap.
+        events = sorted([(s.start, 1) for s in spans] + [(s.end, -1) for s in spans])
+        most = running = 0
+        for _when, step in events:
+            running += step
+            most = max(most, running)
+        return most
+
+    def _span(self, seen: Seen, start: float) -> None:
+        with self._lock:
+            self.spans.append(Span(seen, start, time.monotonic()))
 
     def _record(self, seen: Seen) -> Rule | None:
         with self._lock:
@@ -225,7 +276,46 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002
         pass  # quiet: the test output is about imgfmt
 
+    def _pace(self, nbytes: int) -> None:
+        """Sleep as long as ``nbytes`` more take on this connection at the bandwidth cap."""
+        bandwidth = self.owner.bandwidth
+        if not bandwidth:
+            return
+        self._paced_bytes += nbytes
+        due = self._paced_since + self._paced_bytes / bandwidth
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+
+    def _start_pacing(self) -> None:
+        self._paced_since = time.monotonic()
+        self._paced_bytes = 0
+
+    def _read(self, size: int) -> bytes:
+        if not self.owner.bandwidth:
+            return self.rfile.read(size)
+        parts = []
+        while size > 0:
+            got = self.rfile.read(min(size, PACE_CHUNK))
+            if not got:
+                break
+            parts.append(got)
+            size -= len(got)
+            self._pace(len(got))
+        return b"".join(parts)
+
+    def _write(self, data: bytes) -> None:
+        if not self.owner.bandwidth:
+            self.wfile.write(data)
+            return
+        self._start_pacing()
+        view = memoryview(data)
+        for at in range(0, len(view), PACE_CHUNK):
+            self.wfile.write(view[at : at + PACE_CHUNK])
+            self._pace(len(view[at : at + PACE_CHUNK]))
+
     def _body(self) -> bytes:
+        self._start_pacing()
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             parts = []
             while True:
@@ -234,10 +324,10 @@ class _Handler(BaseHTTPRequestHandler):
                     while self.rfile.readline() not in (b"\r\n", b"\n", b""):
                         pass
                     return b"".join(parts)
-                parts.append(self.rfile.read(size))
+                parts.append(self._read(size))
                 self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length else b""
+        return self._read(length) if length else b""
 
     def _send_error(self, status: int, code: str, message: str) -> None:
         error = (
@@ -252,6 +342,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(error)
 
     def _handle(self) -> None:
+        start = time.monotonic()
+        seen: Seen | None = None
+        try:
+            seen = self._forward()
+        finally:
+            if seen is not None:
+                self.owner._span(seen, start)
+
+    def _forward(self) -> Seen:
         body = self._body()
         parts = urlsplit(self.path)
         seen = Seen(
@@ -262,14 +361,16 @@ class _Handler(BaseHTTPRequestHandler):
             tuple((k.lower(), v) for k, v in self.headers.items()),
             body if len(body) <= SMALL_BODY else None,
         )
+        if self.owner.latency:
+            time.sleep(self.owner.latency)
         rule = self.owner._record(seen)
         if rule is not None and rule.mode == "drop":
             self.close_connection = True
-            return
+            return seen
         if rule is not None and rule.mode == "status":
             code = _ERROR_CODES.get(rule.status, "InternalError")
             self._send_error(rule.status, code, "injected by the test proxy")
-            return
+            return seen
         if rule is not None and rule.mode == "corrupt" and body:
             body = _flip_a_byte(body)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
@@ -277,7 +378,7 @@ class _Handler(BaseHTTPRequestHandler):
         if algorithm is not None:  # S3's own words
             message = f"The {algorithm} you specified did not match the calculated checksum."
             self._send_error(400, "BadDigest", message)
-            return
+            return seen
         headers["Content-Length"] = str(len(body))
         for attempt in range(2):  # a kept-alive upstream connection may have gone stale
             conn = self.owner.upstream()
@@ -297,7 +398,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command == "HEAD":
             self.send_header("Content-Length", response.getheader("Content-Length") or "0")
             self.end_headers()
-            return
+            return seen
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         if rule is not None and rule.mode == "corrupt" and data and not body:
@@ -306,7 +407,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data[: len(data) // 2])
             self.wfile.flush()
             self.close_connection = True
-            return
-        self.wfile.write(data)
+            return seen
+        self._write(data)
+        return seen
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle

@@ -128,6 +128,8 @@ def assert_parts_have_checksums(s3, key: str, data: bytes) -> None:
     """Every UploadPart of ``key`` sent the CRC32 of its slice of ``data`` (and no object
     header, which S3 refuses there), and the completion listed each part's checksum."""
     parts = [p for p in requests(s3, "UploadPart") if p.path.endswith(f"/{key}")]
+    # Parts go up concurrently: they reach the server in any order.
+    parts.sort(key=lambda p: int(p.query.split("partNumber=")[1].split("&")[0]))
     assert len(parts) == -(-len(data) // PART) > 1
     sent = []
     for number, part in enumerate(parts):

@@ -1,0 +1,222 @@
+"""Time `imgfmt pack --pass-through` to S3 against `aws s3 cp` of the finished .rec.
+
+    python scripts/bench_s3.py [--data bench-data] [--aws .venv-bench-s3/bin/aws]
+                               [--repeats 3] [--bandwidth-mb 10] [--latency-ms 30]
+
+S3 is modelled locally: moto's S3 server behind the proxy of ``tests/s3_server.py``, which
+caps each connection's bandwidth (default 10 MB/s, each way) and holds every request for a
+latency (default 30 ms), as one TCP connection to real S3 gives tens of MB/s and a request
+costs a round trip. Over such a link an upload's speed comes from parallel connections.
+
+Timed, as whole processes (start-up included), in each repeat in rotating order:
+
+- ``imgfmt pack --pass-through`` of the ImageNet-like corpus (``DATA/imagenet``, made by
+  ``make bench``; listed by ``imgfmt lst-gen`` first) to ``s3://bench/x.rec``, with one part
+  in flight (serial) and with 10 (imgfmt's default, as the AWS CLI's);
+- ``aws s3 cp`` (the AWS CLI v1 from PyPI, in its own venv: ``pip install awscli``) of the
+  same .rec, packed locally beforehand, through the same proxy with its defaults (8 MiB parts,
+  10 requests at once).
+
+The medians go out as a markdown table. The AWS CLI gets its endpoint by ``--endpoint-url``
+and fake credentials from the environment, as the tests' ``conftest.py`` sets them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+PYTHON = sys.executable
+
+#: imgfmt with one setting of ``imgfmt.s3`` changed (there is no command-line flag for it).
+IMGFMT_WITH_CONCURRENCY = (
+    "import sys; from imgfmt import s3; s3.configure(max_concurrency=int(sys.argv.pop(1))); "
+    "from imgfmt.cli import main; sys.argv[0] = 'imgfmt'; main()"
+)
+BUCKET = "bench"
+MB = 1_000_000
+
+ENV = {
+    **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+    "AWS_ACCESS_KEY_ID": "AKIAIMGFMTBENCHKEY00",
+    "AWS_SECRET_ACCESS_KEY": "imgfmt-bench-secret",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+}
+for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
+    ENV.pop(name, None)
+
+
+def load_s3_server() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("s3_server", REPO / "tests" / "s3_server.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["s3_server"] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def timed(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr.decode()[-2000:]}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=REPO / "bench-data")
+    parser.add_argument("--aws", default=str(REPO / ".venv-bench-s3" / "bin" / "aws"))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--bandwidth-mb", type=float, default=10.0, help="MB/s per connection")
+    parser.add_argument("--latency-ms", type=float, default=30.0, help="per request")
+    args = parser.parse_args()
+    corpus = args.data / "imagenet"
+    if not corpus.is_dir():
+        sys.exit(f"{corpus} is missing: `make bench` makes it (scripts/make_samples.py)")
+    if not Path(args.aws).exists():
+        sys.exit(
+            f"{args.aws} is missing: python -m venv .venv-bench-s3 && "
+            ".venv-bench-s3/bin/pip install awscli"
+        )
+    os.environ.update(ENV)  # the bucket is made with boto3 from this process
+    s3_server = load_s3_server()
+    import boto3
+
+    moto, port = s3_server.start_moto()
+    proxy = s3_server.Proxy(port, bandwidth=args.bandwidth_mb * MB, latency=args.latency_ms / 1000)
+    direct = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}")  # setup: not capped
+    direct.create_bucket(Bucket=BUCKET)
+    imgfmt = [PYTHON, "-m", "imgfmt"]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp)
+            subprocess.run(
+                [*imgfmt, "-q", "lst-gen", str(corpus), str(work / "imagenet"), "--recursive"],
+                env=ENV,
+                check=True,
+            )
+            lst = work / "imagenet.lst"
+            local_rec = work / "local.rec"
+            subprocess.run(
+                [
+                    *imgfmt,
+                    "-q",
+                    "--no-progress",
+                    "pack",
+                    str(lst),
+                    str(local_rec),
+                    "--root",
+                    str(corpus),
+                    "--pass-through",
+                ],
+                env=ENV,
+                check=True,
+            )
+            size = local_rec.stat().st_size
+
+            def pack(concurrency: int) -> list[str]:
+                return [
+                    PYTHON,
+                    "-c",
+                    IMGFMT_WITH_CONCURRENCY,
+                    str(concurrency),
+                    "--endpoint-url",
+                    proxy.url,
+                    "-q",
+                    "--no-progress",
+                    "pack",
+                    str(lst),
+                    f"s3://{BUCKET}/x.rec",
+                    "--root",
+                    str(corpus),
+                    "--pass-through",
+                ]
+
+            cases = {
+                "imgfmt pack, 1 part at a time": (pack(1), "x.rec"),
+                "imgfmt pack, 10 parts at a time (default)": (pack(10), "x.rec"),
+                "aws s3 cp of the same .rec (defaults: 8 MiB parts, 10 at a time)": (
+                    [
+                        args.aws,
+                        "--endpoint-url",
+                        proxy.url,
+                        "--only-show-errors",
+                        "s3",
+                        "cp",
+                        str(local_rec),
+                        f"s3://{BUCKET}/y.rec",
+                    ],
+                    "y.rec",
+                ),
+            }
+            for cmd, _key in cases.values():  # warm: imports, bytecode, page cache
+                warm = [*cmd[:4], "--help"] if cmd[0] == PYTHON else [args.aws, "--version"]
+                subprocess.run(warm, env=ENV, stdout=subprocess.DEVNULL, check=True)
+            times: dict[str, list[float]] = {name: [] for name in cases}
+            names = list(cases)
+            for repeat in range(args.repeats):
+                for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
+                    cmd, key = cases[name]
+                    times[name].append(timed(cmd))
+                    stored = direct.head_object(Bucket=BUCKET, Key=key)["ContentLength"]
+                    assert stored == size, (name, stored, size)
+                    for leftover in direct.list_objects_v2(Bucket=BUCKET).get("Contents", ()):
+                        direct.delete_object(Bucket=BUCKET, Key=leftover["Key"])
+                    print(f"  {name}: {times[name][-1]:.2f} s", file=sys.stderr)
+            print_table(times, names, size, args)
+    finally:
+        proxy.close()
+        assert moto.stdin is not None
+        moto.stdin.close()
+        moto.kill()
+        moto.wait(timeout=10)
+
+
+def print_table(
+    times: dict[str, list[float]],
+    names: list[str],
+    size: int,
+    args: argparse.Namespace,
+) -> None:
+    median = {name: statistics.median(values) for name, values in times.items()}
+    serial, concurrent, aws = (median[name] for name in names)
+    print(
+        f"Proxy: {args.bandwidth_mb:g} MB/s per connection each way, {args.latency_ms:g} ms per "
+        f"request; .rec of {size / MB:.1f} MB ({len(list((args.data / 'imagenet').rglob('*.jpg')))}"
+        f" JPEGs); median of {args.repeats} runs; {os.cpu_count()} cores.\n"
+    )
+    print("| run | s (median) | runs (s) | MB/s |")
+    print("|---|---:|---|---:|")
+    for name in names:
+        runs = ", ".join(f"{t:.2f}" for t in times[name])
+        print(f"| {name} | {median[name]:.2f} | {runs} | {size / MB / median[name]:.1f} |")
+    print()
+    print("| ratio | value | target | met? |")
+    print("|---|---:|---|---|")
+    print(
+        f"| imgfmt (10 parts) / aws s3 cp | {concurrent / aws:.2f}x | <= 1.3x | "
+        f"{'**yes**' if concurrent / aws <= 1.3 else '**no**'} |"
+    )
+    print(
+        f"| serial / concurrent imgfmt | {serial / concurrent:.2f}x | >= 4x | "
+        f"{'**yes**' if serial / concurrent >= 4 else '**no**'} |"
+    )
+
+
+if __name__ == "__main__":
+    main()
