@@ -266,15 +266,7 @@ def _pack_plan(result: PackResult) -> str:
         lines.append(f"would write {result.class_map} (class map)")
     for path in result.lists:
         lines.append(f"would write {path} ({count_of(result.counts[path], 'images')})")
-    indexes = dict(zip(result.outputs, result.indexes))
-    for path in result.outputs:
-        files = f"{path} + {indexes[path]}" if path in indexes else path
-        images = count_of(result.counts.get(path, 0), "images")
-        if result.shard_size:
-            size = human_bytes(result.shard_size)
-            lines.append(f"would write shards of about {size}, {files} ({images} in all)")
-        else:
-            lines.append(f"would write {files} ({images})")
+    lines += _planned_outputs(result)
     shards = "all shards" if result.shard_size else f"all {result.shards} shards"
     for path in result.combined_indexes:
         lines.append(f"would write {path} (index of {shards}, for NVIDIA DALI)")
@@ -559,15 +551,10 @@ def convert_cmd(
     exit_skipped(ctx, problems, "item was/items were", allow_skip)
 
 
-def _convert_plan(result: ConvertResult) -> str:
-    """A convert dry run's summary."""
-    how = "through its index" if result.counted_by == "index" else "by reading it"
-    lines = [
-        DRY_RUN_HEADER,
-        f"{result.source}: {count_of(result.items, 'items')} ({result.source_format}, "
-        f"counted {how})",
-        *planned_folders(result.folders),
-    ]
+def _planned_outputs(result: PackResult | ConvertResult) -> list[str]:
+    """A dry run's lines for the dataset files: each with its index and images, or the
+    pattern of shards cut by size."""
+    lines = []
     indexes = dict(zip(result.outputs, result.indexes))
     for path in result.outputs:
         files = f"{path} + {indexes[path]}" if path in indexes else path
@@ -577,6 +564,19 @@ def _convert_plan(result: ConvertResult) -> str:
             lines.append(f"would write shards of about {size}, {files} ({images} in all)")
         else:
             lines.append(f"would write {files} ({images})")
+    return lines
+
+
+def _convert_plan(result: ConvertResult) -> str:
+    """A convert dry run's summary."""
+    how = "through its index" if result.counted_by == "index" else "by reading it"
+    lines = [
+        DRY_RUN_HEADER,
+        f"{result.source}: {count_of(result.items, 'items')} ({result.source_format}, "
+        f"counted {how})",
+        *planned_folders(result.folders),
+    ]
+    lines += _planned_outputs(result)
     if result.class_map:
         lines.append(f"would write {result.class_map} (the class map, copied)")
     lines.append(
