@@ -1,7 +1,8 @@
-"""Time `imgfmt pack --pass-through` to S3 against `aws s3 cp` of the finished .rec.
+"""Time imgfmt's S3 writes and reads against the AWS CLI's `aws s3 cp` of the same bytes.
 
     python scripts/bench_s3.py [--data bench-data] [--aws .venv-bench-s3/bin/aws]
                                [--repeats 3] [--bandwidth-mb 10] [--latency-ms 30]
+                               [--only writes|reads]
 
 S3 is modelled locally: moto's S3 server behind the proxy of ``tests/s3_server.py``, which
 caps each connection's bandwidth (default 10 MB/s, each way) and holds every request for a
@@ -17,7 +18,15 @@ Timed, as whole processes (start-up included), in each repeat in rotating order:
   same .rec, packed locally beforehand, through the same proxy with its defaults (8 MiB parts,
   10 requests at once).
 
-The medians go out as a markdown table. The AWS CLI gets its endpoint by ``--endpoint-url``
+Reads (``--only reads``; both sets run by default), with the corpus and the .rec (and its
+.idx) put in the bucket beforehand, uncapped:
+
+- ``imgfmt pack s3://bench/imagenet LOCAL.rec --pass-through`` (lists the prefix, fetches the
+  2,000 images) against ``aws s3 cp --recursive`` of the prefix to a local folder;
+- ``imgfmt verify s3://bench/r.rec`` and ``imgfmt unpack s3://bench/r.rec LOCAL_DIR``
+  against ``aws s3 cp`` of the .rec to a local file.
+
+The medians go out as markdown tables. The AWS CLI gets its endpoint by ``--endpoint-url``
 and fake credentials from the environment, as the tests' ``conftest.py`` sets them.
 """
 
@@ -26,13 +35,16 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -84,6 +96,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bandwidth-mb", type=float, default=10.0, help="MB/s per connection")
     parser.add_argument("--latency-ms", type=float, default=30.0, help="per request")
+    parser.add_argument("--only", choices=("writes", "reads"), help="run one set of cases")
     args = parser.parse_args()
     corpus = args.data / "imagenet"
     if not corpus.is_dir():
@@ -127,64 +140,150 @@ def main() -> None:
                 env=ENV,
                 check=True,
             )
-            size = local_rec.stat().st_size
-
-            def pack(concurrency: int) -> list[str]:
-                return [
-                    PYTHON,
-                    "-c",
-                    IMGFMT_WITH_CONCURRENCY,
-                    str(concurrency),
-                    "--endpoint-url",
-                    proxy.url,
-                    "-q",
-                    "--no-progress",
-                    "pack",
-                    str(lst),
-                    f"s3://{BUCKET}/x.rec",
-                    "--root",
-                    str(corpus),
-                    "--pass-through",
-                ]
-
-            cases = {
-                "imgfmt pack, 1 part at a time": (pack(1), "x.rec"),
-                "imgfmt pack, 10 parts at a time (default)": (pack(10), "x.rec"),
-                "aws s3 cp of the same .rec (defaults: 8 MiB parts, 10 at a time)": (
-                    [
-                        args.aws,
-                        "--endpoint-url",
-                        proxy.url,
-                        "--only-show-errors",
-                        "s3",
-                        "cp",
-                        str(local_rec),
-                        f"s3://{BUCKET}/y.rec",
-                    ],
-                    "y.rec",
-                ),
-            }
-            for cmd, _key in cases.values():  # warm: imports, bytecode, page cache
-                warm = [*cmd[:4], "--help"] if cmd[0] == PYTHON else [args.aws, "--version"]
-                subprocess.run(warm, env=ENV, stdout=subprocess.DEVNULL, check=True)
-            times: dict[str, list[float]] = {name: [] for name in cases}
-            names = list(cases)
-            for repeat in range(args.repeats):
-                for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
-                    cmd, key = cases[name]
-                    times[name].append(timed(cmd))
-                    stored = direct.head_object(Bucket=BUCKET, Key=key)["ContentLength"]
-                    assert stored == size, (name, stored, size)
-                    for leftover in direct.list_objects_v2(Bucket=BUCKET).get("Contents", ()):
-                        direct.delete_object(Bucket=BUCKET, Key=leftover["Key"])
-                    print(f"  {name}: {times[name][-1]:.2f} s", file=sys.stderr)
-            print_table(times, names, size, args)
+            if args.only != "reads":
+                bench_writes(args, proxy.url, direct, lst, corpus, local_rec)
+            if args.only != "writes":
+                bench_reads(args, proxy.url, direct, corpus, local_rec, work)
     finally:
         proxy.close()
         assert moto.stdin is not None
         moto.stdin.close()
         moto.kill()
         moto.wait(timeout=10)
+
+
+def warm(cmds: list[list[str]], aws: str) -> None:
+    """Run each program once first (imports, bytecode, page cache)."""
+    for cmd in cmds:
+        program = cmd[:3] if cmd[1:2] == ["-m"] else cmd[:4]  # -m imgfmt, or -c CODE ARG
+        warming = [*program, "--help"] if cmd[0] == PYTHON else [aws, "--version"]
+        subprocess.run(warming, env=ENV, stdout=subprocess.DEVNULL, check=True)
+
+
+def bench_writes(
+    args: argparse.Namespace, url: str, direct: Any, lst: Path, corpus: Path, local_rec: Path
+) -> None:
+    """imgfmt pack to S3 (1 part in flight, 10) against aws s3 cp of the same .rec."""
+    size = local_rec.stat().st_size
+
+    def pack(concurrency: int) -> list[str]:
+        return [
+            PYTHON,
+            "-c",
+            IMGFMT_WITH_CONCURRENCY,
+            str(concurrency),
+            "--endpoint-url",
+            url,
+            "-q",
+            "--no-progress",
+            "pack",
+            str(lst),
+            f"s3://{BUCKET}/x.rec",
+            "--root",
+            str(corpus),
+            "--pass-through",
+        ]
+
+    cases = {
+        "imgfmt pack, 1 part at a time": (pack(1), "x.rec"),
+        "imgfmt pack, 10 parts at a time (default)": (pack(10), "x.rec"),
+        "aws s3 cp of the same .rec (defaults: 8 MiB parts, 10 at a time)": (
+            [
+                args.aws,
+                "--endpoint-url",
+                url,
+                "--only-show-errors",
+                "s3",
+                "cp",
+                str(local_rec),
+                f"s3://{BUCKET}/y.rec",
+            ],
+            "y.rec",
+        ),
+    }
+    warm([cmd for cmd, _key in cases.values()], args.aws)
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    names = list(cases)
+    for repeat in range(args.repeats):
+        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
+            cmd, key = cases[name]
+            times[name].append(timed(cmd))
+            stored = direct.head_object(Bucket=BUCKET, Key=key)["ContentLength"]
+            assert stored == size, (name, stored, size)
+            for leftover in direct.list_objects_v2(Bucket=BUCKET).get("Contents", ()):
+                direct.delete_object(Bucket=BUCKET, Key=leftover["Key"])
+            print(f"  {name}: {times[name][-1]:.2f} s", file=sys.stderr)
+    print_table(times, names, size, args)
+
+
+def bench_reads(
+    args: argparse.Namespace, url: str, direct: Any, corpus: Path, local_rec: Path, work: Path
+) -> None:
+    """imgfmt pack from an S3 prefix, verify and unpack of a .rec on S3, against aws s3 cp."""
+    files = sorted(p for p in corpus.rglob("*") if p.is_file())
+    with ThreadPoolExecutor(16) as pool:  # setup, uncapped
+        list(
+            pool.map(
+                lambda p: direct.put_object(
+                    Bucket=BUCKET,
+                    Key=f"imagenet/{p.relative_to(corpus).as_posix()}",
+                    Body=p.read_bytes(),
+                ),
+                files,
+            )
+        )
+    direct.put_object(Bucket=BUCKET, Key="r.rec", Body=local_rec.read_bytes())
+    direct.put_object(Bucket=BUCKET, Key="r.idx", Body=local_rec.with_suffix(".idx").read_bytes())
+    size = local_rec.stat().st_size
+    corpus_size = sum(p.stat().st_size for p in files)
+    out = work / "out"
+    imgfmt = [PYTHON, "-m", "imgfmt", "--endpoint-url", url, "-q", "--no-progress"]
+    aws = [args.aws, "--endpoint-url", url, "--only-show-errors", "s3", "cp"]
+    prefix = f"s3://{BUCKET}/imagenet"
+    rec = f"s3://{BUCKET}/r.rec"
+    cases: dict[str, list[str]] = {
+        "imgfmt pack s3://…/imagenet (2,000 objects) --pass-through": [
+            *imgfmt,
+            "pack",
+            prefix,
+            str(out / "p.rec"),
+            "--pass-through",
+        ],
+        "aws s3 cp --recursive of the prefix": [*aws, "--recursive", prefix, str(out / "x")],
+        "imgfmt verify s3://…/r.rec": [*imgfmt, "verify", rec],
+        "imgfmt unpack s3://…/r.rec": [*imgfmt, "unpack", rec, str(out / "u")],
+        "aws s3 cp of the .rec": [*aws, rec, str(out / "r.rec")],
+    }
+    warm(list(cases.values()), args.aws)
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    names = list(cases)
+    for repeat in range(args.repeats):
+        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            times[name].append(timed(cases[name]))
+            print(f"  {name}: {times[name][-1]:.2f} s", file=sys.stderr)
+    shutil.rmtree(out, ignore_errors=True)
+    median = {name: statistics.median(values) for name, values in times.items()}
+    print(
+        f"Proxy: {args.bandwidth_mb:g} MB/s per connection each way, {args.latency_ms:g} ms per "
+        f"request; {len(files)} objects ({corpus_size / MB:.1f} MB) under the prefix; .rec of "
+        f"{size / MB:.1f} MB; median of {args.repeats} runs; {os.cpu_count()} cores.\n"
+    )
+    print("| run | s (median) | runs (s) | ratio to its aws s3 cp |")
+    print("|---|---:|---|---:|")
+    baseline = {
+        names[0]: names[1],
+        names[1]: names[1],
+        names[2]: names[4],
+        names[3]: names[4],
+        names[4]: names[4],
+    }
+    for name in names:
+        runs = ", ".join(f"{t:.2f}" for t in times[name])
+        ratio = median[name] / median[baseline[name]]
+        met = "" if baseline[name] == name else (" (met)" if ratio <= 1.3 else " (**not met**)")
+        print(f"| {name} | {median[name]:.2f} | {runs} | {ratio:.2f}x{met} |")
 
 
 def print_table(
