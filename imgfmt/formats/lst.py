@@ -36,7 +36,7 @@ from itertools import islice
 from typing import IO, Any, NoReturn
 
 from imgfmt import storage
-from imgfmt.errors import FormatError, ImgfmtError, StorageError, UsageError, excerpt
+from imgfmt.errors import FormatError, ImgfmtError, StorageError, UsageError, excerpt, not_utf8
 from imgfmt.formats.base import (
     CheckContext,
     Document,
@@ -433,16 +433,9 @@ def _quote(text: str) -> str:
     return excerpt(text, QUOTE_LIMIT)
 
 
-# Lines are decoded with errors="surrogateescape": bad bytes become lone surrogates.
-_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
-
 #: Label tuples shared between entries with the same label fields (a classification list
 #: has one per class), up to this many per list; beyond it, each entry gets its own.
 SHARED_LABELS_MAX = 4096
-
-
-def _undecodable(text: str) -> bool:
-    return _ESCAPED_BYTE.search(text) is not None
 
 
 def parse_lst(lines: Iterable[str], name: str, first_line: int = 1) -> Iterator[LstEntry]:
@@ -464,7 +457,7 @@ def parse_lst(lines: Iterable[str], name: str, first_line: int = 1) -> Iterator[
     shared: dict[tuple[str, ...], tuple[float, ...]] = {}  # label fields -> labels
     for number, raw in enumerate(lines, start=first_line):
         where = f"line {number}"
-        if _undecodable(raw):
+        if not_utf8(raw):
             raise FormatError(
                 f"not valid UTF-8: {_quote(raw.rstrip())}",
                 path=name,
@@ -788,7 +781,7 @@ def read_class_map(path: str) -> dict[int, str]:
         for number, raw in enumerate(handle, start=1):
             where = f"line {number}"
             line = raw.rstrip("\r\n")
-            if _undecodable(line):
+            if not_utf8(line):
                 raise FormatError(f"not valid UTF-8: {_quote(line)}", path=path, where=where)
             if not line.strip():
                 continue
