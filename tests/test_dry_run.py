@@ -304,7 +304,7 @@ def test_unpack_dry_run_summary(dataset: Path, tmp_path: Path) -> None:
 
 def _kb(dataset: Path, count: int) -> str:
     """What the first ``count`` images of ``dataset`` weigh, as summaries say it."""
-    from imgfmt.cli._common import human_bytes
+    from imgfmt.text import human_bytes
 
     def damaged(err: FormatError) -> None:
         raise err

@@ -466,29 +466,3 @@ def dry_run_option(func: F) -> F:
 def planned_folders(folders: list[str]) -> list[str]:
     """A dry run's lines for the folders the run would create."""
     return [f"would create folder {folder}" for folder in folders]
-
-
-def count_of(n: int, plural: str) -> str:
-    """``3 records``, ``1 record``, ``1 index entry``, ``1 image decoded``: the last word in
-    ``s`` of ``plural`` is made singular for 1."""
-    if n != 1:
-        return f"{n} {plural}"
-    words = plural.split(" ")
-    for i in range(len(words) - 1, -1, -1):
-        word = words[i]
-        if word.endswith("ies"):
-            words[i] = word[:-3] + "y"
-            break
-        if word.endswith("s") and not word.endswith("ss"):
-            words[i] = word[:-1]
-            break
-    return f"1 {' '.join(words)}"
-
-
-def human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    return f"{n} B"

@@ -12,14 +12,12 @@ from imgfmt.cli._common import (
     FILE,
     FOLDER,
     LIST_IN,
-    count_of,
     dry_run_option,
     emit,
     engine_options,
     exit_skipped,
     exts_option,
     filter_options,
-    human_bytes,
     json_option,
     lazy,
     make_engine,
@@ -31,6 +29,7 @@ from imgfmt.cli._common import (
     workers_option,
 )
 from imgfmt.formats import DATASET_FORMATS
+from imgfmt.text import count_of, human_bytes
 
 if TYPE_CHECKING:
     from imgfmt.formats.base import IdSelection

@@ -10,13 +10,13 @@ from imgfmt.cli._common import (
     DRY_RUN_HEADER,
     LIST_IN,
     SPLIT_OUT,
-    count_of,
     dry_run_option,
     emit,
     json_option,
     planned_folders,
     progress,
 )
+from imgfmt.text import count_of
 
 if TYPE_CHECKING:
     from imgfmt.ops.split import SplitResult

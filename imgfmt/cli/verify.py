@@ -12,7 +12,6 @@ from imgfmt.cli._common import (
     FILE,
     FOLDER,
     Location,
-    count_of,
     emit,
     engine_options,
     json_option,
@@ -22,6 +21,7 @@ from imgfmt.cli._common import (
     spool_stdin,
     workers_option,
 )
+from imgfmt.text import count_of
 
 #: Mirrors ``imgfmt.ops.verify.DEFAULT_MAX_PROBLEMS`` (not imported: ``--help`` stays fast).
 DEFAULT_MAX_PROBLEMS = 100

@@ -29,6 +29,7 @@ from typing import Any
 
 from imgfmt import s3, storage
 from imgfmt.errors import FormatError, ImgfmtError, StorageError, UsageError
+from imgfmt.formats.base import label_text
 from imgfmt.images import DEFAULT_MAX_PIXELS, opened
 from imgfmt.ops.sources import UNLABELED, Entry, Source, class_heading, class_order, open_source
 
@@ -130,7 +131,7 @@ def _wanted(source: Source, classes: list[str] | None) -> set[str] | None:
     for asked in classes:
         key = by_name.get(asked, asked)
         try:
-            key = _number_text(key)
+            key = label_text(float(key))
         except ValueError:
             if key != UNLABELED:
                 known = ", ".join(sorted(by_name)[:10])
@@ -138,11 +139,6 @@ def _wanted(source: Source, classes: list[str] | None) -> set[str] | None:
                 raise UsageError(f"no class {asked!r} in {source.path}", hint=hint) from None
         wanted.add(key)
     return wanted
-
-
-def _number_text(value: str) -> str:
-    number = float(value)
-    return str(int(number)) if number.is_integer() else repr(number)
 
 
 def _by_index(

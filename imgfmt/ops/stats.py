@@ -33,7 +33,8 @@ from typing import Any
 from imgfmt import neardup, s3, storage
 from imgfmt.errors import FormatError, ImgfmtError, StorageError, UsageError
 from imgfmt.images import DEFAULT_MAX_PIXELS, format_name, opened
-from imgfmt.ops.sources import Entry, Source, class_order, open_source
+from imgfmt.ops.sources import Entry, Source, class_heading, class_order, open_source
+from imgfmt.text import human_bytes
 
 #: Hamming distance (bits of 64) up to which two images count as the same picture: every
 #: re-encoding and resize of the same photo measured stays within it, no pair of different
@@ -524,14 +525,6 @@ def _near(
 CLASSES_SHOWN = 25
 
 
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
-
-
 def _spread(values: dict[str, float] | None, unit: Callable[[float], str] = str) -> str:
     if values is None:
         return "-"
@@ -547,11 +540,13 @@ def _input_text(summary: InputStats) -> list[str]:
     if summary.error and not summary.images:
         return [*lines, f"  error           {summary.error}"]
     if classes:
-        width = max(len(_heading(summary, key)) for key, _n in classes[:CLASSES_SHOWN])
+        shown = classes[:CLASSES_SHOWN]
+        headings = [class_heading(key, summary.names.get(key)) for key, _n in shown]
+        width = max(len(heading) for heading in headings)
         lines.append(f"  {'class':<{width}}  {'images':>7}")
-        for key, n in classes[:CLASSES_SHOWN]:
+        for heading, (_key, n) in zip(headings, shown):
             share = 100 * n / summary.images
-            lines.append(f"  {_heading(summary, key):<{width}}  {n:>7}  {share:5.1f}%")
+            lines.append(f"  {heading:<{width}}  {n:>7}  {share:5.1f}%")
         if len(classes) > CLASSES_SHOWN:
             more = len(classes) - CLASSES_SHOWN
             lines.append(f"  ... and {more} more classes (--json lists all)")
@@ -561,8 +556,8 @@ def _input_text(summary: InputStats) -> list[str]:
         f"  image formats   {formats or '-'}",
         f"  width (px)      {_spread(distribution(summary.widths))}",
         f"  height (px)     {_spread(distribution(summary.heights))}",
-        f"  file size       {_spread(distribution(summary.sizes), _human_bytes)}; "
-        f"total {_human_bytes(sum(summary.sizes))}",
+        f"  file size       {_spread(distribution(summary.sizes), human_bytes)}; "
+        f"total {human_bytes(sum(summary.sizes))}",
         f"  labels/image    {per_image or '-'}",
     ]
     if summary.duplicates:
@@ -580,11 +575,6 @@ def _input_text(summary: InputStats) -> list[str]:
         lines.append(f"  damaged         {len(summary.damaged)} record(s) or line(s) skipped")
         lines += [f"    {text}" for text in summary.damaged[:MAX_UNREADABLE_LISTED]]
     return lines
-
-
-def _heading(summary: InputStats, key: str) -> str:
-    name = summary.names.get(key)
-    return f"{key} {name}" if name else key
 
 
 def format_summary(result: StatsResult) -> str:
