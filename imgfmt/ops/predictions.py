@@ -37,7 +37,6 @@ import csv
 import json
 import math
 import os
-import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
@@ -322,7 +321,7 @@ def evaluate(
     if plot is not None and storage.splitext(plot)[1].lower() not in PLOT_EXTENSIONS:
         raise UsageError(f"cannot tell the image format of {plot!r}", hint="name it .png or .jpg")
     for path in (output, confusion_csv, plot):
-        if path is not None and path != "-":
+        if path is not None and path != storage.STREAM:
             storage.ensure_output_folder(path)
     kind, items, names = read_source(source)
     map_path = class_map if class_map is not None else lst.find_class_map(source)
@@ -371,11 +370,9 @@ def evaluate(
         if output is None:
             for _row in rows():
                 pass
-        elif output == "-":
-            _write_csv(sys.stdout, rows())
-        else:
+        else:  # a file, or "-": standard output (storage.STREAM)
             _write_csv(outputs.open(output, "w"), rows())
-            result.output = output
+            result.output = None if output == storage.STREAM else output
         if result.labelled:
             result.report = confusion.report()
             _write_matrix(result, outputs, confusion_csv, plot)
@@ -394,8 +391,7 @@ def _write_matrix(
     report = result.report
     assert report is not None
     if csv_path is not None:
-        handle = sys.stdout if csv_path == "-" else outputs.open(csv_path, "w")
-        report.write_confusion_csv(handle, result.names)
+        report.write_confusion_csv(outputs.open(csv_path, "w"), result.names)
         result.confusion_csv = csv_path
     if plot is not None:
         from imgfmt import render
