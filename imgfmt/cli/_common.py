@@ -414,15 +414,16 @@ def emit(as_json: bool, summary: dict[str, Any], human: str, to_stderr: bool = F
 @contextmanager
 def progress(
     ctx: click.Context, label: str, unit: str = "img", total: int | None = None
-) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
+) -> Iterator[tuple[Callable[[int], None] | None, Callable[[int], None]]]:
     """``(set_total, advance)`` callbacks driving a progress bar on stderr: ``label`` (what
     is being done), a count or bytes (``unit="B"``: in kB/MB/GB) against ``total`` when
     known (then with an ETA), and the rate. Only on a terminal, and not with ``-q`` or
-    ``--no-progress``."""
+    ``--no-progress``; without a bar ``set_total`` is None, so that no operation does work
+    (read an index) only to size a bar nobody sees."""
     settings = ctx.find_object(Settings)
     hidden = settings is not None and (settings.quiet or settings.no_progress)
     if hidden or not sys.stderr.isatty():
-        yield (lambda _n: None), (lambda _n: None)
+        yield None, (lambda _n: None)
         return
     from tqdm import tqdm
 
