@@ -310,11 +310,7 @@ def preview(
     if per_class < 1:
         raise UsageError(f"per_class must be at least 1, not {per_class}")
     storage.ensure_output_folder(out)
-    source = open_source(path, class_map=class_map)
-    if root is not None:
-        if source.holds_images:
-            raise UsageError(f"`root` applies to lists, not to {path!r}, which holds its images")
-        source.root = root
+    source = open_source(path, root=root, class_map=class_map)
     result = PreviewResult(path, out, source.format)
     rng = random.Random(seed)
     wanted = _wanted(source, classes)
