@@ -110,6 +110,8 @@ JPEG_SOF_MARKERS = {
     0xCE: "arithmetic-coded hierarchical progressive",
     0xCF: "arithmetic-coded hierarchical lossless",
 }
+#: JPEG markers without a length: TEM and the restart markers RST0-RST7.
+_JPEG_NO_LENGTH = frozenset((0x01, *range(0xD0, 0xD8)))
 #: Bytes of a JPEG searched for its frame header (they follow the metadata segments).
 JPEG_SEARCH_LIMIT = 1 << 20
 
@@ -127,7 +129,7 @@ def jpeg_frame(data: bytes) -> tuple[int, int, int] | None:
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
-        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+        if marker in _JPEG_NO_LENGTH:
             pos += 2
             continue
         (length,) = struct.unpack_from(">H", data, pos + 2)

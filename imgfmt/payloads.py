@@ -106,14 +106,14 @@ def payload_problem(
     format. Only the header is read: whether the rest decodes is for decoding to say.
     ``pass_through``: the message is for a file about to be packed unchanged (else, for a
     payload already in a dataset)."""
-    from imgfmt.images import describe_start
-
     fmt = identify(data)
     if fmt is None:
+        from imgfmt.images import describe_start
+
         reason = f"not an image (unrecognised format; {describe_start(data)})"
         return ImageError(reason, kind=decoding.NOT_IMAGE)
-    accepted = " and ".join(sorted(readers.formats))
     if fmt not in readers.formats:
+        accepted = " and ".join(sorted(readers.formats))
         what, why = f"format {fmt}", f"{readers.names} read {accepted} only"
     else:
         variant = _jpeg_problem(data) if fmt == "JPEG" else None

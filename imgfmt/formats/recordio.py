@@ -27,7 +27,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import IO, Any, NamedTuple
 
-from imgfmt import storage
+from imgfmt import _libc, storage
 from imgfmt.errors import FormatError, ImageError, ImgfmtError, StorageError, UsageError
 from imgfmt.formats.base import (
     IDS_HINT,
@@ -116,6 +116,35 @@ def encode_record(payload: bytes | bytearray | memoryview) -> list[bytes | memor
     if _pad(size):
         chunks.append(b"\0" * _pad(size))
     return chunks
+
+
+def _has_aligned_magic(data: bytes | bytearray) -> bool:
+    if not _libc.contains(data, MAGIC_BYTES):  # nearly always: one fast scan
+        return False
+    hit = data.find(MAGIC_BYTES)
+    while hit != -1:
+        if hit % 4 == 0:
+            return True
+        hit = data.find(MAGIC_BYTES, hit + 1)
+    return False
+
+
+_PADDING = b"\0\0\0"
+
+
+def frame_record(head: bytes, body: bytes | bytearray) -> bytes:
+    """The record of the payload ``head + body`` framed whole, as one ``bytes``: equal to
+    ``b"".join(encode_record(head + body))``, made with one copy of ``body`` instead of
+    three. ``len(head)`` must be a multiple of 4 (an image header is), so that the aligned
+    words of the payload are those of ``head`` and those of ``body``.
+
+    RecordIO's ``encode`` frames here, in the threads or processes that make the payloads,
+    so that the one thread writing the file only writes (``RecordWriter.write_framed``).
+    """
+    size = len(head) + len(body)
+    if len(head) % 4 or size > MAX_PAYLOAD or _has_aligned_magic(head) or _has_aligned_magic(body):
+        return b"".join(encode_record(head + bytes(body)))
+    return b"".join((_HEAD.pack(MAGIC, size), head, body, _PADDING[: _pad(size)]))
 
 
 class Record(NamedTuple):
@@ -363,6 +392,13 @@ class RecordWriter:
 
     def write(self, payload: bytes | bytearray | memoryview, key: int | None = None) -> int:
         """Write one record; returns the byte offset of its head."""
+        return self._put(encode_record(payload), key)
+
+    def write_framed(self, record: bytes, key: int | None = None) -> int:
+        """Write one record framed already (:func:`frame_record`); returns its offset."""
+        return self._put((record,), key)
+
+    def _put(self, chunks: Iterable[bytes | memoryview], key: int | None) -> int:
         if key is None:
             key = self.records_written
         if key in self._keys:
@@ -372,7 +408,6 @@ class RecordWriter:
                 hint="keys (the .lst index column) must be unique",
             )
         offset = self.bytes_written
-        chunks = encode_record(payload)
         write = self._stream.write
         for chunk in chunks:
             write(chunk)
@@ -632,18 +667,23 @@ def pack_image_record(
     gives a multi-label record: ``flag = n``, header label 0.0, and the ``n`` float32
     labels before the image bytes (even for n = 1, as MXNet does).
     """
+    return image_record_head(labels, id, id2) + image
+
+
+def image_record_head(labels: float | Sequence[float], id: int, id2: int = 0) -> bytes:
+    """What :func:`pack_image_record` puts before the image bytes: the ``IRHeader`` and,
+    for a multi-label record, the labels (a multiple of 4 bytes either way)."""
     if not (0 <= id < 2**64 and 0 <= id2 < 2**64):
         raise UsageError(f"id {id} does not fit the record header's u64 field")
     # numbers.Real as mxnet (numbers.Number): numpy scalars are single labels too.
     if isinstance(labels, (int, float, numbers.Real)):
         try:
-            return _IR.pack(0, labels, id, id2) + image
+            return _IR.pack(0, labels, id, id2)
         except (struct.error, OverflowError) as err:
             raise UsageError(f"label {labels!r} does not fit a float32 record header") from err
     values = tuple(float(v) for v in labels)
     try:
-        head = _IR.pack(len(values), 0.0, id, id2)
-        return head + struct.pack(f"<{len(values)}f", *values) + image
+        return _IR.pack(len(values), 0.0, id, id2) + struct.pack(f"<{len(values)}f", *values)
     except (struct.error, OverflowError) as err:
         raise UsageError(f"labels {values!r} (id {id}) do not fit float32 / u64 fields") from err
 
@@ -806,7 +846,9 @@ class RecordIO(Format):
                 f"{len(item.image)} bytes is more than one record can hold (2**29 - 1)",
                 kind="too-large",
             )
-        return pack_image_record(item.label, item.index, item.image)
+        # The framed record: the framing (a scan of the image for the magic) runs in the
+        # workers that make the payloads, not in the one thread that writes the file.
+        return frame_record(image_record_head(item.label, item.index), item.image)
 
     def writer(
         self, path: str, outputs: AtomicOutputs, kept: list[str] | None = None
@@ -816,7 +858,8 @@ class RecordIO(Format):
         if kept is not None:
             stream = _KeepLines(stream, kept)  # type: ignore[assignment]
         records = RecordWriter(outputs.open(path, "wb"), stream, path)
-        return FileWriter(path, records, lambda payload, item: records.write(payload, item.index),
+        put = records.write_framed  # encode's records are framed
+        return FileWriter(path, records, lambda record, item: put(record, item.index),
                           (index,), kept)  # fmt: skip
 
     def shard_writer(self, path: str, outputs: AtomicOutputs) -> DatasetWriter:
@@ -940,6 +983,8 @@ __all__ = [
     "RecordReader",
     "RecordWriter",
     "encode_record",
+    "frame_record",
+    "image_record_head",
     "pack_image_record",
     "parse_idx",
     "read_idx",

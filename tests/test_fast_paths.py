@@ -1,0 +1,177 @@
+"""The fast paths of a pass-through pack: the framed record made where the payload is
+made, ``memmem`` for the magic, the lean file read, early writeback. Each must give exactly
+what the plain way gives."""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from imgfmt import _libc, storage
+from imgfmt.errors import ImgfmtError
+from imgfmt.formats import lst
+from imgfmt.formats.base import Item
+from imgfmt.formats.recordio import (
+    MAGIC_BYTES,
+    MAX_PAYLOAD,
+    RecordIO,
+    RecordReader,
+    RecordWriter,
+    encode_record,
+    frame_record,
+    image_record_head,
+    unpack_image_record,
+)
+from imgfmt.images import ImageOptions
+from imgfmt.ops.pack import pack
+
+MAGIC_WORD = 0xCED7230A
+
+
+def plain(head: bytes, body: bytes) -> bytes:
+    return b"".join(encode_record(head + body))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"\xff\xd8\xff",
+        b"\xff\xd8\xff\xe0" * 10,
+        MAGIC_BYTES,  # the whole body is the magic, at an aligned offset
+        b"abcd" + MAGIC_BYTES + b"efgh",  # aligned inside
+        b"abc" + MAGIC_BYTES + b"efgh",  # unaligned: not escaped
+        MAGIC_BYTES * 3 + b"x",  # consecutive pieces, empty between them
+        b"ab" + MAGIC_BYTES + b"cd" + MAGIC_BYTES,  # unaligned then aligned
+        os.urandom(4093),
+    ],
+)
+@pytest.mark.parametrize("labels", [3.0, (1.0, 2.0, 5.0)])
+def test_frame_record_is_the_plain_framing(body: bytes, labels: float | tuple[float, ...]) -> None:
+    head = image_record_head(labels, 7)
+    assert frame_record(head, body) == plain(head, body)
+
+
+def test_a_magic_in_the_header_itself_is_escaped() -> None:
+    # An id whose low word is the magic puts it at an aligned offset of the header.
+    head = image_record_head(1.0, MAGIC_WORD)
+    assert MAGIC_BYTES in head
+    framed = frame_record(head, b"jpeg bytes")
+    assert framed == plain(head, b"jpeg bytes")
+    assert framed.count(MAGIC_BYTES) == 2  # split in two pieces
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=64), st.lists(st.integers(0, 15), max_size=4), st.integers(0, 3))
+def test_frame_record_matches_for_any_body(data: bytes, spots: list[int], shift: int) -> None:
+    body = bytearray(data)
+    for spot in spots:  # plant magics at aligned and unaligned offsets
+        at = min(spot * 4 + shift, len(body))
+        body[at:at] = MAGIC_BYTES
+    head = image_record_head(2.0, 11)
+    assert frame_record(head, bytes(body)) == plain(head, bytes(body))
+
+
+def test_too_large_a_payload_is_refused_as_before() -> None:
+    with pytest.raises(ImgfmtError, match="2\\*\\*29 - 1"):
+        frame_record(b"", bytes(MAX_PAYLOAD + 1))
+
+
+def test_recordio_encode_and_writer_give_what_mxnet_pack_and_write_give(tmp_path: Path) -> None:
+    """The format's encode returns framed records and its writer writes them as they are:
+    the file is the one ``RecordWriter.write`` of ``mxnet.recordio.pack`` payloads gives."""
+    images = [b"\xff\xd8\xff" + bytes([i]) * (i * 37) + MAGIC_BYTES for i in range(12)]
+    items = [Item(i, (float(i % 3),), image, f"{i}.jpg") for i, image in enumerate(images)]
+    fmt = RecordIO()
+    with storage.AtomicOutputs() as outputs:
+        writer = fmt.writer(str(tmp_path / "a.rec"), outputs)
+        for item in items:
+            writer.append(fmt.encode(item), item)
+        writer.finish()
+    rec, idx = (tmp_path / "b.rec").open("wb"), (tmp_path / "b.idx").open("w")
+    with rec, idx:
+        plain_writer = RecordWriter(rec, idx)
+        for item in items:
+            plain_writer.write(image_record_head(item.label, item.index) + item.image, item.index)
+    assert (tmp_path / "a.rec").read_bytes() == (tmp_path / "b.rec").read_bytes()
+    assert (tmp_path / "a.idx").read_text() == (tmp_path / "b.idx").read_text()
+    with RecordReader(str(tmp_path / "a.rec")) as reader:
+        read = [unpack_image_record(r.payload)[1] for r in reader]
+    assert read == images
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200), st.binary(min_size=1, max_size=6))
+def test_contains_is_the_in_operator(data: bytes, needle: bytes) -> None:
+    assert _libc.contains(data, needle) == (needle in data)
+    assert _libc.contains(data + needle, needle)
+    assert _libc.contains(bytearray(data), needle) == (needle in data)  # no memmem: `in`
+
+
+def test_contains_without_the_c_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_libc, "_memmem", None)
+    assert _libc.contains(b"xx" + MAGIC_BYTES, MAGIC_BYTES)
+    assert not _libc.contains(b"xx", MAGIC_BYTES)
+
+
+def test_read_local_reads_what_open_reads(tmp_path: Path) -> None:
+    for size in (0, 1, 4096, 1 << 17):
+        path = tmp_path / f"{size}.bin"
+        path.write_bytes(os.urandom(size))
+        assert storage.read_local(str(path)) == path.read_bytes()
+    # A file without a size (the kernel's files): read to the end all the same.
+    status = storage.read_local("/proc/self/status") if Path("/proc/self").exists() else b"x"
+    assert status
+    with pytest.raises(IsADirectoryError):
+        storage.read_local(str(tmp_path))
+    with pytest.raises(FileNotFoundError):
+        storage.read_local(str(tmp_path / "missing"))
+
+
+def test_writeback_is_started_over_the_whole_file_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ranges: list[tuple[int, int]] = []
+    monkeypatch.setattr(storage, "WRITEBACK_STEP", 1 << 16)
+    monkeypatch.setattr(_libc, "start_writeback", lambda fd, start, n: ranges.append((start, n)))
+    data = os.urandom(1 << 20)
+    with storage.AtomicOutputs() as outputs:
+        handle = outputs.open(str(tmp_path / "out.bin"), "wb")
+        for at in range(0, len(data), 5000):
+            handle.write(data[at : at + 5000])
+    assert (tmp_path / "out.bin").read_bytes() == data
+    assert ranges and ranges[0][0] == 0
+    for (start, n), (following, _) in zip(ranges, ranges[1:]):
+        assert following == start + n  # contiguous, nothing asked twice
+    assert ranges[-1][0] + ranges[-1][1] <= len(data)
+
+
+def test_pass_through_pack_parses_its_list_twice_not_three_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One pass checks the labels, one packs: nothing counts the list on the side."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    lines = []
+    for i in range(5):
+        (folder / f"{i}.jpg").write_bytes(b"\xff\xd8\xff\xe0" + struct.pack(">H", 2) + bytes(i))
+        lines.append(f"{i}\t{i % 2}.000000\t{i}.jpg\n")
+    (tmp_path / "x.lst").write_text("".join(lines))
+    passes = []  # lists read to their end (the root check reads only the first lines)
+    real = lst.read_lst
+
+    def read_lst(path: str) -> Iterator[lst.LstEntry]:
+        yield from real(path)
+        passes.append(path)
+
+    monkeypatch.setattr(lst, "read_lst", read_lst)
+    result = pack(str(tmp_path / "x.lst"), str(tmp_path / "x.rec"), root=str(folder),
+                  options=ImageOptions(pass_through=True))  # fmt: skip
+    assert result.packed == 5
+    assert len(passes) == 2
