@@ -175,3 +175,85 @@ def test_pass_through_pack_parses_its_list_twice_not_three_times(
                   options=ImageOptions(pass_through=True))  # fmt: skip
     assert result.packed == 5
     assert len(passes) == 2
+
+
+# ----------------------------------------------------------------- JSON Lines fast path
+
+_labels = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.lists(st.integers(-5, 1000).map(float), min_size=1, max_size=3),
+)
+
+
+@st.composite
+def jsonl_lines(draw: st.DrawFn) -> bytes:
+    """A line as imgfmt writes it, often damaged: a byte changed, dropped or added,
+    whitespace or CR at the end, keys reordered, the base64 or its padding spoiled."""
+    from imgfmt.formats.jsonlines import format_jsonl_line
+
+    index = draw(st.integers(0, 2**64 - 1))
+    path = draw(st.text(max_size=12))
+    image = draw(st.binary(max_size=40))
+    try:
+        line = format_jsonl_line(index, draw(_labels), path or "p", image).encode()
+    except ImgfmtError:
+        line = b'{"id":1,"path":"p","label":1,"image":"AAAA"}\n'
+    edits = ["none", "set", "drop", "insert", "tail", "pad", "quad", "order"]
+    edit = draw(st.sampled_from(edits))
+    at = draw(st.integers(0, max(0, len(line) - 1)))
+    byte = bytes([draw(st.integers(0, 255))])
+    if edit == "set":
+        line = line[:at] + byte + line[at + 1 :]
+    elif edit == "drop":
+        line = line[:at] + line[at + 1 :]
+    elif edit == "insert":
+        line = line[:at] + draw(st.sampled_from([byte, b"=", b'"', b"\\", b" ", b"\n"])) + line[at:]
+    elif edit == "tail":
+        line = line.rstrip(b"\n") + draw(st.sampled_from([b"\r\n", b"  \n", b"\t", b""]))
+    elif edit == "pad":
+        line = line.replace(b'"}', draw(st.sampled_from([b'="}', b'=="}', b'A="}', b'==="}'])))
+    elif edit == "quad" and line.endswith(b'"}\n') and len(line) > 50:
+        quad = draw(
+            st.sampled_from([b"A===", b"====", b"AA=A", b"A=A=", b"AAA=", b"AA==", rb"A\u0041"])
+        )
+        line = line[:-7] + quad + line[-3:]
+    elif edit == "order":
+        line = line.replace(b'{"id":', b'{"x":0,"id":')
+    return line
+
+
+def _checked(lines: list[bytes], decode: bool, fast: bool) -> list[object]:
+    from imgfmt.formats import jsonlines
+
+    real = jsonlines._canonical_fields
+    jsonlines._canonical_fields = real if fast else (lambda raw: None)  # type: ignore[assignment]
+    try:
+        return list(jsonlines.check_jsonl(lines, decode=decode))
+    finally:
+        jsonlines._canonical_fields = real
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(jsonl_lines(), min_size=1, max_size=3))
+def test_canonical_lines_read_as_the_full_parse_reads_them(lines: list[bytes]) -> None:
+    """Whatever the line, the fast path finds the same entry and the same problems as
+    ``json.loads`` and ``b64decode`` of the whole line (ids already used included)."""
+    assert _checked(lines, True, True) == _checked(lines, True, False)
+    fast, full = _checked(lines, False, True), _checked(lines, False, False)
+    assert [(n, p) for n, _e, p in fast] == [(n, p) for n, _e, p in full]
+    for (_n, ours, _p), (_m, theirs, _q) in zip(fast, full):
+        assert (ours is None) == (theirs is None)
+
+
+def test_verify_without_decode_takes_the_fast_path_and_still_finds_bad_base64() -> None:
+    from imgfmt.formats.jsonlines import check_jsonl
+
+    good = b'{"id":0,"path":"a.jpg","label":1,"image":"/9j/4AA="}\n'
+    bad = b'{"id":1,"path":"b.jpg","label":1,"image":"/9j/4A*="}\n'
+    empty = b'{"id":2,"path":"c.jpg","label":1,"image":""}\n'
+    checked = list(check_jsonl([good, bad, empty], decode=False))
+    assert checked[0][1] is not None and checked[0][1].image == b"" and not checked[0][2]
+    assert checked[1][2] and "not valid base64" in checked[1][2][0][1]
+    assert checked[2][2] == [("image", '"image" is empty (0 bytes)')]
+    decoded = list(check_jsonl([good], decode=True))
+    assert decoded[0][1] is not None and decoded[0][1].image == b"\xff\xd8\xff\xe0\x00"

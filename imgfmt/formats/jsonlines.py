@@ -35,6 +35,8 @@ import contextlib
 import json
 import math
 import numbers
+import re
+import string
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
@@ -200,15 +202,75 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-class _LineChecker:
-    """Checks lines one by one; remembers the ids seen (with their line numbers)."""
+#: The base64 alphabet (RFC 4648 section 4), without the padding character.
+_BASE64_ALPHABET = (string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/").encode()
 
-    def __init__(self) -> None:
+
+def _canonical_base64(text: str) -> bool:
+    """Whether ``text`` is base64 in its canonical form: alphabet characters, a length
+    that is a multiple of 4, and at most two ``=`` at the end. Such text always decodes
+    (``base64.b64decode(text, validate=True)`` accepts it); this tells so without decoding,
+    5x faster than decoding (CPython decodes base64 at about 0.5 GB/s). False means: decode
+    to know (``b64decode`` also accepts some padding that is not canonical)."""
+    if len(text) % 4 or not text.isascii():
+        return False
+    rest = text.encode("ascii").translate(None, _BASE64_ALPHABET)
+    return not rest or (rest in (b"=", b"==") and text.endswith(rest.decode("ascii")))
+
+
+#: The start of a line as :func:`format_jsonl_line` writes it, up to the image's base64:
+#: the id, the path as a JSON string, the label as a number or an array (each parsed by
+#: ``json.loads``, so they mean what they mean in the slow path).
+_CANONICAL_LINE = re.compile(
+    rb'\{"id":(0|[1-9][0-9]*),"path":("(?:[^"\\]|\\.)*"),'
+    rb'"label":(-?[0-9][-+0-9.eE]*|\[[^\]]*\]),"image":"'
+)
+_JSON_SPACE = b" \t\r\n"
+
+
+def _canonical_fields(raw: bytes) -> dict[str, Any] | None:
+    """A line exactly as imgfmt writes it, parsed without ``json.loads`` of the whole
+    line (which spends most of its time copying the base64 into a ``str``): its fields,
+    ``image`` being the base64 as ``bytes``, already known canonical and not empty.
+    None for any other line, which the full parse then checks (so that every accepted line
+    reads as ``json.loads`` reads it: one key of each in this order, nothing else, image
+    text that can hold no quote nor escape)."""
+    match = _CANONICAL_LINE.match(raw)
+    if match is None:
+        return None
+    end = len(raw)
+    while end and raw[end - 1] in _JSON_SPACE:
+        end -= 1
+    start = match.end()
+    if end - start < 6 or raw[end - 2 : end] != b'"}':
+        return None
+    image = raw[start : end - 2]
+    if len(image) % 4:
+        return None
+    rest = image.translate(None, _BASE64_ALPHABET)
+    if rest and not (rest in (b"=", b"==") and image.endswith(rest)):
+        return None
+    try:
+        path, label = json.loads(match[2]), json.loads(match[3])
+    except (ValueError, RecursionError):  # UnicodeDecodeError too
+        return None
+    return {ID: int(match[1]), PATH: path, LABEL: label, IMAGE: image}
+
+
+class _LineChecker:
+    """Checks lines one by one; remembers the ids seen (with their line numbers).
+    ``decode``: decode each image's base64 (else only check it, and entries carry no
+    image bytes)."""
+
+    def __init__(self, decode: bool = True) -> None:
         self.ids: dict[int, int] = {}
+        self.decode = decode
 
     def check(self, number: int, raw: str | bytes) -> tuple[JsonlEntry | None, list[LineProblem]]:
         problems: list[LineProblem] = []
-        obj = self._parse(raw, problems)
+        obj = _canonical_fields(raw) if isinstance(raw, bytes) else None
+        if obj is None:
+            obj = self._parse(raw, problems)
         if obj is None:
             return None, problems
         missing = [key for key in FIELDS if key not in obj]
@@ -278,11 +340,14 @@ class _LineChecker:
             return None
         return tuple(float(v) for v in values)
 
-    @staticmethod
-    def _check_image(value: Any, problems: list[LineProblem]) -> bytes | None:
+    def _check_image(self, value: Any, problems: list[LineProblem]) -> bytes | None:
+        if isinstance(value, bytes):  # from _canonical_fields: valid base64, not empty
+            return binascii.a2b_base64(value) if self.decode else b""
         if not isinstance(value, str):
             problems.append(("image", f'"image" must be a base64 string, found {excerpt(value)}'))
             return None
+        if not self.decode and value and _canonical_base64(value):
+            return b""  # valid and not empty; not decoded
         try:
             data = base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError) as err:
@@ -295,13 +360,15 @@ class _LineChecker:
 
 
 def check_jsonl(
-    lines: Iterable[str | bytes],
+    lines: Iterable[str | bytes], *, decode: bool = True
 ) -> Iterator[tuple[int, JsonlEntry | None, list[LineProblem]]]:
     """Every line of JSON Lines, checked: ``(line number from 1, entry or None, problems)``,
     ``problems`` being ``(check, message)`` pairs (empty for a good line). Nothing raises,
     whatever the content. Lines are bytes (a file opened ``"rb"``: fastest), or text decoded
-    with ``errors="surrogateescape"`` so that bytes that are not UTF-8 are reported."""
-    checker = _LineChecker()
+    with ``errors="surrogateescape"`` so that bytes that are not UTF-8 are reported.
+    ``decode=False``: the same checks, but entries' ``image`` is left empty (``b""``) when
+    the base64 is valid without decoding it (a check that needs no image bytes)."""
+    checker = _LineChecker(decode)
     for number, raw in enumerate(lines, start=1):
         if number == 1:
             raw = raw.removeprefix(BOM) if isinstance(raw, str) else raw.removeprefix(BOM_BYTES)
@@ -316,7 +383,7 @@ def iter_jsonl_problems(lines: Iterable[str], name: str) -> Iterator[tuple[int, 
     :func:`check_jsonl`. ``name`` names the input; messages do not repeat it.
     """
     del name  # messages are per line; the caller names the file
-    for number, _entry, problems in check_jsonl(lines):
+    for number, _entry, problems in check_jsonl(lines, decode=False):
         for check, message in problems:
             yield number, check, message
 
@@ -409,7 +476,7 @@ class JsonLines(Format):
 
         decoder = ctx.decoder(self.readers, decode_failed) if ctx.decode else None
         with handle, decoder or contextlib.nullcontext():
-            for line_no, entry, problems in check_jsonl(handle):
+            for line_no, entry, problems in check_jsonl(handle, decode=decoder is not None):
                 ctx.checked["jsonl_lines"] += 1
                 where = f"line {line_no}"
                 for check, message in problems:
