@@ -21,6 +21,7 @@ move bytes. Every failure is an ``ImageError`` naming the image.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import math
@@ -361,11 +362,23 @@ def _open(data: bytes, name: str) -> Image.Image:
     Pillow's own bomb check is off here: ``max_pixels`` and ``check_plausible`` judge it."""
     from PIL import Image, UnidentifiedImageError
 
+    # JPEG and PNG (nearly every dataset image) go straight to their plugin: Image.open
+    # otherwise tries every plugin registered before it, some of which parse the header to
+    # refuse it (0.15 ms an image, 10% of a 500x375 JPEG's resize). The full search stays
+    # for whatever that plugin refuses.
+    formats = _PLUGIN_BY_MAGIC.get(data[:3])
     try:
         with _pillow_bomb_check_off():
+            if formats is not None:
+                with contextlib.suppress(UnidentifiedImageError):
+                    return Image.open(io.BytesIO(data), formats=formats)
             return Image.open(io.BytesIO(data))
     except UnidentifiedImageError as err:
         raise _unidentified(data, name) from err
+
+
+#: The Pillow plugin that reads the images starting with these bytes.
+_PLUGIN_BY_MAGIC = {b"\xff\xd8\xff": ("JPEG",), b"\x89PN": ("PNG",)}
 
 
 #: What Pillow's header parsers raise when the bytes end early.
