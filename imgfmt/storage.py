@@ -376,13 +376,24 @@ def write_file(path: str, data: bytes) -> None:
     folder, name = os.path.split(path)
     temp = os.path.join(folder, TEMP_PREFIX + name)
     try:
-        with open(temp, "wb") as handle:
-            handle.write(data)
+        _write_local(temp, data)
         os.replace(temp, path)
     except OSError as err:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise StorageError(f"cannot write: {describe_os_error(err)}", path=path) from err
+
+
+def _write_local(path: str, data: bytes) -> None:
+    """``open(path, "wb").write(data)`` without the buffer object and its extra system
+    calls (unpack writes one small file an image: 4 calls each, not 7)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
 
 
 class ObjectWriter:

@@ -257,3 +257,16 @@ def test_verify_without_decode_takes_the_fast_path_and_still_finds_bad_base64() 
     assert checked[2][2] == [("image", '"image" is empty (0 bytes)')]
     decoded = list(check_jsonl([good], decode=True))
     assert decoded[0][1] is not None and decoded[0][1].image == b"\xff\xd8\xff\xe0\x00"
+
+
+def test_write_file_writes_whole_files_and_replaces_what_was_there(tmp_path: Path) -> None:
+    target = tmp_path / "a.jpg"
+    target.write_bytes(b"old content, longer than the new one")
+    storage.write_file(str(target), b"new")
+    assert target.read_bytes() == b"new"
+    big = os.urandom(3 << 20)
+    storage.write_file(str(tmp_path / "big.bin"), big)
+    assert (tmp_path / "big.bin").read_bytes() == big
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "big.bin"]  # no temporary
+    with pytest.raises(ImgfmtError, match="cannot write"):
+        storage.write_file(str(tmp_path / "missing" / "x.jpg"), b"x")
