@@ -11,44 +11,50 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import functools
 from typing import Any
 
 #: ``<fcntl.h>``: start writing the range's dirty pages; do not wait for them.
 SYNC_FILE_RANGE_WRITE = 2
 
 
-def _load() -> Any:
+@functools.cache
+def _functions() -> tuple[Any, Any]:
+    """``memmem`` and ``sync_file_range`` of the C library (None where missing), loaded on
+    first use: ``ctypes`` costs a few milliseconds to import, which a command that never
+    needs them does not pay. ``CDLL(None)`` is the running program with the C library it
+    links, without ``ctypes.util.find_library`` (which runs ``ldconfig``)."""
+    import ctypes
+
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    except OSError:
-        return None
-
-
-_LIBC = _load()
-_memmem = getattr(_LIBC, "memmem", None)
-if _memmem is not None:
-    _memmem.restype = ctypes.c_void_p
-    _memmem.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]
-_sync_file_range = getattr(_LIBC, "sync_file_range", None)
-if _sync_file_range is not None:
-    _sync_file_range.restype = ctypes.c_int
-    _sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+        libc = ctypes.CDLL(None, use_errno=True)
+    except (OSError, TypeError):  # no dlopen(NULL) (Windows)
+        return None, None
+    memmem = getattr(libc, "memmem", None)
+    if memmem is not None:
+        memmem.restype = ctypes.c_void_p
+        memmem.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]
+    sync = getattr(libc, "sync_file_range", None)
+    if sync is not None:
+        sync.restype = ctypes.c_int
+        sync.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    return memmem, sync
 
 
 def contains(data: bytes | bytearray | memoryview, needle: bytes) -> bool:
     """Whether ``needle`` occurs in ``data``."""
-    if _memmem is not None and type(data) is bytes and needle:
-        return bool(_memmem(data, len(data), needle, len(needle)))
+    memmem = _functions()[0]
+    if memmem is not None and type(data) is bytes and needle:
+        return bool(memmem(data, len(data), needle, len(needle)))
     return needle in data
 
 
 def start_writeback(fd: int, offset: int, length: int) -> None:
     """Start writing ``length`` bytes of ``fd`` from ``offset`` to disk; return at once.
     A hint: where the call is missing or fails, the final ``fsync`` does all the work."""
-    if _sync_file_range is not None and length > 0:
-        _sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE)
+    sync = _functions()[1]
+    if sync is not None and length > 0:
+        sync(fd, offset, length, SYNC_FILE_RANGE_WRITE)
 
 
 __all__ = ["contains", "start_writeback"]

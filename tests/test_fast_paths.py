@@ -115,7 +115,7 @@ def test_contains_is_the_in_operator(data: bytes, needle: bytes) -> None:
 
 
 def test_contains_without_the_c_library(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_libc, "_memmem", None)
+    monkeypatch.setattr(_libc, "_functions", lambda: (None, None))
     assert _libc.contains(b"xx" + MAGIC_BYTES, MAGIC_BYTES)
     assert not _libc.contains(b"xx", MAGIC_BYTES)
 
