@@ -387,7 +387,10 @@ def write_file(path: str, data: bytes) -> None:
 def _write_local(path: str, data: bytes) -> None:
     """``open(path, "wb").write(data)`` without the buffer object and its extra system
     calls (unpack writes one small file an image: 4 calls each, not 7)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666)
+    # Never through a symlink planted at the temporary name (the final name is renamed
+    # over, never followed).
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
         view = memoryview(data)
         while view:

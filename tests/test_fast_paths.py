@@ -270,3 +270,50 @@ def test_write_file_writes_whole_files_and_replaces_what_was_there(tmp_path: Pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.jpg", "big.bin"]  # no temporary
     with pytest.raises(ImgfmtError, match="cannot write"):
         storage.write_file(str(tmp_path / "missing" / "x.jpg"), b"x")
+
+
+# ----------------------------------------------------------------- unpack and symlinks
+
+JPEG = b"\xff\xd8\xff\xe0" + bytes(60) + b"\xff\xd9"
+
+
+def _one_record(tmp_path: Path) -> Path:
+    from imgfmt.formats.recordio import RecordFileWriter, pack_image_record
+
+    rec = tmp_path / "one.rec"
+    with RecordFileWriter(str(rec)) as out:
+        out.write(pack_image_record(0.0, 5, JPEG), key=5)
+    return rec
+
+
+def test_unpack_refuses_a_class_folder_that_links_out_of_outdir(tmp_path: Path) -> None:
+    from imgfmt.ops.unpack import unpack
+
+    rec, outside = _one_record(tmp_path), tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "0").symlink_to(outside)  # the class folder of label 0
+    with pytest.raises(ImgfmtError, match="refusing to write outside"):
+        unpack(str(rec), str(tmp_path / "out"))
+    assert list(outside.iterdir()) == []
+
+
+def test_unpack_replaces_a_link_at_a_file_name_and_never_writes_through_one(
+    tmp_path: Path,
+) -> None:
+    from imgfmt.ops.unpack import unpack
+
+    rec, secret = _one_record(tmp_path), tmp_path / "secret.txt"
+    secret.write_text("keep me")
+    folder = tmp_path / "out" / "0"
+    folder.mkdir(parents=True)
+    (folder / "5.jpg").symlink_to(secret)  # the image's own name: renamed over
+    unpack(str(rec), str(tmp_path / "out"))
+    assert not (folder / "5.jpg").is_symlink() and (folder / "5.jpg").read_bytes() == JPEG
+    assert secret.read_text() == "keep me"
+    # A link at the temporary name is not followed: that image fails, the target is kept.
+    (folder / "5.jpg").unlink()
+    (folder / (storage.TEMP_PREFIX + "5.jpg")).symlink_to(secret)
+    with pytest.raises(ImgfmtError, match="cannot write"):
+        unpack(str(rec), str(tmp_path / "out"))
+    assert secret.read_text() == "keep me"

@@ -315,7 +315,10 @@ def _unpack_into(
     remote = is_s3(outdir)
     root = storage.abspath(outdir) if remote else os.path.realpath(outdir)
     entries: list[lst.LstEntry] = []
-    made_dirs: set[str] = set()
+    # Each folder's real path, resolved once (not every file's: 5 stats a file): a symlink
+    # on the way out of OUTDIR is refused; the file itself is never followed (written under
+    # a temporary name that must not be a link, then renamed over whatever has its name).
+    folders: dict[str, str] = {}
 
     def skip(err: FormatError) -> None:
         result.damaged.append(str(err))
@@ -333,13 +336,20 @@ def _unpack_into(
             if remote:  # no symlinks in S3: a safe relative path stays inside the prefix
                 target = storage.join(root, relpath)
             else:
-                target = os.path.realpath(os.path.join(root, relpath))
-                if os.path.commonpath([root, target]) != root:  # a symlink inside outdir
-                    raise FormatError(f"refusing to write outside {outdir}: {relpath}", path=source)
-                parent = os.path.dirname(target)
-                if parent not in made_dirs and not dry_run:
-                    _make_folder(parent)
-                    made_dirs.add(parent)
+                within, _slash, filename = relpath.rpartition("/")
+                parent = folders.get(within)
+                if parent is None:
+                    parent = os.path.realpath(os.path.join(root, within))
+                    if os.path.commonpath([root, parent]) != root:  # a symlink inside outdir
+                        raise FormatError(
+                            f"refusing to write outside {outdir}: {relpath}", path=source
+                        )
+                    if not dry_run:
+                        _make_folder(parent)
+                    folders[within] = parent
+                if filename in ("", ".", ".."):  # _Namer never makes one: a last guard
+                    raise FormatError(f"not a file name: {relpath!r}", path=source)
+                target = os.path.join(parent, filename)
             if not dry_run:
                 writer.write(target, image)
             entries.append(output.entry)
