@@ -538,8 +538,37 @@ def _boto_errors() -> tuple[type[BaseException], ...]:
     return (BotoCoreError, ClientError, HTTPError)
 
 
+#: Calls after which what HeadObject said may no longer hold (see :func:`remembering_sizes`).
+_CHANGES = {"put_object", "complete_multipart_upload", "copy_object", "delete_object",
+            "delete_objects", "abort_multipart_upload"}  # fmt: skip
+#: Object sizes (None: no such object) remembered while a command runs, or None.
+_sizes: dict[str, int | None] | None = None
+_sizes_lock = threading.Lock()
+_sizes_changes = 0  # how many times they were forgotten (an answer older than that is not kept)
+
+
+@contextlib.contextmanager
+def remembering_sizes() -> Iterator[None]:
+    """While the block runs, :func:`object_size` asks S3 once per key: a command looks at
+    its inputs several times as it starts (which format, is there an index, does the file
+    exist, a class map beside it?), each a HeadObject round trip (20-50 ms on S3). The
+    command sees one view of which objects exist; any write, copy or delete it makes
+    forgets what was remembered. The CLI runs every command in this block."""
+    global _sizes
+    outer, _sizes = _sizes, {}
+    try:
+        yield
+    finally:
+        _sizes = outer
+
+
 def call(uri: str, operation: str, **params: Any) -> Any:
     """Run one S3 API call (retried by botocore); its failure as a ``StorageError``."""
+    if operation in _CHANGES and _sizes is not None:
+        global _sizes_changes
+        with _sizes_lock:
+            _sizes.clear()
+            _sizes_changes += 1
     try:
         return getattr(client(), operation)(**params)
     except _boto_errors() as err:
@@ -562,10 +591,18 @@ def object_size(uri: str) -> int | None:
     bucket, key = split_uri(uri)
     if not key:
         return None
+    remembered, changes = _sizes, _sizes_changes
+    if remembered is not None and uri in remembered:
+        return remembered[uri]
     try:
-        return int(call(uri, "head_object", Bucket=bucket, Key=key)["ContentLength"])
+        size: int | None = int(call(uri, "head_object", Bucket=bucket, Key=key)["ContentLength"])
     except NotFound:
-        return None
+        size = None
+    if remembered is not None:
+        with _sizes_lock:
+            if remembered is _sizes and changes == _sizes_changes:
+                remembered[uri] = size
+    return size
 
 
 def is_folder(uri: str) -> bool:

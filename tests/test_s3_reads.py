@@ -160,3 +160,58 @@ def test_verify_reads_a_large_rec_ahead_and_finds_a_cut_as_before(s3, tmp_path: 
     )
     assert "ends inside a record" in remote.stdout
     assert ranges(s3, "cut.rec")
+
+
+def test_a_command_asks_each_key_head_object_once(s3, tmp_path: Path) -> None:
+    """unpack and verify look at their input several times as they start (its format, its
+    .idx, whether it exists, a class map): one HeadObject per key, each a round trip."""
+    rec = tmp_path / "heads.rec"
+    _rec(rec, 12, 1000)
+    s3.put("heads.rec", rec.read_bytes())
+    s3.put("heads.idx", rec.with_suffix(".idx").read_bytes())
+    for args in (
+        ["unpack", s3.uri("heads.rec"), str(tmp_path / "out")],
+        ["verify", s3.uri("heads.rec")],
+    ):
+        s3.proxy.reset()
+        result = CliRunner().invoke(cli, ["--endpoint-url", s3.endpoint, *args])
+        assert result.exit_code == 0, result.output
+        for key in ("heads.rec", "heads.idx", "heads.classes.tsv"):
+            assert s3.proxy.count("HEAD", f"/{key}") <= 1, (args[0], key)
+
+
+def test_remembered_sizes_are_forgotten_when_the_command_writes(s3) -> None:
+    uri = s3.uri("later.bin")
+    with s3_module.remembering_sizes():
+        assert s3_module.object_size(uri) is None
+        assert s3_module.object_size(uri) is None
+        assert s3.proxy.count("HEAD", "/later.bin") == 1  # remembered
+        s3_module.put_bytes(uri, b"12345")  # this command's own write: forgotten
+        assert s3_module.object_size(uri) == 5
+    assert s3_module.object_size(uri) == 5  # outside a command: asked every time
+    assert s3.proxy.count("HEAD", "/later.bin") == 3
+
+
+def test_unpack_fetches_the_idx_while_it_reads_the_rec(s3, tmp_path: Path) -> None:
+    """The index a sequential read checks at its end is fetched as the read starts, not
+    waited for at the end."""
+    rec = tmp_path / "early.rec"
+    _rec(rec, 130, 100_000)  # read ahead: 13 MB
+    s3.put("early.rec", rec.read_bytes())
+    s3.put("early.idx", rec.with_suffix(".idx").read_bytes())
+    for args in (
+        ["unpack", s3.uri("early.rec"), str(tmp_path / "out")],
+        ["verify", s3.uri("early.rec")],
+    ):
+        s3.proxy.reset()
+        result = CliRunner().invoke(cli, ["--endpoint-url", s3.endpoint, *args])
+        assert result.exit_code == 0, result.output
+        spans = s3.proxy.spans
+        idx = [
+            span
+            for span in spans
+            if span.seen.method == "GET" and span.seen.path.endswith("/early.idx")
+        ]
+        data = [span for span in spans if span.seen.method == "GET" and span.seen.range]
+        assert len(idx) == 1 and data, args[0]
+        assert idx[0].start < max(span.end for span in data), args[0]

@@ -41,8 +41,11 @@ class ImgfmtGroup(click.Group):
         return list(self.commands)
 
     def invoke(self, ctx: click.Context) -> Any:
+        from imgfmt import s3
+
         try:
-            return super().invoke(ctx)
+            with s3.remembering_sizes():  # one command, one HeadObject per key
+                return super().invoke(ctx)
         except UsageError as err:
             # A bad combination of options or arguments, found by the library: one line, exit 2.
             _traceback_if_verbose(ctx)

@@ -24,6 +24,7 @@ import os
 import struct
 from bisect import bisect_right
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import IO, Any, NamedTuple
 
@@ -486,6 +487,7 @@ class RecordReader:
             idx_path = default_idx
         self.idx_path = idx_path if use_index else None
         self._index: dict[int, int] | None = None
+        self._index_pending: Future[dict[int, int]] | None = None  # prefetch_index
         self._offsets: list[int] | None = None  # the index's offsets, sorted
         self._stream: IO[bytes] | None = None
         self._pid = -1
@@ -501,6 +503,7 @@ class RecordReader:
         state = self.__dict__.copy()
         state["_stream"] = None
         state["_pid"] = -1
+        state["_index_pending"] = None  # a Future does not pickle; the index is read again
         return state
 
     def close(self) -> None:
@@ -565,8 +568,19 @@ class RecordReader:
                     path=self.path,
                     hint="rebuild it with `imgfmt verify --fix-idx`",
                 )
-            self._index = read_idx(self.idx_path)
+            pending, self._index_pending = self._index_pending, None
+            self._index = pending.result() if pending is not None else read_idx(self.idx_path)
         return self._index
+
+    def prefetch_index(self) -> None:
+        """Start reading a remote ``.idx`` on a thread: a sequential read that checks the
+        index at its end (``RecordIO.read``) then finds it there instead of waiting a
+        round trip for it."""
+        if self._index is None and self._index_pending is None and self.idx_path is not None:
+            if storage.is_s3(self.idx_path):
+                from imgfmt import s3
+
+                self._index_pending = s3.executor().submit(read_idx, self.idx_path)
 
     def keys(self) -> list[int]:
         return list(self.index)
@@ -802,6 +816,8 @@ class RecordIO(Format):
             damaged_at_end = True
             report(err)
 
+        if selection is None:
+            reader.prefetch_index()  # checked at the end
         for record in reader.salvage(damaged):
             damaged_at_end = False
             last_offset = record.offset

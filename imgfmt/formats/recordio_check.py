@@ -28,12 +28,14 @@ checked again.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import os
 import struct
 from array import array
 from bisect import bisect_left
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import IO, TYPE_CHECKING
 
 from imgfmt import storage
@@ -216,6 +218,9 @@ class _RecVerifier:
         self.ids = array("Q")  # its header id (0 when it has no readable header)
         self.has_id = bytearray()  # 1 when the record has a readable image header
         self.damaged: dict[int, int] = {}  # offset of a damaged record -> its number
+        # A remote .idx, fetched while the .rec is scanned (checked after it: the round
+        # trip is not waited for at the end).
+        self._idx_early: Future[bytes] | None = None
 
     def problem(
         self,
@@ -235,6 +240,10 @@ class _RecVerifier:
         except ImgfmtError as err:
             self.problem("input", "", err.reason)
             return
+        if storage.is_s3(self.idx_path) and storage.is_file(self.idx_path):
+            from imgfmt import s3
+
+            self._idx_early = s3.executor().submit(s3.get_bytes, self.idx_path)
         with stream:
             size = input_size(stream)
             found = lst.load_class_map(
@@ -399,8 +408,13 @@ class _RecVerifier:
             if count:
                 self.problem("index", where, message, offset=offset, line=line, path=idx)
 
+        early, self._idx_early = self._idx_early, None
         try:
-            handle = open_input(idx, "r", errors="replace")
+            if early is not None:
+                fetched = io.BytesIO(early.result())
+                handle: IO[str] = io.TextIOWrapper(fetched, "utf-8", errors="replace")
+            else:
+                handle = open_input(idx, "r", errors="replace")
         except ImgfmtError as err:
             problem("", err.reason)
             return True
