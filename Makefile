@@ -51,6 +51,13 @@ $(DALI_VENV)/.stamp:
 	$(DALIPY) -m pip install nvidia-dali-cuda120 numpy > $(DALI_VENV)/install.log 2>&1 || (cat $(DALI_VENV)/install.log; exit 1)
 	touch $@
 
+# The AWS CLI (v1, from PyPI) that scripts/bench_s3.py times imgfmt's S3 writes and reads against.
+BENCH_S3_VENV := .venv-bench-s3
+$(BENCH_S3_VENV)/.stamp:
+	$(PYTHON) -m venv $(BENCH_S3_VENV)
+	$(BENCH_S3_VENV)/bin/python -m pip install --quiet awscli > $(BENCH_S3_VENV)/install.log 2>&1 || (cat $(BENCH_S3_VENV)/install.log; exit 1)
+	touch $@
+
 INTEROP_ENV = IMGFMT_MXNET_PYTHON=$(abspath $(MXPY)) IMGFMT_SAGEMAKER_PYTHON=$(abspath $(SMPY)) IMGFMT_DALI_PYTHON=$(abspath $(DALIPY)) IMGFMT_REQUIRE_INTEROP=1
 
 # The runtime dependencies as pyproject.toml lists them, and the lines of pip's output worth
@@ -102,9 +109,10 @@ lint: $(VENV)/.stamp ## ruff and mypy
 	$(VENV)/bin/ruff check imgfmt tests scripts
 	$(VENV)/bin/mypy imgfmt
 
-bench: $(VENV)/.stamp $(MXNET_VENV)/.stamp ## Benchmark imgfmt against im2rec.py and cat (writes BENCHMARKS.md), then the near-duplicate search of stats
+bench: $(VENV)/.stamp $(MXNET_VENV)/.stamp $(BENCH_S3_VENV)/.stamp ## Benchmark imgfmt against im2rec.py and cat, the near-duplicate search of stats, then S3 against the AWS CLI (writes BENCHMARKS.md)
 	$(PY) scripts/bench.py --mxnet-python $(abspath $(MXPY))
 	$(PY) scripts/bench_neardup.py
+	$(PY) scripts/bench_s3.py --aws $(abspath $(BENCH_S3_VENV))/bin/aws
 
 FUZZ_SECONDS ?= 60
 fuzz: $(VENV)/.stamp ## Fuzz each reader with atheris for FUZZ_SECONDS (default 60) per target

@@ -7,7 +7,9 @@ Every measurement is the wall time of a whole process (``time.perf_counter`` aro
 ``subprocess.run``), start-up included, as a user sees it. Within a repeat the tools
 alternate and their order rotates from one repeat to the next; the report gives the
 median. Both tools get the same inputs, the same ``.lst`` and the same worker count
-(the core count). ``cat`` of the same bytes to ``/dev/null`` is the I/O floor.
+(the core count). ``cat`` of the same bytes to ``/dev/null`` is the I/O floor. Cases 5c
+and 6b time the same imgfmt command on a JSON Lines file and on a .rec of the same images
+(their own table, ratio .jsonl / .rec).
 
 The corpora are generated once by ``scripts/make_samples.py`` (deterministic, natural-looking
 JPEGs) and reused while their stamp file matches. Everything else is rebuilt under
@@ -39,6 +41,8 @@ REPO = HERE.parent
 MAKE_SAMPLES = HERE / "make_samples.py"
 
 IMGFMT, IM2REC, CAT = "imgfmt", "im2rec", "cat"
+#: The two sides of a format comparison: the same imgfmt command on a .jsonl and on a .rec.
+JSONL, REC = "jsonl", "rec"
 #: Anything below this line in an existing report is hand-written and kept on regeneration.
 NOTES_MARKER = "<!-- Hand-written notes below this line are kept by scripts/bench.py. -->"
 #: Interval between two samples of the process tree's memory.
@@ -111,6 +115,16 @@ class CaseResult:
         """imgfmt time / cat time: how far from the I/O floor."""
         ours, floor = self.median(IMGFMT), self.median(CAT)
         return ours / floor if ours and floor else None
+
+    def rec_ratio(self) -> float | None:
+        """.jsonl time / .rec time: what JSON Lines costs against RecordIO."""
+        jsonl, rec = self.median(JSONL), self.median(REC)
+        return jsonl / rec if jsonl and rec else None
+
+    def ratio(self, on: str) -> float | None:
+        """What a target is checked on: ``speedup``, ``cat_ratio`` or ``rec_ratio``."""
+        value: float | None = getattr(self, on)()
+        return value
 
 
 @dataclass
@@ -301,7 +315,7 @@ class Case:
     commands: dict[str, list[str]]
     repeats: int
     target: Target | None = None
-    target_on: str = "speedup"  # or "cat_ratio"
+    target_on: str = "speedup"  # or "cat_ratio", or "rec_ratio" (JSONL against REC)
     #: What each tool writes, removed (untimed) before each of its runs: every run starts clean.
     outputs: dict[str, list[Path]] = field(default_factory=dict)
     note: str = ""
@@ -355,9 +369,15 @@ def build_cases(
     count_20k = repeat_lst(lists / "imagenet.lst", lst_20k, RSS_LIST_COPIES)
     packed_20k = packed.with_name("imagenet20k.rec")
     run(tools.pack(lst_20k, packed_20k, imagenet, "--pass-through"))
+    mb_20k = packed_20k.stat().st_size / 1e6
+    # The same 2,000 images as JSON Lines (the format follows the extension), for 5c and 6b.
+    packed_jsonl = packed.with_suffix(".jsonl")
+    run(tools.pack(lists / "imagenet.lst", packed_jsonl, imagenet, "--pass-through"))
     imagenet_files = lst_paths(lists / "imagenet.lst", imagenet)
+    files_20k = lst_paths(lst_20k, imagenet)  # each file as many times as listed
     photo_files = lst_paths(lists / "photos.lst", photos)
     unpacked = run_dir / "unpacked"
+    unpacked_jsonl, unpacked_rec = run_dir / "unpacked-jsonl", run_dir / "unpacked-rec"
 
     def rec_outputs(stem: Path) -> list[Path]:
         return [stem.with_suffix(".rec"), stem.with_suffix(".idx")]
@@ -389,6 +409,20 @@ def build_cases(
             repeats,
             Target(">= 3x faster than im2rec", lambda s: s >= 3.0),
             outputs={IMGFMT: rec_outputs(ours / "pt"), IM2REC: rec_outputs(work["pt"])},
+        ),
+        Case(
+            f"2b. pack --pass-through, {count_20k:,}-image list ({mb_20k:.0f} MB)",
+            {
+                IMGFMT: tools.pack(lst_20k, ours / "pt20k.rec", imagenet, "--pass-through"),
+                CAT: ["cat", *files_20k],
+            },
+            slow_repeats,
+            Target("within 2.5x of cat", lambda r: r <= 2.5),
+            target_on="cat_ratio",
+            outputs={IMGFMT: rec_outputs(ours / "pt20k")},
+            note=f"the 2,000 files listed {RSS_LIST_COPIES} times (as in 5b), into a fresh "
+            f".rec; cat reads the {count_20k:,} paths in list order; im2rec left out to keep "
+            "the run short (it takes about 10x as long)",
         ),
         Case(
             "3. pack --resize 256 --quality 90, ImageNet-like",
@@ -447,11 +481,35 @@ def build_cases(
             outputs={IMGFMT: [unpacked]},
             note="im2rec has no unpack",
         ),
+        Case(
+            "5c. verify, JSON Lines (.jsonl) vs .rec",
+            {
+                JSONL: tools.ours("-q", "verify", str(packed_jsonl)),
+                REC: tools.ours("-q", "verify", str(packed)),
+            },
+            repeats,
+            Target("within 1.5x of the .rec", lambda r: r <= 1.5),
+            target_on="rec_ratio",
+        ),
+        Case(
+            "6b. unpack, JSON Lines vs .rec",
+            {
+                JSONL: tools.ours("-q", "unpack", str(packed_jsonl), str(unpacked_jsonl)),
+                REC: tools.ours("-q", "unpack", str(packed), str(unpacked_rec)),
+            },
+            repeats,
+            Target("within 1.5x of the .rec", lambda r: r <= 1.5),
+            target_on="rec_ratio",
+            outputs={JSONL: [unpacked_jsonl], REC: [unpacked_rec]},
+            note="the .jsonl's files are named after the paths it stores, the .rec's after "
+            "record indices (a .rec keeps no path)",
+        ),
     ]
     paths = {
         "lists": lists,
         "lst_20k": lst_20k,
         "packed": packed,
+        "packed_jsonl": packed_jsonl,
         "lstgen": lstgen,
         "ours": ours,
         "pt_im2rec": work["pt"].with_suffix(".rec"),
@@ -478,7 +536,7 @@ def time_cases(cases: list[Case]) -> list[CaseResult]:
     for case, result in zip(cases, results):
         result.note = case.note
         if case.target:
-            value = result.speedup() if case.target_on == "speedup" else result.cat_ratio()
+            value = result.ratio(case.target_on)
             result.target = case.target.text
             result.met = case.target.check(value) if value is not None else None
     return results
@@ -620,7 +678,11 @@ def render(results: dict[str, Any], old_report: str | None) -> str:
         "| target | met? |",
         "|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
+    # Cases timed on a .jsonl and a .rec (tools JSONL, REC) have a table of their own below.
+    by_format = [c for c in cases if JSONL in c["medians"]]
     for c in cases:
+        if c in by_format:
+            continue
         med = c["medians"]
         lines.append(
             f"| {c['name']} | {c['runs_count']} | {fmt_s(med.get(IMGFMT))} | "
@@ -628,6 +690,27 @@ def render(results: dict[str, Any], old_report: str | None) -> str:
             f"{fmt_x(c['speedup'])} | {fmt_x(c['cat_ratio'])} | "
             f"{c['target'] or '—'} | {met_text(c['met'])} |"
         )
+    if by_format:
+        formats = results["formats"]
+        lines += [
+            "",
+            "JSON Lines against RecordIO: the same 2,000 ImageNet-like images packed with",
+            f"`--pass-through` once as `.jsonl` ({formats['jsonl_mb']:.1f} MB: a JSON object a "
+            "line, the image",
+            f"in base64) and once as `.rec` ({formats['rec_mb']:.1f} MB); the same imgfmt "
+            "command timed on each. The",
+            "ratio is .jsonl time / .rec time (lower is better; 1: the format costs nothing).",
+            "",
+            "| case | runs | .jsonl s | .rec s | .jsonl/.rec | target | met? |",
+            "|---|---:|---:|---:|---:|---|---|",
+        ]
+        for c in by_format:
+            med = c["medians"]
+            lines.append(
+                f"| {c['name']} | {c['runs_count']} | {fmt_s(med.get(JSONL))} | "
+                f"{fmt_s(med.get(REC))} | {fmt_x(c['rec_ratio'])} | {c['target'] or '—'} | "
+                f"{met_text(c['met'])} |"
+            )
     checks = results["checks"]
     lines += ["", "Notes:", ""]
     lines += [f"- {c['name'].split('.')[0]}: {c['note']}." for c in cases if c["note"]]
@@ -697,7 +780,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=REPO / "bench-data")
     parser.add_argument("--report", type=Path, default=REPO / "BENCHMARKS.md")
     parser.add_argument("--repeats", type=int, default=5, help="runs of the quick cases")
-    parser.add_argument("--slow-repeats", type=int, default=5, help="runs of the resize packs")
+    parser.add_argument(
+        "--slow-repeats",
+        type=int,
+        default=5,
+        help="runs of the resize packs and the 20,000-image pack",
+    )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
     if min(args.repeats, args.slow_repeats) < 1:
@@ -729,6 +817,10 @@ def main(argv: list[str] | None = None) -> int:
     checks = {
         "lst_identical": "byte-identical" if same_lst else "DIFFERENT",
         "pt_rec_identical": "byte-identical" if same_rec else "DIFFERENT",
+    }
+    formats = {
+        "jsonl_mb": paths["packed_jsonl"].stat().st_size / 1e6,
+        "rec_mb": paths["packed"].stat().st_size / 1e6,
     }
 
     print("bench: peak memory of pack (2,000 and 20,000 images)", flush=True)
@@ -780,6 +872,7 @@ def main(argv: list[str] | None = None) -> int:
                 "medians": {tool: r.median(tool) for tool in r.runs},
                 "speedup": r.speedup(),
                 "cat_ratio": r.cat_ratio(),
+                "rec_ratio": r.rec_ratio(),
                 "target": r.target,
                 "met": r.met,
                 "note": r.note,
@@ -787,6 +880,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in timed
         ],
         "checks": checks,
+        "formats": formats,
         "memory": memory,
         "rss_target": rss_target,
         "startup": startup,
@@ -800,10 +894,12 @@ def main(argv: list[str] | None = None) -> int:
         f"in {results['total_seconds']:.0f} s"
     )
     for r in timed:
-        print(
-            f"  {r.name}: speedup {fmt_x(r.speedup())}, imgfmt/cat {fmt_x(r.cat_ratio())}, "
-            f"target {r.target or '-'}: {met_text(r.met)}"
+        ratios = (
+            f".jsonl/.rec {fmt_x(r.rec_ratio())}"
+            if JSONL in r.runs
+            else f"speedup {fmt_x(r.speedup())}, imgfmt/cat {fmt_x(r.cat_ratio())}"
         )
+        print(f"  {r.name}: {ratios}, target {r.target or '-'}: {met_text(r.met)}")
     return 0
 
 

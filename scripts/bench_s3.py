@@ -26,20 +26,28 @@ Reads (``--only reads``; both sets run by default), with the corpus and the .rec
 - ``imgfmt verify s3://bench/r.rec`` and ``imgfmt unpack s3://bench/r.rec LOCAL_DIR``
   against ``aws s3 cp`` of the .rec to a local file.
 
-The medians go out as markdown tables. The AWS CLI gets its endpoint by ``--endpoint-url``
-and fake credentials from the environment, as the tests' ``conftest.py`` sets them.
+The medians go out as markdown tables, printed and written into the report (default
+BENCHMARKS.md) between the markers ``REPORT_START`` and ``REPORT_END``, replacing what was
+there; with ``--only``, the other set's section of the previous block is kept as it was (each
+section carries its own date and settings). Without the markers, the block goes after the
+report's "## S3 reads" section (else at its end). ``--no-report`` only prints. The AWS CLI
+gets its endpoint by ``--endpoint-url`` and fake credentials from the environment, as the
+tests' ``conftest.py`` sets them.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import importlib.util
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -57,6 +65,15 @@ IMGFMT_WITH_CONCURRENCY = (
 )
 BUCKET = "bench"
 MB = 1_000_000
+#: The generated block of the report lies between these lines (both kept).
+REPORT_START = "<!-- bench_s3.py: generated, start -->"
+REPORT_END = "<!-- bench_s3.py: generated, end -->"
+#: Each set's section of the block starts with one of these (the set's name in bold).
+SECTION = {"writes": "**S3 writes**", "reads": "**S3 reads**"}
+#: imgfmt's time over the AWS CLI's for the same bytes: at most this.
+AWS_TARGET = 1.3
+#: Serial (1 part in flight) pack over concurrent (10): at least this.
+CONCURRENCY_TARGET = 4.0
 
 ENV = {
     **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
@@ -97,7 +114,16 @@ def main() -> None:
     parser.add_argument("--bandwidth-mb", type=float, default=10.0, help="MB/s per connection")
     parser.add_argument("--latency-ms", type=float, default=30.0, help="per request")
     parser.add_argument("--only", choices=("writes", "reads"), help="run one set of cases")
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=REPO / "BENCHMARKS.md",
+        help="markdown file whose generated S3 block is replaced (default: BENCHMARKS.md)",
+    )
+    parser.add_argument("--no-report", action="store_true", help="only print the tables")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     corpus = args.data / "imagenet"
     if not corpus.is_dir():
         sys.exit(f"{corpus} is missing: `make bench` makes it (scripts/make_samples.py)")
@@ -106,15 +132,22 @@ def main() -> None:
             f"{args.aws} is missing: python -m venv .venv-bench-s3 && "
             ".venv-bench-s3/bin/pip install awscli"
         )
+    version = subprocess.run([args.aws, "--version"], env=ENV, capture_output=True, text=True)
+    # "aws-cli/1.46.3 Python/3.11.7 ..." (v1 printed it on stderr once, so read both)
+    found = re.search(r"aws-cli/(\S+)", version.stdout + version.stderr)
+    args.aws_version = found.group(1) if found else "unknown"
+    args.date = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     os.environ.update(ENV)  # the bucket is made with boto3 from this process
     s3_server = load_s3_server()
     import boto3
 
     moto, port = s3_server.start_moto()
     proxy = s3_server.Proxy(port, bandwidth=args.bandwidth_mb * MB, latency=args.latency_ms / 1000)
+    quiet_dropped_connections(proxy)
     direct = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}")  # setup: not capped
     direct.create_bucket(Bucket=BUCKET)
     imgfmt = [PYTHON, "-m", "imgfmt"]
+    sections: dict[str, str] = {}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
@@ -141,15 +174,93 @@ def main() -> None:
                 check=True,
             )
             if args.only != "reads":
-                bench_writes(args, proxy.url, direct, lst, corpus, local_rec)
+                sections["writes"] = bench_writes(args, proxy.url, direct, lst, corpus, local_rec)
+                print(sections["writes"])
             if args.only != "writes":
-                bench_reads(args, proxy.url, direct, corpus, local_rec, work)
+                sections["reads"] = bench_reads(args, proxy.url, direct, corpus, local_rec, work)
+                print(sections["reads"])
     finally:
         proxy.close()
         assert moto.stdin is not None
         moto.stdin.close()
         moto.kill()
         moto.wait(timeout=10)
+    if not args.no_report:
+        write_report(args.report, sections)
+        print(f"bench_s3: wrote the S3 block of {args.report}", file=sys.stderr)
+
+
+def quiet_dropped_connections(proxy: Any) -> None:
+    """No traceback when a client drops a connection the proxy is still answering on (imgfmt's
+    reader closes its first GET once the ranged GETs take over); other errors still print."""
+    server = proxy._server
+    default = server.handle_error
+
+    def handle_error(request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            default(request, client_address)
+
+    server.handle_error = handle_error
+
+
+def paragraph(*parts: str) -> str:
+    """``parts`` as one markdown paragraph, wrapped at 100 columns as the rest of the report."""
+    return textwrap.fill(" ".join(parts), 100, break_long_words=False, break_on_hyphens=False)
+
+
+def split_sections(block: str) -> dict[str, str]:
+    """The sections of a generated block, by set ("writes", "reads")."""
+    starts = sorted(
+        (match.start(), name)
+        for name, head in SECTION.items()
+        for match in re.finditer(rf"^{re.escape(head)}", block, flags=re.MULTILINE)
+    )
+    return {
+        name: block[start : (starts[n + 1][0] if n + 1 < len(starts) else len(block))].strip()
+        for n, (start, name) in enumerate(starts)
+    }
+
+
+def write_report(report: Path, sections: dict[str, str]) -> None:
+    """Replace the generated block of ``report`` by ``sections``, keeping the previous
+    section of a set that did not run (``--only``)."""
+    text = report.read_text(encoding="utf-8") if report.exists() else ""
+    start, end = text.find(REPORT_START), text.find(REPORT_END)
+    if start != -1 and end > start:
+        old = split_sections(text[start + len(REPORT_START) : end])
+        before, after = text[:start], text[end + len(REPORT_END) :]
+    else:
+        old = {}
+        # After the hand-written "## S3 reads" section (up to the next "## " heading), else
+        # at the end.
+        cut = len(text)
+        heading = re.search(r"^## S3 reads\b", text, flags=re.MULTILINE)
+        following = (
+            re.compile(r"^## ", re.MULTILINE).search(text, heading.end()) if heading else None
+        )
+        if following:
+            cut = following.start()
+        before = text[:cut].rstrip("\n")
+        before = before + "\n\n" if before else ""
+        rest = text[cut:].lstrip("\n")
+        after = "\n\n" + rest if rest else "\n"
+    parts = [(sections.get(name) or old.get(name) or "").strip() for name in SECTION]
+    body = "\n\n".join(part for part in parts if part)
+    report.write_text(f"{before}{REPORT_START}\n{body}\n{REPORT_END}{after}", encoding="utf-8")
+
+
+def setting(args: argparse.Namespace) -> str:
+    """The settings a section was measured with (its date is in its first line)."""
+    return (
+        f"Proxy: {args.bandwidth_mb:g} MB/s per connection each way, {args.latency_ms:g} ms per "
+        f"request; AWS CLI {args.aws_version}; {os.cpu_count()} cores, shared with moto and the "
+        f"proxy; whole processes, start-up included; median of {args.repeats} "
+        f"run{'s' if args.repeats != 1 else ''}, order rotating."
+    )
+
+
+def met_text(met: bool) -> str:
+    return "**yes**" if met else "**no**"
 
 
 def warm(cmds: list[list[str]], aws: str) -> None:
@@ -162,8 +273,9 @@ def warm(cmds: list[list[str]], aws: str) -> None:
 
 def bench_writes(
     args: argparse.Namespace, url: str, direct: Any, lst: Path, corpus: Path, local_rec: Path
-) -> None:
-    """imgfmt pack to S3 (1 part in flight, 10) against aws s3 cp of the same .rec."""
+) -> str:
+    """imgfmt pack to S3 (1 part in flight, 10) against aws s3 cp of the same .rec; return
+    the section of the report."""
     size = local_rec.stat().st_size
 
     def pack(concurrency: int) -> list[str]:
@@ -213,13 +325,14 @@ def bench_writes(
             for leftover in direct.list_objects_v2(Bucket=BUCKET).get("Contents", ()):
                 direct.delete_object(Bucket=BUCKET, Key=leftover["Key"])
             print(f"  {name}: {times[name][-1]:.2f} s", file=sys.stderr)
-    print_table(times, names, size, args)
+    return writes_section(times, names, size, args)
 
 
 def bench_reads(
     args: argparse.Namespace, url: str, direct: Any, corpus: Path, local_rec: Path, work: Path
-) -> None:
-    """imgfmt pack from an S3 prefix, verify and unpack of a .rec on S3, against aws s3 cp."""
+) -> str:
+    """imgfmt pack from an S3 prefix, verify and unpack of a .rec on S3, against aws s3 cp;
+    return the section of the report."""
     files = sorted(p for p in corpus.rglob("*") if p.is_file())
     with ThreadPoolExecutor(16) as pool:  # setup, uncapped
         list(
@@ -265,13 +378,18 @@ def bench_reads(
             print(f"  {name}: {times[name][-1]:.2f} s", file=sys.stderr)
     shutil.rmtree(out, ignore_errors=True)
     median = {name: statistics.median(values) for name, values in times.items()}
-    print(
-        f"Proxy: {args.bandwidth_mb:g} MB/s per connection each way, {args.latency_ms:g} ms per "
-        f"request; {len(files)} objects ({corpus_size / MB:.1f} MB) under the prefix; .rec of "
-        f"{size / MB:.1f} MB; median of {args.repeats} runs; {os.cpu_count()} cores.\n"
-    )
-    print("| run | s (median) | runs (s) | ratio to its aws s3 cp |")
-    print("|---|---:|---|---:|")
+    lines = [
+        paragraph(
+            f"{SECTION['reads']} ({args.date}, `scripts/bench_s3.py`): {len(files):,} objects "
+            f"({corpus_size / MB:.1f} MB) under `{prefix}/` and their .rec ({size / MB:.1f} MB, "
+            f"with its .idx) at `{rec}`, put there beforehand (uncapped); each imgfmt command "
+            "against `aws s3 cp` of the same objects (its defaults: 8 MiB ranges, 10 at once).",
+            setting(args),
+        ),
+        "",
+        "| run | s (median) | runs (s) | ratio to its aws s3 cp | target | met? |",
+        "|---|---:|---|---:|---|---|",
+    ]
     baseline = {
         names[0]: names[1],
         names[1]: names[1],
@@ -282,39 +400,51 @@ def bench_reads(
     for name in names:
         runs = ", ".join(f"{t:.2f}" for t in times[name])
         ratio = median[name] / median[baseline[name]]
-        met = "" if baseline[name] == name else (" (met)" if ratio <= 1.3 else " (**not met**)")
-        print(f"| {name} | {median[name]:.2f} | {runs} | {ratio:.2f}x{met} |")
+        if baseline[name] == name:
+            target, met = "baseline", "—"
+        else:
+            target, met = f"<= {AWS_TARGET:g}x", met_text(ratio <= AWS_TARGET)
+        lines.append(f"| {name} | {median[name]:.2f} | {runs} | {ratio:.2f}x | {target} | {met} |")
+    return "\n".join(lines) + "\n"
 
 
-def print_table(
+def writes_section(
     times: dict[str, list[float]],
     names: list[str],
     size: int,
     args: argparse.Namespace,
-) -> None:
+) -> str:
     median = {name: statistics.median(values) for name, values in times.items()}
     serial, concurrent, aws = (median[name] for name in names)
-    print(
-        f"Proxy: {args.bandwidth_mb:g} MB/s per connection each way, {args.latency_ms:g} ms per "
-        f"request; .rec of {size / MB:.1f} MB ({len(list((args.data / 'imagenet').rglob('*.jpg')))}"
-        f" JPEGs); median of {args.repeats} runs; {os.cpu_count()} cores.\n"
-    )
-    print("| run | s (median) | runs (s) | MB/s |")
-    print("|---|---:|---|---:|")
-    for name in names:
+    jpegs = len(list((args.data / "imagenet").rglob("*.jpg")))
+    lines = [
+        paragraph(
+            f"{SECTION['writes']} ({args.date}, `scripts/bench_s3.py`): `imgfmt pack "
+            f"--pass-through` of the ImageNet-like list ({jpegs:,} JPEGs, a .rec of "
+            f"{size / MB:.1f} MB) to `s3://{BUCKET}/x.rec`, with 1 part in flight and with 10, "
+            "against `aws s3 cp` of the same .rec, packed locally first (its defaults: 8 MiB "
+            "parts, 10 at once).",
+            setting(args),
+        ),
+        "",
+        "| run | s (median) | runs (s) | MB/s | ratio to aws s3 cp | target | met? |",
+        "|---|---:|---|---:|---:|---|---|",
+    ]
+    targets = [
+        (
+            f"1 part / 10 parts >= {CONCURRENCY_TARGET:g}x (here {serial / concurrent:.2f}x)",
+            met_text(serial / concurrent >= CONCURRENCY_TARGET),
+        ),
+        (f"<= {AWS_TARGET:g}x", met_text(concurrent / aws <= AWS_TARGET)),
+        ("baseline", "—"),
+    ]
+    for name, (target, met) in zip(names, targets):
         runs = ", ".join(f"{t:.2f}" for t in times[name])
-        print(f"| {name} | {median[name]:.2f} | {runs} | {size / MB / median[name]:.1f} |")
-    print()
-    print("| ratio | value | target | met? |")
-    print("|---|---:|---|---|")
-    print(
-        f"| imgfmt (10 parts) / aws s3 cp | {concurrent / aws:.2f}x | <= 1.3x | "
-        f"{'**yes**' if concurrent / aws <= 1.3 else '**no**'} |"
-    )
-    print(
-        f"| serial / concurrent imgfmt | {serial / concurrent:.2f}x | >= 4x | "
-        f"{'**yes**' if serial / concurrent >= 4 else '**no**'} |"
-    )
+        lines.append(
+            f"| {name} | {median[name]:.2f} | {runs} | {size / MB / median[name]:.1f} | "
+            f"{median[name] / aws:.2f}x | {target} | {met} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
