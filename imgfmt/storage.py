@@ -356,7 +356,9 @@ def read_local(path: str) -> bytes:
         size = os.fstat(fd).st_size
         parts = [os.read(fd, size)] if size else []
         got = len(parts[0]) if parts else 0
-        # Until the end: a file still growing, one without a size (/proc), a read cut short.
+        if size and got == size:
+            return parts[0]  # the file as its size said (one read, no second to see the end)
+        # Until the end: a file without a size (/proc), a read cut short.
         while chunk := os.read(fd, max(size - got, 1 << 16)):
             parts.append(chunk)
             got += len(chunk)
