@@ -139,8 +139,9 @@ def frame_record(head: bytes, body: bytes | bytearray) -> bytes:
     three. ``len(head)`` must be a multiple of 4 (an image header is), so that the aligned
     words of the payload are those of ``head`` and those of ``body``.
 
-    RecordIO's ``encode`` frames here, in the threads or processes that make the payloads,
-    so that the one thread writing the file only writes (``RecordWriter.write_framed``).
+    RecordIO's ``encode`` frames here, where the payloads are made (in the decoding
+    workers, when there are), and the writer writes what it gets
+    (``RecordWriter.write_framed``).
     """
     size = len(head) + len(body)
     if len(head) % 4 or size > MAX_PAYLOAD or _has_aligned_magic(head) or _has_aligned_magic(body):
@@ -862,8 +863,9 @@ class RecordIO(Format):
                 f"{len(item.image)} bytes is more than one record can hold (2**29 - 1)",
                 kind="too-large",
             )
-        # The framed record: the framing (a scan of the image for the magic) runs in the
-        # workers that make the payloads, not in the one thread that writes the file.
+        # The framed record (what the file holds for the item): the framing, a scan of the
+        # image for the magic, runs with the rest of the encoding (in the decoding workers,
+        # when there are), not in the one thread that writes the file.
         return frame_record(image_record_head(item.label, item.index), item.image)
 
     def writer(
