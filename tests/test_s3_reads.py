@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -165,19 +166,26 @@ def test_verify_reads_a_large_rec_ahead_and_finds_a_cut_as_before(s3, tmp_path: 
 def test_a_command_asks_each_key_head_object_once(s3, tmp_path: Path) -> None:
     """unpack and verify look at their input several times as they start (its format, its
     .idx, whether it exists, a class map): one HeadObject per key, each a round trip."""
-    rec = tmp_path / "heads.rec"
-    _rec(rec, 12, 1000)
-    s3.put("heads.rec", rec.read_bytes())
-    s3.put("heads.idx", rec.with_suffix(".idx").read_bytes())
+    for command in _unpack_and_verify(s3, tmp_path, "heads", 12, 1000):
+        for key in ("heads.rec", "heads.idx", "heads.classes.tsv"):
+            assert s3.proxy.count("HEAD", f"/{key}") <= 1, (command, key)
+
+
+def _unpack_and_verify(s3, tmp_path: Path, name: str, records: int, size: int) -> Iterator[str]:
+    """Put a .rec and its .idx on S3, then run unpack and verify of it, each after the
+    proxy's log is cleared; yields each command's name once it has run."""
+    rec = tmp_path / f"{name}.rec"
+    _rec(rec, records, size)
+    s3.put(f"{name}.rec", rec.read_bytes())
+    s3.put(f"{name}.idx", rec.with_suffix(".idx").read_bytes())
     for args in (
-        ["unpack", s3.uri("heads.rec"), str(tmp_path / "out")],
-        ["verify", s3.uri("heads.rec")],
+        ["unpack", s3.uri(f"{name}.rec"), str(tmp_path / "out")],
+        ["verify", s3.uri(f"{name}.rec")],
     ):
         s3.proxy.reset()
         result = CliRunner().invoke(cli, ["--endpoint-url", s3.endpoint, *args])
         assert result.exit_code == 0, result.output
-        for key in ("heads.rec", "heads.idx", "heads.classes.tsv"):
-            assert s3.proxy.count("HEAD", f"/{key}") <= 1, (args[0], key)
+        yield args[0]
 
 
 def test_remembered_sizes_are_forgotten_when_the_command_writes(s3) -> None:
@@ -195,17 +203,7 @@ def test_remembered_sizes_are_forgotten_when_the_command_writes(s3) -> None:
 def test_unpack_fetches_the_idx_while_it_reads_the_rec(s3, tmp_path: Path) -> None:
     """The index a sequential read checks at its end is fetched as the read starts, not
     waited for at the end."""
-    rec = tmp_path / "early.rec"
-    _rec(rec, 130, 100_000)  # read ahead: 13 MB
-    s3.put("early.rec", rec.read_bytes())
-    s3.put("early.idx", rec.with_suffix(".idx").read_bytes())
-    for args in (
-        ["unpack", s3.uri("early.rec"), str(tmp_path / "out")],
-        ["verify", s3.uri("early.rec")],
-    ):
-        s3.proxy.reset()
-        result = CliRunner().invoke(cli, ["--endpoint-url", s3.endpoint, *args])
-        assert result.exit_code == 0, result.output
+    for command in _unpack_and_verify(s3, tmp_path, "early", 130, 100_000):  # 13 MB: ahead
         spans = s3.proxy.spans
         idx = [
             span
@@ -213,5 +211,5 @@ def test_unpack_fetches_the_idx_while_it_reads_the_rec(s3, tmp_path: Path) -> No
             if span.seen.method == "GET" and span.seen.path.endswith("/early.idx")
         ]
         data = [span for span in spans if span.seen.method == "GET" and span.seen.range]
-        assert len(idx) == 1 and data, args[0]
-        assert idx[0].start < max(span.end for span in data), args[0]
+        assert len(idx) == 1 and data, command
+        assert idx[0].start < max(span.end for span in data), command

@@ -119,15 +119,16 @@ def encode_record(payload: bytes | bytearray | memoryview) -> list[bytes | memor
     return chunks
 
 
-def _has_aligned_magic(data: bytes | bytearray) -> bool:
+def aligned_magic_offset(data: bytes | bytearray) -> int | None:
+    """The first offset (a multiple of 4) where ``data`` holds the magic, or None."""
     if not _libc.contains(data, MAGIC_BYTES):  # nearly always: one fast scan
-        return False
+        return None
     hit = data.find(MAGIC_BYTES)
     while hit != -1:
         if hit % 4 == 0:
-            return True
+            return hit
         hit = data.find(MAGIC_BYTES, hit + 1)
-    return False
+    return None
 
 
 _PADDING = b"\0\0\0"
@@ -144,7 +145,8 @@ def frame_record(head: bytes, body: bytes | bytearray) -> bytes:
     (``RecordWriter.write_framed``).
     """
     size = len(head) + len(body)
-    if len(head) % 4 or size > MAX_PAYLOAD or _has_aligned_magic(head) or _has_aligned_magic(body):
+    magic = aligned_magic_offset(head) is not None or aligned_magic_offset(body) is not None
+    if len(head) % 4 or size > MAX_PAYLOAD or magic:
         return b"".join(encode_record(head + bytes(body)))
     return b"".join((_HEAD.pack(MAGIC, size), head, body, _PADDING[: _pad(size)]))
 
@@ -991,6 +993,7 @@ class _RecordSplit(SplitSource):
 
 
 __all__ = [
+    "aligned_magic_offset",
     "MAGIC",
     "MAGIC_BYTES",
     "MAX_PAYLOAD",

@@ -68,7 +68,14 @@ from imgfmt.formats.base import (
     input_changed,
     label_class,
 )
-from imgfmt.formats.recordio import MAGIC_BYTES, MAX_PAYLOAD, Record, RecordReader, read_record
+from imgfmt.formats.recordio import (
+    MAGIC_BYTES,
+    MAX_PAYLOAD,
+    Record,
+    RecordReader,
+    aligned_magic_offset,
+    read_record,
+)
 from imgfmt.storage import AtomicFileWriter, AtomicOutputs, open_input, read_range
 
 if TYPE_CHECKING:
@@ -157,16 +164,6 @@ def frame(payload: bytes) -> bytes:
             hint="use a smaller --size",
         )
     return MAGIC_BYTES + size.to_bytes(4, "little") + payload + b"\0" * (-size % 4)
-
-
-def aligned_magic_offset(payload: bytes) -> int | None:
-    """The first offset (a multiple of 4) where ``payload`` holds the magic, or None."""
-    hit = payload.find(MAGIC_BYTES)
-    while hit != -1:
-        if hit % 4 == 0:
-            return hit
-        hit = payload.find(MAGIC_BYTES, hit + 1)
-    return None
 
 
 # --------------------------------------------------------------------------- decoding
