@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import contextvars
 import functools
 import hashlib
 import io
@@ -99,6 +100,8 @@ READ_AHEAD_MIN_PARTS = 2
 #: ... and only once this much has been read in order from the start (so that opening an
 #: object to read one record here and there starts no download of the whole object).
 READ_AHEAD_TRIGGER = 1 * MiB
+#: ... unless it is opened inside :func:`reading_through`: then as it is opened.
+_read_through: contextvars.ContextVar[bool] = contextvars.ContextVar("read_through", default=False)
 #: Bytes read from a ranged GET's body at a time (a cancelled read-ahead stops between two).
 RANGE_READ_CHUNK = 1 * MiB
 
@@ -548,6 +551,20 @@ _sizes_changes = 0  # how many times they were forgotten (an answer older than t
 
 
 @contextlib.contextmanager
+def reading_through() -> Iterator[None]:
+    """Objects opened (:class:`Reader`) in the block are read from their start to their end
+    (a whole scan: ``verify``, ``unpack`` of everything), so a large one is read ahead as
+    it is opened instead of after :data:`READ_AHEAD_TRIGGER` bytes: the ranged GETs start a
+    megabyte earlier (0.1 s at 10 MB/s a connection). Outside it, opening an object to read
+    a record or two starts no download of the rest."""
+    token = _read_through.set(True)
+    try:
+        yield
+    finally:
+        _read_through.reset(token)
+
+
+@contextlib.contextmanager
 def remembering_sizes() -> Iterator[None]:
     """While the block runs, :func:`object_size` asks S3 once per key: a command looks at
     its inputs several times as it starts (which format, is there an index, does the file
@@ -782,7 +799,8 @@ class Reader(io.RawIOBase):
 
     Read ahead: one stream carries what one connection carries (tens of MB/s from S3). In
     an object of more than :data:`READ_AHEAD_MIN_PARTS` parts (``part_size``, 8 MiB by
-    default), once :data:`READ_AHEAD_TRIGGER` bytes have been read in order from the start,
+    default), once :data:`READ_AHEAD_TRIGGER` bytes have been read in order from the start
+    (as it is opened, inside :func:`reading_through`),
     everything after the first part is fetched as ranged GETs of one part each, up to
     ``max_concurrency`` (10) at once on this reader's own threads, and handed out in order
     while the first GET's stream delivers the first part. Memory: at most ``max_concurrency``
@@ -826,6 +844,8 @@ class Reader(io.RawIOBase):
         _retry_streaming(uri, self._open)
         if self.size <= READ_AHEAD_MIN_PARTS * self.part_size or self.max_concurrency < 2:
             self._ahead_state = "off"
+        elif _read_through.get():
+            self._start_ahead()  # the ranges now, the first part from the GET just opened
 
     def _open(self) -> None:
         params: dict[str, Any] = {"Bucket": self._bucket, "Key": self._key}
@@ -992,7 +1012,7 @@ class Reader(io.RawIOBase):
             return
         member = self._checksum[0]
         start, update, final = _CHECKSUMS[member]
-        if position == 0 and self._in_order and self._ahead_state == "waiting":
+        if position == 0 and self._in_order and self._ahead_state != "off":
             self._digest = start()
         if self._digest is None:
             return

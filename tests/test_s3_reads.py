@@ -6,8 +6,10 @@ of more than two parts read in order from the start is read ahead.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -120,9 +122,14 @@ def test_an_object_replaced_while_read_fails_cleanly(s3) -> None:
             read_all(stream)
 
 
-def test_bytes_damaged_in_a_range_fail_the_full_object_checksum(s3) -> None:
+@pytest.mark.parametrize("through", [False, True])
+def test_bytes_damaged_in_a_range_fail_the_full_object_checksum(s3, through: bool) -> None:
     put_big(s3, "crc.bin", 12 * MiB, ChecksumAlgorithm="CRC32")
-    reader = s3_module.Reader(s3.uri("crc.bin"))
+    # Read through, the ranges are asked for as it opens: they are still in the proxy's
+    # latency (a rule applies after it) when the rule below is set.
+    s3.proxy.latency = 0.2 if through else 0.0
+    with s3_module.reading_through() if through else contextlib.nullcontext():
+        reader = s3_module.Reader(s3.uri("crc.bin"))
     s3.proxy.fail(1, method="GET", match="/crc.bin", mode="corrupt")  # one byte of a range
     with io.BufferedReader(reader, MiB) as stream:
         with pytest.raises(StorageError, match="do not match the object's checksum"):
@@ -213,3 +220,25 @@ def test_unpack_fetches_the_idx_while_it_reads_the_rec(s3, tmp_path: Path) -> No
         data = [span for span in spans if span.seen.method == "GET" and span.seen.range]
         assert len(idx) == 1 and data, command
         assert idx[0].start < max(span.end for span in data), command
+
+
+def test_a_reader_opened_to_be_read_through_reads_ahead_at_once(s3) -> None:
+    """Inside reading_through (a whole scan) the ranged GETs start as the object is opened,
+    not after its first megabyte has come through one stream; the checksum still holds."""
+    data = put_big(s3, "through.bin", 12 * MiB + 5, ChecksumAlgorithm="CRC32")
+    with s3_module.reading_through():
+        reader = s3_module.Reader(s3.uri("through.bin"))
+    s3.proxy.latency = 0.05
+    time_left = 2.0
+    while not ranges(s3, "through.bin") and time_left > 0:  # nothing read yet
+        time_left -= 0.05
+        time.sleep(0.05)
+    assert ranges(s3, "through.bin")
+    with io.BufferedReader(reader, MiB) as stream:
+        assert read_all(stream) == data
+    part = s3_module.MIN_PART_SIZE
+    assert ranges(s3, "through.bin") == [(part, 2 * part - 1), (2 * part, len(data) - 1)]
+    # Outside the block a reader opened and not read starts nothing.
+    s3.proxy.reset()
+    s3_module.Reader(s3.uri("through.bin")).close()
+    assert ranges(s3, "through.bin") == []

@@ -25,7 +25,7 @@ from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING
 
-from imgfmt import payloads, storage
+from imgfmt import payloads, s3, storage
 from imgfmt.errors import FormatError, ImgfmtError
 from imgfmt.formats import existing, for_output, lst
 from imgfmt.formats.base import Format, Item
@@ -236,7 +236,7 @@ def convert(
         threads=not may_decode,
         decoders=may_decode,
     )
-    with AtomicOutputs() as outputs:
+    with AtomicOutputs() as outputs, s3.reading_through():  # the source is read whole
         writer = target.writer(out, outputs)
         with pool:
             for batch, outcomes in _run(pool, reader.read(source, damaged)):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from imgfmt import formats, storage
+from imgfmt import formats, s3, storage
 from imgfmt.errors import FormatError, ImgfmtError, StorageError, UsageError
 from imgfmt.formats import lst
 from imgfmt.formats.base import Document, Format, label_class
@@ -386,7 +386,7 @@ def split_dataset(
             for out in outputs:
                 document.writer(out.path, PlannedOutputs())
     else:
-        with AtomicOutputs() as group:
+        with AtomicOutputs() as group, s3.reading_through():  # every unit is copied
             written = items.copy(assignment, [out.path for out in outputs], group, on_progress)
             if written != [out.count for out in outputs]:  # checked before any commit
                 raise ImgfmtError(f"internal error: wrote {written} items, planned {outputs}")

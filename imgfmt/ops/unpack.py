@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import islice
 
-from imgfmt import formats, storage
+from imgfmt import formats, s3, storage
 from imgfmt.errors import FormatError, StorageError, UsageError
 from imgfmt.formats import lst
 from imgfmt.formats.base import Format, IdSelection, Item, label_text
@@ -328,7 +328,9 @@ def _unpack_into(
     name = _Namer(source, classes)
     result.format = fmt.name
     dry_run = result.dry_run
-    with storage.ObjectWriter() as writer:
+    # Everything is read: a large object on S3 is read ahead from its first byte.
+    whole = s3.reading_through() if ids is None and limit is None else contextlib.nullcontext()
+    with whole, storage.ObjectWriter() as writer:
         for item in islice(read, limit):
             image = item.image
             output = name(item)

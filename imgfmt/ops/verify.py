@@ -164,7 +164,8 @@ def _check_one(
         progress=on_progress or (lambda _n: None),
     )
     try:
-        document.check(path, ctx)
+        with s3.reading_through():  # a check reads its input whole
+            document.check(path, ctx)
     except StorageError as err:
         _stop_if_unreachable(err)
         raise
