@@ -364,8 +364,8 @@ def _open(data: bytes, name: str) -> Image.Image:
 
     # JPEG and PNG (nearly every dataset image) go straight to their plugin: Image.open
     # otherwise tries every plugin registered before it, some of which parse the header to
-    # refuse it (0.15 ms an image, 10% of a 500x375 JPEG's resize). The full search stays
-    # for whatever that plugin refuses.
+    # refuse it (an open took 0.037 ms, 0.017 ms so). The full search stays for whatever
+    # that plugin refuses.
     formats = _PLUGIN_BY_MAGIC.get(data[:3])
     try:
         with _pillow_bomb_check_off():

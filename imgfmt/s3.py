@@ -581,15 +581,24 @@ def remembering_sizes() -> Iterator[None]:
 
 def call(uri: str, operation: str, **params: Any) -> Any:
     """Run one S3 API call (retried by botocore); its failure as a ``StorageError``."""
-    if operation in _CHANGES and _sizes is not None:
-        global _sizes_changes
-        with _sizes_lock:
-            _sizes.clear()
-            _sizes_changes += 1
+    changes = operation in _CHANGES and _sizes is not None
+    if changes:
+        _forget_sizes()
     try:
         return getattr(client(), operation)(**params)
     except _boto_errors() as err:
         raise wrap_error(err, uri, writing=operation in _WRITES) from err
+    finally:
+        if changes:  # again: a HeadObject answered while this call ran is not kept either
+            _forget_sizes()
+
+
+def _forget_sizes() -> None:
+    global _sizes_changes
+    with _sizes_lock:
+        if _sizes is not None:
+            _sizes.clear()
+        _sizes_changes += 1
 
 
 class NotFound(StorageError):

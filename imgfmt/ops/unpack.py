@@ -328,7 +328,7 @@ def _unpack_into(
     name = _Namer(source, classes)
     result.format = fmt.name
     dry_run = result.dry_run
-    # Everything is read: a large object on S3 is read ahead from its first byte.
+    # Everything is read: a large object on S3 is read ahead as soon as it is opened.
     whole = s3.reading_through() if ids is None and limit is None else contextlib.nullcontext()
     with whole, storage.ObjectWriter() as writer:
         for item in islice(read, limit):
