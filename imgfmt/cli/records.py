@@ -298,6 +298,7 @@ def _pack_plan(result: PackResult) -> str:
 @click.option(
     "--allow-skip", is_flag=True, help="Exit 0 even if damaged records or lines were skipped."
 )
+@workers_option
 @dry_run_option
 @json_option
 @click.pass_context
@@ -309,6 +310,7 @@ def unpack_cmd(
     limit: int | None,
     class_map: str | None,
     allow_skip: bool,
+    workers: int | None,
     dry_run: bool,
     as_json: bool,
 ) -> None:
@@ -323,7 +325,8 @@ def unpack_cmd(
     A damaged record or line is reported and skipped, and every intact image is
     still written (the list names exactly those); the exit status is then 3
     unless --allow-skip. --dry-run reads IN (decoding nothing) and says how many
-    images would go into which folders, writing nothing.
+    images would go into which folders, writing nothing. A .jsonl's base64 and a
+    RecordIO-protobuf file's PNGs are made by -j workers (default: all cores).
 
     \b
     Examples:
@@ -346,6 +349,7 @@ def unpack_cmd(
             on_start=set_total,
             on_progress=advance,
             dry_run=dry_run,
+            workers=workers,
         )
     if dry_run:
         emit(as_json, result.to_dict(), _unpack_plan(result))

@@ -83,6 +83,16 @@ class Item:
         return self.labels[0] if self.labels else 0.0
 
 
+@dataclass(frozen=True)
+class Deferred:
+    """The part of reading an item that takes real work (base64 to decode, pixels to encode
+    as a PNG), left for :meth:`Format.finish_image` to do in a worker process: ``data``
+    (picklable) and the extension of the image file it makes (None: not known)."""
+
+    data: Any
+    extension: str | None
+
+
 class DatasetWriter(ABC):
     """Appends encoded items, in order, to one dataset's outputs (opened on an
     ``AtomicOutputs`` group, which publishes them; the writer closes nothing it did not
@@ -699,6 +709,21 @@ class Format(Document):
         """The items of ``path`` in order. A damaged record or line is passed to
         ``on_damage`` and skipped, and reading goes on where it can."""
 
+    def read_deferred(
+        self, path: str, on_damage: OnDamage
+    ) -> Iterator[tuple[Item, Deferred | None]] | None:
+        """As :meth:`read`, for a format whose images take work to get out: each item with,
+        when that work is still to do, its :class:`Deferred` (the item's ``image`` is then
+        empty), so that a reader with workers (``unpack``) spreads the work over them and
+        gets from :meth:`finish_image` what :meth:`read` would have given. None (the
+        default): :meth:`read` gives the images ready."""
+        return None
+
+    def finish_image(self, data: Any) -> bytes:
+        """The image of a :class:`Deferred` item, from its ``data`` (pure; runs in worker
+        processes). ``ImgfmtError`` when it cannot be made."""
+        raise NotImplementedError(f"{self.name} defers no images")
+
     def read_ids(
         self, path: str, ids: IdSelection | Iterable[int], on_damage: OnDamage
     ) -> Iterator[Item]:
@@ -835,6 +860,7 @@ def default_name(item: Item) -> str:
 __all__ = [
     "CheckContext",
     "DatasetWriter",
+    "Deferred",
     "Document",
     "FileWriter",
     "Format",

@@ -22,14 +22,16 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
+from typing import Any
 
 from imgfmt import formats, s3, storage
-from imgfmt.errors import FormatError, StorageError, UsageError
+from imgfmt.errors import FormatError, ImgfmtError, StorageError, UsageError
 from imgfmt.formats import lst
-from imgfmt.formats.base import Format, IdSelection, Item, label_text
+from imgfmt.formats.base import Deferred, Format, IdSelection, Item, label_text
 from imgfmt.images import sniff_extension
 from imgfmt.storage import describe_os_error, is_s3
 
@@ -163,14 +165,16 @@ class _Namer:
         self.classes = classes
         self.used: set[str] = set()  # two items may name one path: the second must not overwrite
 
-    def __call__(self, item: Item) -> _Output:
+    def __call__(self, item: Item, extension: str | None = None) -> _Output:
+        """``extension``: the image's, when its bytes are not made yet (else sniffed)."""
         if not item.labels:
             folder = UNLABELED_DIR
         elif item.multi_label or len(item.labels) > 1:
             folder = MULTI_LABEL_DIR
         else:
             folder = _label_dir(item.labels[0], self.classes)
-        relpath = f"{folder}/{item.index}{sniff_extension(item.image) or UNKNOWN_EXT}"
+        ext = extension if extension is not None else sniff_extension(item.image)
+        relpath = f"{folder}/{item.index}{ext or UNKNOWN_EXT}"
         if item.path is not None:
             own = safe_class_dir(item.path)
             if own is None:
@@ -212,6 +216,7 @@ def unpack(
     on_progress: Callable[[int], None] | None = None,
     dry_run: bool = False,
     on_start: Callable[[int], None] | None = None,
+    workers: int | None = None,
 ) -> UnpackResult:
     """Write the images of ``source`` (a ``.rec``, RecordIO-protobuf ``.rec``, ``.jsonl``
     or WebDataset shards) into ``outdir``; see the module doc.
@@ -228,6 +233,11 @@ def unpack(
     ``dry_run``: the same checks and the same reading (nothing decoded), the same names,
     but nothing written and no folder made: ``result`` says how many images (and bytes)
     would go into which class folders, and which list and class map would be written.
+
+    ``workers`` (default: one a core): processes that finish the images of a format whose
+    images take work to get out (``Format.read_deferred``: JSON Lines' base64, the PNGs of
+    RecordIO-protobuf) and write them, when the whole dataset goes into a local folder.
+    The files and the list are the same whatever the number.
     """
     started = time.perf_counter()
     ext = storage.splitext(source)[1].lower()
@@ -275,7 +285,7 @@ def unpack(
         created = not os.path.exists(outdir)
         _make_folder(outdir)
     try:
-        _unpack_into(fmt, source, outdir, result, ids, limit, classes, on_progress)
+        _unpack_into(fmt, source, outdir, result, ids, limit, classes, on_progress, workers)
     except BaseException:
         if created:
             _remove_empty_folders(outdir)  # a failed run leaves no empty folder behind
@@ -286,6 +296,51 @@ def unpack(
             lst.write_class_map(result.class_map, classes)
     result.seconds = time.perf_counter() - started
     return result
+
+
+#: Deferred images sent to a worker at once (JSON Lines: about 850 KB of base64).
+FINISH_BATCH = 16
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One deferred image for a worker: where its entry is, its class folder, where in the
+    dataset it was (for a message), the file to write, and what ``finish_image`` takes."""
+
+    position: int
+    folder: str
+    where: str | None
+    target: str
+    data: Any
+
+
+def _finish_and_write(fmt: Format, jobs: list[_Job]) -> list[int | str]:
+    """In a worker: each image made (``fmt.finish_image``) and written; its size, or why it
+    could not be made. A file that cannot be written raises: that stops the unpack."""
+    done: list[int | str] = []
+    for job in jobs:
+        try:
+            image = fmt.finish_image(job.data)
+        except ImgfmtError as err:
+            done.append(err.reason)
+            continue
+        storage.write_file(job.target, image)
+        done.append(len(image))
+    return done
+
+
+def _died(_job: _Job, why: str) -> str:
+    return f"the worker making this image died: {why}"
+
+
+def _count(
+    result: UnpackResult, folder: str, size: int, on_progress: Callable[[int], None] | None
+) -> None:
+    result.written += 1
+    result.bytes_written += size
+    result.classes[folder] = result.classes.get(folder, 0) + 1
+    if on_progress:
+        on_progress(1)
 
 
 def _make_folder(folder: str) -> None:
@@ -310,11 +365,14 @@ def _unpack_into(
     limit: int | None,
     classes: dict[int, str],
     on_progress: Callable[[int], None] | None,
+    workers: int | None = None,
 ) -> None:
     """Write the images and the list (see :func:`unpack`), filling in ``result``."""
+    from imgfmt.engines.local import BatchPool
+
     remote = is_s3(outdir)
     root = storage.abspath(outdir) if remote else os.path.realpath(outdir)
-    entries: list[lst.LstEntry] = []
+    entries: list[lst.LstEntry | None] = []  # None: an image that could not be made
     # Each folder's real path, resolved once (not every file's: 5 stats a file): a symlink
     # on the way out of OUTDIR is refused; the file itself is never followed (written under
     # a temporary name that must not be a link, then renamed over whatever has its name).
@@ -324,16 +382,34 @@ def _unpack_into(
         result.damaged.append(str(err))
         log.warning("skipped %s", err)
 
-    read = fmt.read(source, skip) if ids is None else fmt.read_ids(source, ids, skip)
+    dry_run = result.dry_run
+    workers = workers or os.cpu_count() or 1
+    pairs: Iterator[tuple[Item, Deferred | None]] | None = None
+    if ids is None and not dry_run and not remote and workers > 1:
+        pairs = fmt.read_deferred(source, skip)  # the images' making, for the workers
+    if pairs is None:
+        read = fmt.read(source, skip) if ids is None else fmt.read_ids(source, ids, skip)
+        pairs = ((item, None) for item in read)
     name = _Namer(source, classes)
     result.format = fmt.name
-    dry_run = result.dry_run
+    finishing: list[_Job] = []  # deferred images, sent to the workers a batch at a time
+
+    def finished(done: Iterator[tuple[list[_Job], list[int | str]]]) -> None:
+        for jobs, sizes in done:
+            for job, size in zip(jobs, sizes):
+                if isinstance(size, str):  # it could not be made: damage, as in a read
+                    entries[job.position] = None
+                    skip(FormatError(size, path=source, where=job.where))
+                    continue
+                _count(result, job.folder, size, on_progress)
+
+    pool = BatchPool(partial(_finish_and_write, fmt), workers, _died)
     # Everything is read: a large object on S3 is read ahead as soon as it is opened.
     whole = s3.reading_through() if ids is None and limit is None else contextlib.nullcontext()
-    with whole, storage.ObjectWriter() as writer:
-        for item in islice(read, limit):
+    with whole, storage.ObjectWriter() as writer, pool:
+        for item, deferred in islice(pairs, limit):
             image = item.image
-            output = name(item)
+            output = name(item, deferred.extension if deferred else None)
             relpath, folder = output.relpath, output.folder
             if remote:  # no symlinks in S3: a safe relative path stays inside the prefix
                 target = storage.join(root, relpath)
@@ -352,23 +428,30 @@ def _unpack_into(
                 if filename in ("", ".", ".."):  # _Namer never makes one: a last guard
                     raise FormatError(f"not a file name: {relpath!r}", path=source)
                 target = os.path.join(parent, filename)
+            entries.append(output.entry)
+            if deferred is not None:
+                where = str(item.where) if item.where else None
+                finishing.append(_Job(len(entries) - 1, folder, where, target, deferred.data))
+                if len(finishing) == FINISH_BATCH:
+                    finished(pool.put(finishing))
+                    finishing = []
+                continue
             if not dry_run:
                 writer.write(target, image)
-            entries.append(output.entry)
-            result.written += 1
-            result.bytes_written += len(image)
-            result.classes[folder] = result.classes.get(folder, 0) + 1
-            if on_progress:
-                on_progress(1)
-    if not entries and result.damaged:
+            _count(result, folder, len(image), on_progress)
+        if finishing:
+            finished(pool.put(finishing))
+        finished(pool.drain())
+    made = [entry for entry in entries if entry is not None]
+    if not made and result.damaged:
         raise FormatError(
             f"no intact item to unpack ({len(result.damaged)} damaged, listed above)",
             path=source,
             hint="`imgfmt verify` shows the damage",
         )
-    if not entries:
+    if not made:
         if ids is None and limit is None:
             raise FormatError("holds no records; nothing written", path=source)
         raise UsageError("no records matched; nothing written", path=source)
     if not dry_run:
-        lst.write_lst(result.list_path, entries)
+        lst.write_lst(result.list_path, made)
