@@ -548,6 +548,12 @@ _CHANGES = {"put_object", "complete_multipart_upload", "copy_object", "delete_ob
 _sizes: dict[str, int | None] | None = None
 _sizes_lock = threading.Lock()
 _sizes_changes = 0  # how many times they were forgotten (an answer older than that is not kept)
+_UNKNOWN = object()
+
+
+def read_through() -> bool:
+    """Whether this code runs inside :func:`reading_through` (it reads its input whole)."""
+    return _read_through.get()
 
 
 @contextlib.contextmanager
@@ -618,8 +624,10 @@ def object_size(uri: str) -> int | None:
     if not key:
         return None
     remembered, changes = _sizes, _sizes_changes
-    if remembered is not None and uri in remembered:
-        return remembered[uri]
+    if remembered is not None:
+        known = remembered.get(uri, _UNKNOWN)  # one lookup: another thread may clear it
+        if known is not _UNKNOWN:
+            return known  # type: ignore[return-value]
     try:
         size: int | None = int(call(uri, "head_object", Bucket=bucket, Key=key)["ContentLength"])
     except NotFound:
@@ -1338,6 +1346,7 @@ def copy(source: str, target: str) -> None:
     (:func:`object_args`: a copy would otherwise take the bucket's defaults)."""
     bucket, key = split_uri(source)
     target_bucket, target_key = split_uri(target)
+    _forget_sizes()  # boto3's managed copy does not go through call()
     try:
         client().copy(
             {"Bucket": bucket, "Key": key}, target_bucket, target_key, ExtraArgs=object_args()
@@ -1356,6 +1365,8 @@ def copy(source: str, target: str) -> None:
                 "lifecycle rule",
             ) from err
         raise wrap_error(err, target, writing=True) from err
+    finally:
+        _forget_sizes()
 
 
 __all__ = [

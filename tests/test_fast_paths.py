@@ -313,9 +313,77 @@ def test_unpack_replaces_a_link_at_a_file_name_and_never_writes_through_one(
     unpack(str(rec), str(tmp_path / "out"))
     assert not (folder / "5.jpg").is_symlink() and (folder / "5.jpg").read_bytes() == JPEG
     assert secret.read_text() == "keep me"
-    # A link at the temporary name is not followed: that image fails, the target is kept.
+    # A link at the temporary name is removed, not followed: the image is written.
     (folder / "5.jpg").unlink()
     (folder / (storage.TEMP_PREFIX + "5.jpg")).symlink_to(secret)
-    with pytest.raises(ImgfmtError, match="cannot write"):
-        unpack(str(rec), str(tmp_path / "out"))
-    assert secret.read_text() == "keep me"
+    unpack(str(rec), str(tmp_path / "out"))
+    assert (folder / "5.jpg").read_bytes() == JPEG and secret.read_text() == "keep me"
+    assert not (folder / (storage.TEMP_PREFIX + "5.jpg")).exists()
+
+
+@pytest.mark.parametrize("at", [4096, 8192 + 4, 40_000])
+def test_frame_record_escapes_a_magic_found_by_memmem(at: int) -> None:
+    """Bodies of 4 KiB and more are scanned by memmem first: a magic there is escaped."""
+    body = bytearray(os.urandom(50_000).replace(MAGIC_BYTES, b"xxxx"))
+    body[at : at + 4] = MAGIC_BYTES
+    head = image_record_head(1.0, 3)
+    framed = frame_record(head, bytes(body))
+    assert framed == plain(head, bytes(body))
+    assert framed.count(MAGIC_BYTES) == 2  # two pieces
+
+
+@pytest.mark.parametrize(
+    "line, check",
+    [
+        (b'{"id":' + b"1" * 5000 + b',"path":"a.jpg","label":1,"image":"/9j/4AA="}\n', "json"),
+        (b'{"id":18446744073709551616,"path":"a.jpg","label":1,"image":"/9j/4AA="}\n', "id"),
+        (b'{"id":1,"path":"a.jpg","label":' + b"9" * 400 + b',"image":"/9j/4AA="}\n', "label"),
+        (b'{"id":1,"path":"a.jpg","label":[2,' + b"9" * 400 + b'],"image":"/9j/4AA="}\n', "label"),
+    ],
+)
+def test_numbers_too_large_are_problems_not_crashes(line: bytes, check: str) -> None:
+    from imgfmt.formats.jsonlines import check_jsonl
+
+    for decode in (True, False, "defer"):
+        ((_number, entry, problems),) = list(check_jsonl([line], decode=decode))
+        assert entry is None and [found for found, _message in problems] == [check]
+
+
+def test_a_link_or_a_fifo_at_the_temporary_name_is_replaced_not_used(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"keep")
+    target = tmp_path / "a.jpg"
+    temp = tmp_path / (storage.TEMP_PREFIX + "a.jpg")
+    os.link(secret, temp)  # a hard link: O_TRUNC on it would empty the secret
+    storage.write_file(str(target), b"image")
+    assert target.read_bytes() == b"image" and secret.read_bytes() == b"keep"
+    os.mkfifo(temp)  # a FIFO: opening it to write would wait for a reader forever
+    storage.write_file(str(target), b"again")
+    assert target.read_bytes() == b"again" and not temp.exists()
+
+
+def test_pass_through_reads_local_files_on_threads_only_when_workers_are_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One thread by default (faster on a local disk); -j N: N reader threads (a network
+    file system, where each file waits on the network)."""
+    from imgfmt.engines import local
+
+    made: list[tuple[int, bool]] = []
+    real = local.BatchPool
+
+    def pool(func, workers, crashed, *, threads=False, decoders=False):  # type: ignore[no-untyped-def]
+        made.append((workers, threads))
+        return real(func, workers, crashed, threads=threads, decoders=decoders)
+
+    monkeypatch.setattr(local, "BatchPool", pool)
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "0.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(20))
+    (tmp_path / "x.lst").write_text("0\t1.000000\t0.jpg\n")
+    for workers, expected in ((None, (1, True)), (3, (3, True))):
+        made.clear()
+        options = ImageOptions(pass_through=True)
+        pack(str(tmp_path / "x.lst"), str(tmp_path / f"{workers}.rec"), root=str(folder),
+             options=options, workers=workers)  # fmt: skip
+        assert made == [expected]

@@ -119,3 +119,29 @@ def test_a_write_failure_in_a_worker_is_the_storage_error_it_was(
     monkeypatch.setattr(storage, "write_file", refuse)
     with pytest.raises(StorageError, match="no space left"):
         unpack(str(datasets["jsonl"]), str(tmp_path / "out"), workers=2)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_interrupted_unpack_leaves_no_temporary_file(
+    datasets: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """Ctrl-C while a file is being written: the files written stay whole, the one under
+    its temporary name goes, and no list is written."""
+    import imgfmt.storage as storage
+
+    real = storage._write_local
+    written = {"n": 0}
+
+    def write(path: str, data: bytes) -> None:
+        real(path, data)  # the temporary file is there now
+        written["n"] += 1
+        if written["n"] == 5:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(storage, "_write_local", write)
+    out = tmp_path / "out"
+    kind = "jsonl" if workers == 1 else "protobuf"  # in the main process; in a worker
+    with pytest.raises((KeyboardInterrupt, Exception)):
+        unpack(str(datasets[kind]), str(out), workers=workers)
+    assert not list(out.rglob(storage.TEMP_PREFIX + "*"))
+    assert not list(out.glob("*.lst"))

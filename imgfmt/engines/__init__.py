@@ -33,8 +33,9 @@ class Engine(Protocol):
     #: Reports progress image by image (else a task at a time, by the caller).
     live_progress: bool
 
-    def task_workers(self, workers: int) -> int:
-        """Worker processes each task decodes with, given the user's ``workers``."""
+    def task_workers(self, workers: int | None) -> int | None:
+        """Worker processes each task decodes with, given the user's ``workers`` (None: the
+        user gave none, and the task takes its own default)."""
         ...
 
     def run(
@@ -54,7 +55,7 @@ class LocalEngine:
     local = True
     live_progress = True
 
-    def task_workers(self, workers: int) -> int:
+    def task_workers(self, workers: int | None) -> int | None:
         return workers
 
     def run(

@@ -56,7 +56,7 @@ class RayEngine:
         if self.address and not import_ray().is_initialized():
             _check_reachable(self.address)  # and that the cluster answers
 
-    def task_workers(self, workers: int) -> int:
+    def task_workers(self, workers: int | None) -> int | None:
         return 1
 
     def connect(self) -> Any:

@@ -205,6 +205,13 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer of 309 digits or more: no float holds it
+        return False
+
+
 #: The base64 alphabet (RFC 4648 section 4), without the padding character.
 _BASE64_ALPHABET = (string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/").encode()
 
@@ -222,10 +229,11 @@ def _canonical_base64(text: str) -> bool:
 
 
 #: The start of a line as :func:`format_jsonl_line` writes it, up to the image's base64:
-#: the id, the path as a JSON string, the label as a number or an array (each parsed by
-#: ``json.loads``, so they mean what they mean in the slow path).
+#: the id (20 digits at most: a u64; a longer one is for the full parse to refuse), the
+#: path as a JSON string, the label as a number or an array (each parsed by ``json.loads``,
+#: so they mean what they mean in the slow path).
 _CANONICAL_LINE = re.compile(
-    rb'\{"id":(0|[1-9][0-9]*),"path":("(?:[^"\\]|\\.)*"),'
+    rb'\{"id":(0|[1-9][0-9]{0,19}),"path":("(?:[^"\\]|\\.)*"),'
     rb'"label":(-?[0-9][-+0-9.eE]*|\[[^\]]*\]),"image":"'
 )
 _JSON_SPACE = b" \t\r\n"
@@ -335,7 +343,7 @@ class _LineChecker:
         if isinstance(value, list) and not value:
             problems.append(("label", '"label" is an empty array (give at least one label)'))
             return None
-        if not all(_is_number(v) and math.isfinite(v) for v in values):
+        if not all(_is_number(v) and _finite(v) for v in values):
             problems.append(
                 (
                     "label",

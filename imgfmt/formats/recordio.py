@@ -119,6 +119,13 @@ def encode_record(payload: bytes | bytearray | memoryview) -> list[bytes | memor
     return chunks
 
 
+def _reads_whole() -> bool:
+    """Whether the caller reads its input to the end (``s3.reading_through``)."""
+    from imgfmt import s3
+
+    return s3.read_through()
+
+
 def aligned_magic_offset(data: bytes | bytearray) -> int | None:
     """The first offset (a multiple of 4) where ``data`` holds the magic, or None."""
     if not _libc.contains(data, MAGIC_BYTES):  # nearly always: one fast scan
@@ -819,8 +826,8 @@ class RecordIO(Format):
             damaged_at_end = True
             report(err)
 
-        if selection is None:
-            reader.prefetch_index()  # checked at the end
+        if selection is None and _reads_whole():
+            reader.prefetch_index()  # checked at the end (not by a read stopped early)
         for record in reader.salvage(damaged):
             damaged_at_end = False
             last_offset = record.offset

@@ -194,22 +194,24 @@ def _batches(
 
 
 def _ordered_results(
-    job: _Job, entries: Iterable[lst.LstEntry], workers: int
+    job: _Job, entries: Iterable[lst.LstEntry], workers: int | None
 ) -> Iterator[tuple[lst.LstEntry, Outcome]]:
     """Encode every entry with ``workers`` workers; yield results in list order.
 
     Decoding runs in worker processes, also with one worker: each image then has a memory
     budget, and a decoder that crashes takes only its own image down (``BatchPool``).
     Pass-through is I/O bound: from S3 on threads, each fetching its batch with concurrent
-    GETs; local files in this thread. (Threads reading local files made a pass-through pack
-    of 20,000 of them 1.4x slower on 2 cores, 2.5 s against 1.75 s with a warm page cache:
-    each open, read and close of a small file hands the GIL over, and the page cache
-    copies did not overlap enough to pay for it.)
+    GETs; local files, unless ``workers`` is given, in this thread. (Threads reading local
+    files made a pass-through pack of 20,000 of them 1.4x slower on 2 cores, 2.5 s against
+    1.75 s with a warm page cache: each open, read and close of a small file hands the GIL
+    over. Given, ``workers`` threads read: for a network file system, where a file waits
+    on the network.) ``workers`` None: the default, one a core.
     """
     from imgfmt.engines.local import BatchPool
 
-    if not job.decodes and not storage.is_s3(job.root):
-        workers = 1
+    if workers is None:
+        local_copy = not job.decodes and not storage.is_s3(job.root)
+        workers = 1 if local_copy else default_workers()
 
     pool: BatchPool[lst.LstEntry, Outcome] = BatchPool(
         partial(_encode_batch, job),
@@ -337,7 +339,7 @@ def write_entries(
 ) -> None:
     """Encode ``entries`` on ``workers`` processes and append them, in list order, to
     ``writer``; skipped images and decoder notes go to ``result``."""
-    for entry, outcome in _ordered_results(job, entries, workers or default_workers()):
+    for entry, outcome in _ordered_results(job, entries, workers):
         if on_progress:
             on_progress(1)
         if outcome.notes or outcome.payload is None:
@@ -415,9 +417,8 @@ def pack_entries(
             if not isinstance(entries, (shards.ListPlanner, Sequence)):
                 entries = list(entries)
             before = result.packed
-            every = workers or default_workers()
             shards.pack_sharded(
-                entries, out_rec, shard_records, job, runner, every, group, result, on_progress
+                entries, out_rec, shard_records, job, runner, workers, group, result, on_progress
             )
             result.seconds += time.perf_counter() - started
             if result.packed == before:

@@ -152,8 +152,8 @@ class ShardTask:
     job: _Job
     #: Names the run's temporary outputs (``storage.temp_path``).
     token: str
-    #: Decoding processes of its own.
-    workers: int = 1
+    #: Decoding processes of its own (None: the default, as ``pack -j`` not given).
+    workers: int | None = 1
 
     @property
     def path(self) -> str:
@@ -217,7 +217,7 @@ def pack_sharded(
     per_shard: int,
     job: _Job,
     engine: Engine,
-    workers: int,
+    workers: int | None,
     outputs: AtomicOutputs,
     result: PackResult,
     on_progress: Progress | None = None,

@@ -343,6 +343,14 @@ def _count(
         on_progress(1)
 
 
+def _remove_temporaries(folder: str) -> None:
+    with contextlib.suppress(OSError), os.scandir(folder) as found:
+        for entry in found:
+            if entry.name.startswith(storage.TEMP_PREFIX):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
 def _make_folder(folder: str) -> None:
     try:
         os.makedirs(folder, exist_ok=True)
@@ -406,42 +414,49 @@ def _unpack_into(
     pool = BatchPool(partial(_finish_and_write, fmt), workers, _died)
     # Everything is read: a large object on S3 is read ahead as soon as it is opened.
     whole = s3.reading_through() if ids is None and limit is None else contextlib.nullcontext()
-    with whole, storage.ObjectWriter() as writer, pool:
-        for item, deferred in islice(pairs, limit):
-            image = item.image
-            output = name(item, deferred.extension if deferred else None)
-            relpath, folder = output.relpath, output.folder
-            if remote:  # no symlinks in S3: a safe relative path stays inside the prefix
-                target = storage.join(root, relpath)
-            else:
-                within, _slash, filename = relpath.rpartition("/")
-                parent = folders.get(within)
-                if parent is None:
-                    parent = os.path.realpath(os.path.join(root, within))
-                    if os.path.commonpath([root, parent]) != root:  # a symlink inside outdir
-                        raise FormatError(
-                            f"refusing to write outside {outdir}: {relpath}", path=source
-                        )
-                    if not dry_run:
-                        _make_folder(parent)
-                    folders[within] = parent
-                if filename in ("", ".", ".."):  # _Namer never makes one: a last guard
-                    raise FormatError(f"not a file name: {relpath!r}", path=source)
-                target = os.path.join(parent, filename)
-            entries.append(output.entry)
-            if deferred is not None:
-                where = str(item.where) if item.where else None
-                finishing.append(_Job(len(entries) - 1, folder, where, target, deferred.data))
-                if len(finishing) == FINISH_BATCH:
-                    finished(pool.put(finishing))
-                    finishing = []
-                continue
-            if not dry_run:
-                writer.write(target, image)
-            _count(result, folder, len(image), on_progress)
-        if finishing:
-            finished(pool.put(finishing))
-        finished(pool.drain())
+    try:
+        with whole, storage.ObjectWriter() as writer, pool:
+            for item, deferred in islice(pairs, limit):
+                image = item.image
+                output = name(item, deferred.extension if deferred else None)
+                relpath, folder = output.relpath, output.folder
+                if remote:  # no symlinks in S3: a safe relative path stays inside the prefix
+                    target = storage.join(root, relpath)
+                else:
+                    within, _slash, filename = relpath.rpartition("/")
+                    parent = folders.get(within)
+                    if parent is None:
+                        parent = os.path.realpath(os.path.join(root, within))
+                        if os.path.commonpath([root, parent]) != root:  # a symlink inside outdir
+                            raise FormatError(
+                                f"refusing to write outside {outdir}: {relpath}", path=source
+                            )
+                        if not dry_run:
+                            _make_folder(parent)
+                        folders[within] = parent
+                    if filename in ("", ".", ".."):  # _Namer never makes one: a last guard
+                        raise FormatError(f"not a file name: {relpath!r}", path=source)
+                    target = os.path.join(parent, filename)
+                entries.append(output.entry)
+                if deferred is not None:
+                    where = str(item.where) if item.where else None
+                    finishing.append(_Job(len(entries) - 1, folder, where, target, deferred.data))
+                    if len(finishing) == FINISH_BATCH:
+                        finished(pool.put(finishing))
+                        finishing = []
+                    continue
+                if not dry_run:
+                    writer.write(target, image)
+                _count(result, folder, len(image), on_progress)
+            if finishing:
+                finished(pool.put(finishing))
+            finished(pool.drain())
+    except BaseException:
+        # Stopped (an error, Ctrl-C): the workers are gone, and so must be any file one
+        # of them, or this process, was writing under its temporary name.
+        for parent in folders.values():
+            _remove_temporaries(parent)
+        raise
     made = [entry for entry in entries if entry is not None]
     if not made and result.damaged:
         raise FormatError(

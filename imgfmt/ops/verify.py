@@ -213,7 +213,7 @@ def verify(
     if root is not None and "lst" in kinds:
         require_root(root)
     runner = engines.get(engine)
-    each = runner.task_workers(workers or os.cpu_count() or 1)
+    each = runner.task_workers(workers or os.cpu_count() or 1) or 1
     settings = None if runner.local else s3.settings()
     tasks = [
         _Check(path, decode, root, classes, fix_idx, each, max_problems, settings) for path in paths
