@@ -73,3 +73,21 @@ def make_tree(root: Path, classes: dict[str, int], size: tuple[int, int] = (64, 
 def leftovers(folder: Path) -> list[str]:
     """Temporary files imgfmt left in ``folder`` (there must never be any)."""
     return sorted(p.name for p in folder.rglob(".imgfmt-tmp-*"))
+
+
+def run_s3(s3, *args: str, code: int = 0):  # type: ignore[no-untyped-def]
+    """``imgfmt --endpoint-url <the test S3> ARGS`` in process; it must exit ``code``."""
+    from click.testing import CliRunner
+
+    from imgfmt.cli import cli
+
+    result = CliRunner().invoke(cli, ["--endpoint-url", s3.endpoint, *args])
+    assert result.exit_code == code, (result.output, result.stderr, result.exception)
+    return result
+
+
+def only_error_line(result) -> str:  # type: ignore[no-untyped-def]
+    """The run's only stderr line; there must be no traceback."""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]

@@ -14,28 +14,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 from conftest import S3_TEST_SECRET
 from helpers import JPEG_MAGIC, image_bytes, leftovers, make_tree
+from helpers import only_error_line as error_line
+from helpers import run_s3 as run
 
 from imgfmt import s3 as s3_module
 from imgfmt.cli import cli
 from imgfmt.formats.recordio import RecordFileWriter, pack_image_record
 
 DATE = "2026-01-01T00:00:00"
-
-
-def run(s3, *args: str, code: int = 0) -> Result:
-    result = CliRunner().invoke(cli, ["--endpoint-url", s3.endpoint, *args])
-    assert result.exit_code == code, (result.output, result.stderr, result.exception)
-    return result
-
-
-def error_line(result: Result) -> str:
-    """The run's only stderr line; there must be no traceback."""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    return lines[0]
 
 
 def tree_files(folder: Path) -> dict[str, bytes]:

@@ -16,11 +16,10 @@ import zlib
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 from helpers import JPEG_MAGIC
+from helpers import run_s3 as run
 
 from imgfmt import s3 as s3_module
-from imgfmt.cli import cli
 from imgfmt.errors import StorageError
 
 MiB = 1 << 20
@@ -28,12 +27,6 @@ PART = 5 * MiB  # the s3 fixture's part size
 #: Seconds the proxy holds every request: long enough for parts sent at once to overlap.
 LATENCY = 0.15
 PART_THREADS = "imgfmt-s3-part"
-
-
-def run(s3, *args: str, code: int = 0) -> Result:
-    result = CliRunner().invoke(cli, ["--endpoint-url", s3.endpoint, *args])
-    assert result.exit_code == code, (result.output, result.stderr, result.exception)
-    return result
 
 
 def part_threads() -> list[str]:

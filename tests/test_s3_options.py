@@ -18,12 +18,12 @@ import zlib
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 from helpers import JPEG_MAGIC, make_tree
+from helpers import only_error_line as error_line
+from helpers import run_s3 as run
 from s3_server import Seen
 
 from imgfmt import s3 as s3_module
-from imgfmt.cli import cli
 from imgfmt.errors import StorageError, UsageError
 
 KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/imgfmt-test-key"
@@ -44,18 +44,6 @@ CRC32 = "x-amz-checksum-crc32"
 
 #: Requests that make an object, and so carry its encryption, storage class and ACL.
 NEW_OBJECT = {"PutObject", "CreateMultipartUpload", "CopyObject"}
-
-
-def run(s3, *args: str, code: int = 0) -> Result:
-    result = CliRunner().invoke(cli, ["--endpoint-url", s3.endpoint, *args])
-    assert result.exit_code == code, (result.output, result.stderr, result.exception)
-    return result
-
-
-def error_line(result: Result) -> str:
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    return lines[0]
 
 
 def crc32(data: bytes) -> str:
