@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
@@ -566,14 +566,20 @@ def _input_text(summary: InputStats) -> list[str]:
         lines += [f"    {leak}" for leak in summary.duplicate_examples]
     if summary.unreadable:
         lines.append(f"  unreadable      {summary.unreadable}")
-        lines += [f"    {text}" for text in summary.unreadable_listed]
-        if summary.unreadable > len(summary.unreadable_listed):
-            lines.append(f"    ... and {summary.unreadable - len(summary.unreadable_listed)} more")
+        lines += _examples(summary.unreadable_listed, summary.unreadable)
     if summary.error:
         lines.append(f"  error           {summary.error}")
     if summary.damaged:
         lines.append(f"  damaged         {len(summary.damaged)} record(s) or line(s) skipped")
         lines += [f"    {text}" for text in summary.damaged[:MAX_UNREADABLE_LISTED]]
+    return lines
+
+
+def _examples(shown: Sequence[object], total: int) -> list[str]:
+    """The lines listing ``shown``, the first of ``total``: the rest counted."""
+    lines = [f"    {example}" for example in shown]
+    if total > len(shown):
+        lines.append(f"    ... and {total - len(shown)} more")
     return lines
 
 
@@ -593,9 +599,7 @@ def format_summary(result: StatsResult) -> str:
     for pair in result.pairs:
         counts = f"{pair.exact} exact, {pair.near} near" if pair.leaks else "none"
         lines.append(f"  {pair.a} / {pair.b}: {counts}")
-        lines += [f"    {leak}" for leak in pair.examples]
-        if pair.leaks > len(pair.examples):
-            lines.append(f"    ... and {pair.leaks - len(pair.examples)} more")
+        lines += _examples(pair.examples, pair.leaks)
     if result.near_truncated:
         lines.append(f"  (over {MAX_NEAR_PAIRS:,} near pairs: the near counts are lower bounds)")
     if result.leaks:
