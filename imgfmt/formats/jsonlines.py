@@ -216,16 +216,16 @@ def _finite(value: float) -> bool:
 _BASE64_ALPHABET = (string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/").encode()
 
 
-def _canonical_base64(text: str) -> bool:
-    """Whether ``text`` is base64 in its canonical form: alphabet characters, a length
+def _canonical_base64(data: bytes) -> bool:
+    """Whether ``data`` is base64 in its canonical form: alphabet characters, a length
     that is a multiple of 4, and at most two ``=`` at the end. Such text always decodes
-    (``base64.b64decode(text, validate=True)`` accepts it); this tells so without decoding,
+    (``base64.b64decode(data, validate=True)`` accepts it); this tells so without decoding,
     5x faster than decoding (CPython decodes base64 at about 0.5 GB/s). False means: decode
     to know (``b64decode`` also accepts some padding that is not canonical)."""
-    if len(text) % 4 or not text.isascii():
+    if len(data) % 4:
         return False
-    rest = text.encode("ascii").translate(None, _BASE64_ALPHABET)
-    return not rest or (rest in (b"=", b"==") and text.endswith(rest.decode("ascii")))
+    rest = data.translate(None, _BASE64_ALPHABET)
+    return not rest or (rest in (b"=", b"==") and data.endswith(rest))
 
 
 #: The start of a line as :func:`format_jsonl_line` writes it, up to the image's base64:
@@ -256,10 +256,7 @@ def _canonical_fields(raw: bytes) -> dict[str, Any] | None:
     if end - start < 6 or raw[end - 2 : end] != b'"}':
         return None
     image = raw[start : end - 2]
-    if len(image) % 4:
-        return None
-    rest = image.translate(None, _BASE64_ALPHABET)
-    if rest and not (rest in (b"=", b"==") and image.endswith(rest)):
+    if not _canonical_base64(image):
         return None
     try:
         path, label = json.loads(match[2]), json.loads(match[3])
@@ -361,7 +358,7 @@ class _LineChecker:
         if not isinstance(value, str):
             problems.append(("image", f'"image" must be a base64 string, found {excerpt(value)}'))
             return None
-        if not self.decode and value and _canonical_base64(value):
+        if not self.decode and value and value.isascii() and _canonical_base64(value.encode()):
             return b""  # valid and not empty; not decoded
         try:
             data = base64.b64decode(value, validate=True)

@@ -28,7 +28,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import IO, Any, NamedTuple
 
-from imgfmt import _libc, storage
+from imgfmt import _libc, s3, storage
 from imgfmt.errors import FormatError, ImageError, ImgfmtError, StorageError, UsageError
 from imgfmt.formats.base import (
     IDS_HINT,
@@ -117,13 +117,6 @@ def encode_record(payload: bytes | bytearray | memoryview) -> list[bytes | memor
     if _pad(size):
         chunks.append(b"\0" * _pad(size))
     return chunks
-
-
-def _reads_whole() -> bool:
-    """Whether the caller reads its input to the end (``s3.reading_through``)."""
-    from imgfmt import s3
-
-    return s3.read_through()
 
 
 def aligned_magic_offset(data: bytes | bytearray) -> int | None:
@@ -588,8 +581,6 @@ class RecordReader:
         round trip for it."""
         if self._index is None and self._index_pending is None and self.idx_path is not None:
             if storage.is_s3(self.idx_path):
-                from imgfmt import s3
-
                 self._index_pending = s3.executor().submit(read_idx, self.idx_path)
 
     def keys(self) -> list[int]:
@@ -826,7 +817,7 @@ class RecordIO(Format):
             damaged_at_end = True
             report(err)
 
-        if selection is None and _reads_whole():
+        if selection is None and s3.read_through():
             reader.prefetch_index()  # checked at the end (not by a read stopped early)
         for record in reader.salvage(damaged):
             damaged_at_end = False

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import IO, TYPE_CHECKING
 
-from imgfmt import storage
+from imgfmt import s3, storage
 from imgfmt.errors import FormatError, ImgfmtError
 from imgfmt.formats import lst
 from imgfmt.formats.base import CheckContext, Format
@@ -241,8 +241,6 @@ class _RecVerifier:
             self.problem("input", "", err.reason)
             return
         if storage.is_s3(self.idx_path) and storage.is_file(self.idx_path):
-            from imgfmt import s3
-
             self._idx_early = s3.executor().submit(s3.get_bytes, self.idx_path)
         with stream:
             size = input_size(stream)
