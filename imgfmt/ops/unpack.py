@@ -343,12 +343,40 @@ def _count(
         on_progress(1)
 
 
-def _remove_temporaries(folder: str) -> None:
-    with contextlib.suppress(OSError), os.scandir(folder) as found:
-        for entry in found:
-            if entry.name.startswith(storage.TEMP_PREFIX):
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
+class _LocalFolders:
+    """Where each image goes under a local OUTDIR. Each folder's real path is resolved
+    once (not every file's: 5 stats a file) and one leading out of OUTDIR (a symlink) is
+    refused; the file itself is never followed (written under a temporary name made anew,
+    then renamed over whatever has its name)."""
+
+    def __init__(self, root: str, outdir: str, source: str, make: bool) -> None:
+        self.root, self.outdir, self.source, self.make = root, outdir, source, make
+        self._real: dict[str, str] = {}  # relative folder -> its real path
+
+    def target(self, relpath: str) -> str:
+        within, _slash, filename = relpath.rpartition("/")
+        parent = self._real.get(within)
+        if parent is None:
+            parent = os.path.realpath(os.path.join(self.root, within))
+            if os.path.commonpath([self.root, parent]) != self.root:
+                raise FormatError(
+                    f"refusing to write outside {self.outdir}: {relpath}", path=self.source
+                )
+            if self.make:
+                _make_folder(parent)
+            self._real[within] = parent
+        if filename in ("", ".", ".."):  # _Namer never makes one: a last guard
+            raise FormatError(f"not a file name: {relpath!r}", path=self.source)
+        return os.path.join(parent, filename)
+
+    def remove_temporaries(self) -> None:
+        """Remove what a stopped run left under temporary names in the folders it wrote."""
+        for folder in self._real.values():
+            with contextlib.suppress(OSError), os.scandir(folder) as found:
+                for entry in found:
+                    if entry.name.startswith(storage.TEMP_PREFIX):
+                        with contextlib.suppress(OSError):
+                            os.unlink(entry.path)
 
 
 def _make_folder(folder: str) -> None:
@@ -381,10 +409,7 @@ def _unpack_into(
     remote = is_s3(outdir)
     root = storage.abspath(outdir) if remote else os.path.realpath(outdir)
     entries: list[lst.LstEntry | None] = []  # None: an image that could not be made
-    # Each folder's real path, resolved once (not every file's: 5 stats a file): a symlink
-    # on the way out of OUTDIR is refused; the file itself is never followed (written under
-    # a temporary name that must not be a link, then renamed over whatever has its name).
-    folders: dict[str, str] = {}
+    folders = None if remote else _LocalFolders(root, outdir, source, make=not result.dry_run)
 
     def skip(err: FormatError) -> None:
         result.damaged.append(str(err))
@@ -420,23 +445,10 @@ def _unpack_into(
                 image = item.image
                 output = name(item, deferred.extension if deferred else None)
                 relpath, folder = output.relpath, output.folder
-                if remote:  # no symlinks in S3: a safe relative path stays inside the prefix
+                if folders is None:  # S3: no symlinks, a safe relative path stays inside
                     target = storage.join(root, relpath)
                 else:
-                    within, _slash, filename = relpath.rpartition("/")
-                    parent = folders.get(within)
-                    if parent is None:
-                        parent = os.path.realpath(os.path.join(root, within))
-                        if os.path.commonpath([root, parent]) != root:  # a symlink inside outdir
-                            raise FormatError(
-                                f"refusing to write outside {outdir}: {relpath}", path=source
-                            )
-                        if not dry_run:
-                            _make_folder(parent)
-                        folders[within] = parent
-                    if filename in ("", ".", ".."):  # _Namer never makes one: a last guard
-                        raise FormatError(f"not a file name: {relpath!r}", path=source)
-                    target = os.path.join(parent, filename)
+                    target = folders.target(relpath)
                 entries.append(output.entry)
                 if deferred is not None:
                     where = str(item.where) if item.where else None
@@ -454,8 +466,8 @@ def _unpack_into(
     except BaseException:
         # Stopped (an error, Ctrl-C): the workers are gone, and so must be any file one
         # of them, or this process, was writing under its temporary name.
-        for parent in folders.values():
-            _remove_temporaries(parent)
+        if folders is not None:
+            folders.remove_temporaries()
         raise
     made = [entry for entry in entries if entry is not None]
     if not made and result.damaged:
